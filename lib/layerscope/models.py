@@ -111,9 +111,16 @@ def _from_pretrained(cls, name: str, **kwargs):
         raise _hub_error(name, e) from e
 
 
-def load_tokenizer(name: str) -> tr.PreTrainedTokenizerBase:
-    """The tokenizer for model ``name``."""
-    return _from_pretrained(tr.AutoTokenizer, name)
+def load_tokenizer(name: str, *, for_words: bool = False) -> tr.PreTrainedTokenizerBase:
+    """The tokenizer for model ``name``.
+
+    ``for_words=True`` prepares it for pre-split words (token tasks): byte-level BPE tokenizers
+    (RoBERTa) then need ``add_prefix_space=True`` so each word is encoded as after a space.
+    """
+    tok = _from_pretrained(tr.AutoTokenizer, name)
+    if for_words and getattr(tok, "add_prefix_space", None) is False:
+        tok = _from_pretrained(tr.AutoTokenizer, name, add_prefix_space=True)
+    return tok
 
 
 def load_encoder(name: str) -> tr.PreTrainedModel:

@@ -1,0 +1,111 @@
+"""Content-addressed store: a result's folder is named by a hash of everything that changes it.
+
+Layout: ``<home>/cache/<kind>/<key>/`` holding the result files and ``meta.json``, a readable
+sidecar (the config, versions, metrics, and the sha256 of every result file). ``meta.json`` is
+written last and atomically, so a folder without it is unfinished work (e.g. an interrupted
+fine-tuning run, which then resumes). A folder whose files no longer match their recorded
+sha256 is corrupt: it is moved aside and recomputed, never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import paths
+
+META = "meta.json"
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace variation (dataclasses become dicts)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_key(obj: Any, length: int = 20) -> str:
+    """Hex digest naming a result: sha256 of the canonical JSON of ``obj``."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over parameter/buffer names, dtypes, shapes and bytes (order-independent)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:20]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def entry_dir(kind: str, key: str) -> Path:
+    return paths.cache_dir() / kind / key
+
+
+def read_meta(folder: Path) -> dict | None:
+    """The sidecar of a finished entry, or None when the entry is missing or unfinished."""
+    try:
+        return json.loads((folder / META).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        return None
+
+
+def write_meta(folder: Path, meta: dict, files: list[str]) -> dict:
+    """Finish an entry: record sha256 of ``files`` (relative to ``folder``) and write the sidecar."""
+    meta = dict(meta)
+    meta["files"] = {f: file_sha256(folder / f) for f in files}
+    meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    atomic_write_text(folder / META, json.dumps(meta, indent=1, sort_keys=True, default=str))
+    return meta
+
+
+def verify(folder: Path) -> tuple[bool, str]:
+    """(ok, reason): the entry is finished and every recorded file matches its sha256."""
+    meta = read_meta(folder)
+    if meta is None:
+        return False, "no readable meta.json (unfinished or damaged entry)"
+    for rel, digest in meta.get("files", {}).items():
+        p = folder / rel
+        if not p.exists():
+            return False, f"{rel} is missing"
+        if file_sha256(p) != digest:
+            return False, f"{rel} does not match its recorded sha256"
+    return True, "ok"
+
+
+def quarantine(folder: Path, reason: str) -> Path:
+    """Move a corrupt entry aside (kept for inspection) so it is recomputed."""
+    dest = folder.with_name(f"{folder.name}.corrupt-{int(time.time())}")
+    print(f"[layerscope] cache entry {folder} is corrupt ({reason}); moved to {dest.name}, "
+          f"recomputing")
+    shutil.move(str(folder), str(dest))
+    return dest

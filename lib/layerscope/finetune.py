@@ -1,0 +1,324 @@
+"""Fine-tuning with transformers' Trainer: presets from the papers, seeds, checkpoints, resume.
+
+``load_or_train(cfg)`` returns the cached fine-tuned model for a config, training only when it is
+missing; an interrupted run resumes from its last Trainer checkpoint (optimizer, scheduler, RNG
+and data order included). Merchant et al. (2020) ablations are options: ``freeze_bottom=k``
+freezes the embeddings and blocks 1..k; ``drop_top=k`` removes the top k blocks before tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers as tr
+
+from . import cache, metrics, models, offline_data
+from .adapters import EncoderAdapter
+from .encoding import collator_for, encode_split
+from .tasks import TaskSpec, get_task, load_split
+
+FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
+
+
+@dataclass(frozen=True)
+class Preset:
+    learning_rate: float
+    batch_size: int
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    max_steps: int = -1  # -1: use num_epochs
+    num_epochs: float = 3.0
+    max_length: int = 128
+    eval_every: int = 0  # 0: evaluate at the end only
+    checkpoint_every: int = 500
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    # Phang et al. 2021 §3: Adam, batch 4, lr 1e-5, 1,000 warm-up steps, up to 10,000 steps.
+    "phang2021": Preset(learning_rate=1e-5, batch_size=4, warmup_steps=1000, max_steps=10_000,
+                        max_length=256, eval_every=1000, checkpoint_every=1000),
+    # Zhou & Srikumar 2022 App. A: Adam, batch 32, linear schedule with 10% warm-up, lr 3e-5,
+    # 3 epochs for BERT-base (10 for smaller models: set max_steps or num_epochs).
+    "zhou2022": Preset(learning_rate=3e-5, batch_size=32, warmup_ratio=0.1, num_epochs=3.0,
+                       max_length=128, checkpoint_every=500),
+    # CPU-sized: a few minutes per seed for minilm-l6 on `movies` on 2 cores.
+    "demo": Preset(learning_rate=1e-4, batch_size=32, warmup_ratio=0.1, max_steps=150,
+                   max_length=64, eval_every=50, checkpoint_every=50, max_eval_examples=None),
+    # For tests and notebook smoke runs on tiny models and fixture tasks.
+    "smoke": Preset(learning_rate=3e-3, batch_size=16, warmup_ratio=0.0, max_steps=60,
+                    max_length=32, eval_every=20, checkpoint_every=20),
+}
+PRESET_NAMES = tuple(PRESETS)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything that defines a fine-tuned model. ``None`` fields take the preset's value."""
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seed: int = 0
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    max_train_examples: int | None = None
+    save_steps: tuple[int, ...] = ()  # extra model snapshots to trace training (step 0 = start)
+    freeze_bottom: int = 0  # Merchant et al. 2020: freeze embeddings + blocks 1..k
+    drop_top: int = 0  # Merchant et al. 2020: remove the top k blocks before fine-tuning
+
+    def __post_init__(self):
+        get_task(self.task)
+        models.check_model_name(self.model)
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {PRESET_NAMES}")
+        for name in ("seed", "freeze_bottom", "drop_top"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or None for the preset)")
+        object.__setattr__(self, "save_steps", tuple(sorted(set(int(s) for s in self.save_steps))))
+
+    def hyperparameters(self) -> dict:
+        """The resolved training settings (preset values with this config's overrides)."""
+        p = dataclasses.asdict(PRESETS[self.preset])
+        for name in ("max_steps", "learning_rate", "batch_size", "max_train_examples"):
+            if getattr(self, name) is not None:
+                p[name] = getattr(self, name)
+        return p
+
+
+@dataclass
+class FinetuneResult:
+    config: FinetuneConfig
+    path: Path  # cache entry folder; the model is in path / "model"
+    meta: dict = field(repr=False)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def metrics(self) -> dict:
+        return self.meta["metrics"]
+
+    @property
+    def baseline(self) -> dict:
+        return self.meta["baseline"]
+
+    def snapshot_dir(self, step: int) -> Path:
+        d = self.path / "steps" / f"step-{step}"
+        if not d.exists():
+            raise FileNotFoundError(f"no snapshot at step {step}; saved steps: "
+                                    f"{self.meta.get('saved_steps')} (set save_steps=...)")
+        return d
+
+    def learning_curve(self) -> dict[str, list]:
+        """Training loss and validation metric by step, from the Trainer's log history."""
+        hist = self.meta.get("log_history", [])
+        key = "eval_" + get_task(self.config.task).primary_metric
+        return {
+            "train_step": [h["step"] for h in hist if "loss" in h],
+            "train_loss": [h["loss"] for h in hist if "loss" in h],
+            "eval_step": [h["step"] for h in hist if key in h],
+            "eval_metric": [h[key] for h in hist if key in h],
+        }
+
+    def load_model(self) -> tr.PreTrainedModel:
+        return load_finetuned(self)
+
+
+def model_identity(name: str) -> dict:
+    """What identifies the starting weights: the name, or the file hashes of a local folder."""
+    spec = models.MODELS.get(name)
+    if spec is None and Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+        return {"local": {p.name: cache.file_sha256(p) for p in files}}
+    if spec is not None and spec.source == "tiny":
+        return {"name": name, "tiny_config": models.TINY_CONFIG, "torch": torch.__version__}
+    return {"name": name}
+
+
+def data_identity(task: TaskSpec) -> dict:
+    if task.source == "offline":
+        src = "brown" if task.name.startswith("brown") else task.name.replace("-score", "")
+        return {"splits": offline_data.pinned_splits().get(src)}
+    return {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
+
+
+def cache_key(cfg: FinetuneConfig) -> str:
+    return cache.content_key({
+        "config": dataclasses.asdict(cfg), "hyperparameters": cfg.hyperparameters(),
+        "model": model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
+        "code": FINETUNE_VERSION,
+    })
+
+
+def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
+                  verbose: bool = True) -> FinetuneResult:
+    """The fine-tuned model for ``cfg``: from the cache when present and intact, else trained."""
+    folder = cache.entry_dir("finetune", cache_key(cfg))
+    if folder.exists():
+        ok, reason = cache.verify(folder)
+        if ok:
+            return FinetuneResult(cfg, folder, cache.read_meta(folder))
+        if cache.read_meta(folder) is not None:  # finished once, damaged since: recompute
+            cache.quarantine(folder, reason)
+    return train(cfg, folder, callbacks=callbacks, verbose=verbose)
+
+
+def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
+    ad = EncoderAdapter(model)
+    L = ad.n_layers
+    if cfg.drop_top:
+        if cfg.drop_top >= L:
+            raise ValueError(f"drop_top={cfg.drop_top} would remove all {L} blocks; use < {L}")
+        if ad.kind != "albert":
+            ad.base.encoder.layer = ad.base.encoder.layer[: L - cfg.drop_top]
+        model.config.num_hidden_layers = L - cfg.drop_top
+    if cfg.freeze_bottom:
+        if ad.kind == "albert":
+            raise ValueError("freeze_bottom is undefined for ALBERT: all its blocks share one "
+                             "layer's weights, so freezing block 1 freezes every block")
+        if cfg.freeze_bottom > model.config.num_hidden_layers:
+            raise ValueError(f"freeze_bottom={cfg.freeze_bottom} exceeds the "
+                             f"{model.config.num_hidden_layers} blocks")
+        for p in ad.base.embeddings.parameters():
+            p.requires_grad_(False)
+        for i in range(1, cfg.freeze_bottom + 1):
+            for p in ad.block(i).parameters():
+                p.requires_grad_(False)
+
+
+class _Snapshots(tr.TrainerCallback):
+    """Save the model at chosen steps, to trace representations during fine-tuning."""
+
+    def __init__(self, folder: Path, steps: tuple[int, ...]):
+        self.folder, self.steps = folder, set(steps)
+
+    def _save(self, model, step):
+        out = self.folder / f"step-{step}"
+        if not out.exists():
+            tmp = self.folder / f".step-{step}.tmp"
+            model.save_pretrained(tmp)
+            tmp.rename(out)
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if 0 in self.steps and state.global_step == 0:
+            self._save(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step in self.steps:
+            self._save(model, state.global_step)
+
+
+def _predict_metrics(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> dict:
+    preds = metrics.predictions_from_logits(task, logits)
+    if task.kind == "tagging":
+        keep = labels != -100
+        return metrics.compute(task, preds[keep], labels[keep])
+    return metrics.compute(task, preds, labels)
+
+
+def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) -> FinetuneResult:
+    """Fine-tune into ``folder`` (resuming from its checkpoints if any). See load_or_train."""
+    task = get_task(cfg.task)
+    hp = cfg.hyperparameters()
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
+    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind == "tagging")
+    model = models.load_for_task(cfg.model, task)
+    _apply_ablations(model, cfg)
+    train_ds = encode_split(task, load_split(cfg.task, "train"), tokenizer, hp["max_length"],
+                            hp["max_train_examples"], seed=0)
+    eval_ds = encode_split(task, load_split(cfg.task, "validation"), tokenizer, hp["max_length"],
+                           hp["max_eval_examples"], seed=0)
+    ckpt_dir = folder / "checkpoints"
+    resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+    args = tr.TrainingArguments(
+        output_dir=str(ckpt_dir), per_device_train_batch_size=hp["batch_size"],
+        per_device_eval_batch_size=max(32, hp["batch_size"]), learning_rate=hp["learning_rate"],
+        weight_decay=0.0, optim="adamw_torch",  # weight_decay 0 makes AdamW plain Adam
+        lr_scheduler_type="linear", warmup_steps=hp["warmup_steps"] or hp["warmup_ratio"],
+        max_steps=hp["max_steps"], num_train_epochs=hp["num_epochs"], seed=cfg.seed,
+        data_seed=cfg.seed, logging_steps=max(1, min(10, hp["eval_every"] or 10)),
+        eval_strategy="steps" if hp["eval_every"] else "no", eval_steps=hp["eval_every"] or None,
+        save_strategy="steps", save_steps=hp["checkpoint_every"], save_total_limit=1,
+        report_to=[], disable_tqdm=not verbose, dataloader_num_workers=0,
+    )
+    trainer = tr.Trainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        data_collator=collator_for(task, tokenizer),
+        compute_metrics=lambda p: _predict_metrics(task, p.predictions, p.label_ids),
+        callbacks=[_Snapshots(folder / "steps", cfg.save_steps)] + list(callbacks or []),
+    )
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    final = trainer.evaluate()
+    out_metrics = {k[5:]: v for k, v in final.items() if k[5:] in task.metrics}
+    baseline = metrics.majority_baseline(task, _labels(train_ds), _labels(eval_ds))
+    tmp_model = folder / ".model.tmp"
+    if tmp_model.exists():
+        shutil.rmtree(tmp_model)
+    trainer.save_model(str(tmp_model))
+    tokenizer.save_pretrained(str(tmp_model))
+    if (folder / "model").exists():
+        shutil.rmtree(folder / "model")
+    tmp_model.rename(folder / "model")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # resume state is no longer needed
+    files = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != cache.META]
+    meta = {
+        "config": dataclasses.asdict(cfg), "hyperparameters": hp, "key": folder.name,
+        "metrics": out_metrics, "baseline": baseline, "resumed": resume,
+        "n_train": len(train_ds), "n_eval": len(eval_ds),
+        "global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
+        "saved_steps": sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
+        if (folder / "steps").exists() else [],
+        "wall_seconds": round(time.time() - t0, 1), "versions": _versions(),
+    }
+    meta = cache.write_meta(folder, meta, files)
+    return FinetuneResult(cfg, folder, meta)
+
+
+def _labels(ds) -> np.ndarray:
+    labels = ds["labels"]
+    if isinstance(labels[0], list):
+        return np.concatenate([np.asarray(x) for x in labels])
+    return np.asarray(labels)
+
+
+def _versions() -> dict:
+    import layerscope
+
+    return {"layerscope": layerscope.__version__, "torch": torch.__version__,
+            "transformers": tr.__version__, "finetune_code": FINETUNE_VERSION}
+
+
+def load_finetuned(result: FinetuneResult, step: int | None = None) -> tr.PreTrainedModel:
+    """The fine-tuned task model (eval mode); ``step`` picks a snapshot saved during training."""
+    task = get_task(result.config.task)
+    folder = result.model_dir if step is None else result.snapshot_dir(step)
+    cls = models._TASK_MODEL_CLASSES[task.kind]
+    return cls.from_pretrained(str(folder)).eval()
+
+
+def summary_line(result: FinetuneResult) -> str:
+    task = get_task(result.config.task)
+    m, b = result.metrics, result.baseline
+    main = task.primary_metric
+    base = b.get(main, b.get("mse"))
+    return (f"{result.config.model} on {task.name} (seed {result.config.seed}): {main} = "
+            f"{m.get(main):.4f} vs majority baseline {base:.4f}; "
+            f"{json.dumps({k: round(v, 4) for k, v in m.items() if isinstance(v, float)})}; "
+            f"{result.meta['wall_seconds']}s, {result.meta['global_step']} steps")
