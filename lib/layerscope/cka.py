@@ -34,7 +34,6 @@ KERNELS = ("linear", "rbf")
 METHODS = ("auto", "gram", "feature")
 UNDEFINED = ("raise", "nan")
 DEFAULT_RTOL = 1e-5  # a layer is "constant" when ||X - mean||_F <= rtol * ||X||_F
-_GRAM_BUFFER_BYTES = 128 * 2**20  # row-block buffer of the streamed Gram form
 _INNER_CHUNK = 8192  # float32 partial dot products this long, then summed in float64
 _FEATURE_ROWS = 8192  # feature form: X^T Y over row chunks of this size, summed in float64
 _BOOT_GRAM_MAX_N = 2048  # bootstrap/permutation: Gram form (n x n products) up to this n
@@ -204,28 +203,37 @@ def _centre_layers(layers, dtype, rtol, need_rows):
     """Centre each layer once: column means in float64, result rounded once to `dtype`.
 
     Returns z [n, sum d_l] (layers side by side), widths, const [T] bool, sq [T] = ||z_l||_F^2
-    and rows [T, n] = ||z_l[a]||^2 (debiased only), all reductions in float64.
+    and rows [T, n] = ||z_l[a]||^2 (debiased only), all reductions in float64. Works in row
+    chunks of ~2 MB so every pass stays in cache.
     """
     n, widths = layers[0].shape[0], [int(x.shape[1]) for x in layers]
     z = torch.empty(n, sum(widths), dtype=dtype, device=layers[0].device)
     const = torch.zeros(len(layers), dtype=torch.bool)
-    rows = torch.empty(len(layers), n, dtype=F64) if need_rows else None
-    sq = torch.empty(len(layers), dtype=F64)
+    rows = torch.empty(len(layers), n, dtype=F64, device=z.device)
     off = 0
     for i, x in enumerate(layers):
-        x64 = x.to(F64, copy=True)
-        raw = torch.linalg.vector_norm(x64)
-        x64 -= x64.mean(0)  # float32 sums of uncentred (offset ~10 std) states lose ~1e-2
-        const[i] = bool(torch.linalg.vector_norm(x64) <= rtol * raw)
-        zi = z[:, off:off + widths[i]]
-        zi.copy_(x64)
-        del x64
-        r = torch.linalg.vector_norm(zi, dim=1, dtype=F64).square().cpu()
-        sq[i] = r.sum()
-        if need_rows:
-            rows[i] = r
+        step = max(1, 2**18 // widths[i])
+        # one reused float64 chunk buffer: fresh multi-MB temporaries would each be mmapped and
+        # page-faulted by the allocator, which costs more than the arithmetic here
+        buf = torch.empty(min(step, n), widths[i], dtype=F64, device=z.device)
+        colsum = torch.zeros(widths[i], dtype=F64, device=z.device)
+        raw = torch.zeros((), dtype=F64, device=z.device)
+        for s in range(0, n, step):
+            c = buf[:min(step, n - s)]
+            c.copy_(x[s:s + step])
+            colsum += c.sum(0)
+            raw += torch.linalg.vector_norm(c).square()
+        mean = colsum / n  # float32 sums of uncentred (offset ~10 std) states lose ~1e-2
+        for s in range(0, n, step):
+            c = buf[:min(step, n - s)]
+            c.copy_(x[s:s + step])
+            c -= mean
+            z[s:s + step, off:off + widths[i]].copy_(c)
+            rows[i, s:s + step] = torch.linalg.vector_norm(c, dim=1).square()
+        const[i] = bool(rows[i].sum() <= rtol**2 * raw)
         off += widths[i]
-    return z, widths, const, sq, rows
+    rows = rows.cpu()
+    return z, widths, const, rows.sum(1), (rows if need_rows else None)
 
 
 def _rows_gram(f: Tensor) -> Tensor:
@@ -242,36 +250,39 @@ def _rows_gram(f: Tensor) -> Tensor:
     return out
 
 
-def _auto_rows(n: int, t: int, itemsize: int) -> int:
-    by_memory = _GRAM_BUFFER_BYTES // max(1, t * n * itemsize)
-    return int(max(16, min(n, 512, math.ceil(n / 8), by_memory)))
+def _auto_tile(n: int) -> int:
+    # 512 x 512 tiles keep all T tiles of a step in L2/L3 (13 x 1 MB) and run the GEMMs at ~the
+    # square-matrix rate; smaller n uses smaller tiles so the diagonal tiles (computed in full)
+    # stay a small fraction of the work.
+    return int(min(512, max(64, 64 * round(n / 8 / 64))))
 
 
 def _gram_products(z, widths, chunk_size) -> Tensor:
-    """P[i, j] = <K_i, K_j>_F for centred K_i = z_i z_i^T, streamed over row blocks. -> [T, T].
+    """P[i, j] = <K_i, K_j>_F for centred K_i = z_i z_i^T, streamed over tiles. -> [T, T].
 
-    Each K_i is symmetric, so only row block [s, e) x columns [s, n) is formed (a syrk-like
-    half): <K_i, K_j> = sum over blocks of 2 <full row block> - <diagonal block>. The buffer holds
-    T row blocks [r, n - s] at a time, never T full n x n Grams (13 Grams at n = 20,000: 21 GB).
+    Each K_i is symmetric, so only tiles on or above the diagonal are formed (a syrk-like half):
+    <K_i, K_j> = sum over tiles of w <tile_i, tile_j>, w = 1 on the diagonal, 2 above it. One
+    step forms the same [r, c] tile of all T Grams and reduces it with one batched GEMM (float32
+    partial sums of length <= 8192, accumulated in float64). Memory: T tiles, never T n x n Grams
+    (13 Grams at n = 20,000 are 21 GB).
     """
     n, t = z.shape[0], len(widths)
     offs = np.cumsum([0] + widths).tolist()
-    rows = int(chunk_size) if chunk_size else _auto_rows(n, t, z.element_size())
-    if rows < 1:
+    tile = int(chunk_size) if chunk_size is not None else _auto_tile(n)
+    if tile < 1:
         raise ValueError(f"chunk_size must be a positive number of rows; got {chunk_size!r}")
-    rows = min(rows, n)
-    buf = torch.empty(t * rows * n, dtype=z.dtype, device=z.device)
+    tile = min(tile, n)
+    buf = torch.empty(t * tile * tile, dtype=z.dtype, device=z.device)
     p = torch.zeros(t, t, dtype=F64, device=z.device)
-    for s in range(0, n, rows):
-        e = min(n, s + rows)
-        r, c = e - s, n - s
-        blk = buf[:t * r * c].view(t, r, c)
-        for i in range(t):
-            zi = z[:, offs[i]:offs[i + 1]]
-            torch.matmul(zi[s:e], zi[s:].T, out=blk[i])
-        p += 2.0 * _rows_gram(blk.view(t, r * c))
-        diag = blk[:, :, :r].reshape(t, r * r).to(F64)
-        p -= diag @ diag.T
+    for s in range(0, n, tile):
+        e = min(n, s + tile)
+        for cs in range(s, n, tile):
+            ce = min(n, cs + tile)
+            blk = buf[:t * (e - s) * (ce - cs)].view(t, e - s, ce - cs)
+            for i in range(t):
+                zi = z[:, offs[i]:offs[i + 1]]
+                torch.matmul(zi[s:e], zi[cs:ce].T, out=blk[i])
+            p += (1.0 if cs == s else 2.0) * _rows_gram(blk.view(t, -1))
     return p.cpu()
 
 
@@ -307,10 +318,10 @@ def _feature_products(z, widths, na, cross) -> Tensor:
     return p
 
 
-def _choose_method(n, widths, na, cross, rows) -> str:
+def _choose_method(n, widths, na, cross, tile) -> str:
     """Pick the formulation with fewer multiply-adds (DESIGN §4: Gram below n ~ L d)."""
     t, d = len(widths), sum(widths)
-    gram = n * (n + rows) / 2 * (d + t * t)
+    gram = n * (n + tile) / 2 * (d + t * t)
     if cross:
         feat = n * (sum(widths[:na]) * sum(widths[na:]) + sum(w * w for w in widths))
     else:
@@ -355,8 +366,8 @@ def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, und
         h = _rbf_products(z, widths, const, threshold, debiased)
     else:
         if method == "auto":
-            rows_blk = chunk_size or _auto_rows(n, len(widths), z.element_size())
-            method = _choose_method(n, widths, na, cross, rows_blk)
+            tile = chunk_size or _auto_tile(n)
+            method = _choose_method(n, widths, na, cross, tile)
         p = (_gram_products(z, widths, chunk_size) if method == "gram"
              else _feature_products(z, widths, na, cross))
         h = _hsic(p, sq, rows, n, debiased)
@@ -393,7 +404,8 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
             "auto": whichever needs fewer multiply-adds (Gram below n ~ L d).
         undefined: "raise" a ValueError for a layer constant across examples, or "nan" to
             return NaN in its row/column (the rest is computed normally).
-        chunk_size: rows per block of the streamed Gram form (default: ~128 MB buffer).
+        chunk_size: tile size (rows = columns) of the streamed Gram form; default 512 for
+            large n (buffer T x 512 x 512 floats, 13.6 MB for 13 layers).
         rtol: constant-layer tolerance, see constant_layers.
 
     Returns:

@@ -268,6 +268,8 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         compute_metrics=lambda p: _predict_metrics(task, p.predictions, p.label_ids),
         callbacks=[_Snapshots(folder / "steps", cfg.save_steps)] + list(callbacks or []),
     )
+    if not verbose:  # with tqdm off the Trainer prints every log dict instead; keep output clean
+        trainer.remove_callback(tr.trainer_callback.PrinterCallback)
     trainer.train(resume_from_checkpoint=True if resume else None)
     last = trainer.state.log_history[-2:] if trainer.state.log_history else []
     done = [h for h in last if h.get("step") == trainer.state.global_step and "eval_loss" in h]

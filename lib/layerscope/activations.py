@@ -1,0 +1,425 @@
+"""Per-layer representations of a task split, pooled per example (or per word), and cached.
+
+Layer convention (package-wide): index 0 is the embedding output, index i (1..L) the output of
+block i, exactly Hugging Face ``hidden_states[i]``. One forward pass with
+``output_hidden_states=True`` gives all L+1 layers.
+
+Poolings (what one row of a layer's [n, d] matrix is):
+
+* ``cls``: the first token (``[CLS]``; RoBERTa's ``<s>``), the vector Phang et al. (2021, §3)
+  compare. At layer 0 it is the same for every sentence in BERT-style models (token embedding +
+  position 0 + segment 0), so similarity measures with it are undefined (see ``cka``).
+* ``mean``: the attention-masked mean over all tokens, special tokens included.
+* ``word`` (token tasks): the mean of each word's sub-words (Zhou & Srikumar 2022, §3); one row
+  per word; words cut by ``max_length`` are dropped (listed in ``ids``).
+* ``pair`` (token tasks): the concatenation [word_i ; word_{i+k}] of two complete words of one
+  sentence with ``k = pair_offset`` (default 1: adjacent words), the "pair tasks concatenate two
+  token vectors" representation of Zhou & Srikumar (2022); label = tag_i * n_tags + tag_{i+k}.
+
+What is encoded per task kind: ``text`` (classification, regression), ``text`` + ``text_pair``
+as one segment pair (pair tasks), the pre-split ``tokens`` (tagging), and for multiple choice
+``context`` + the *first* choice (label-independent, so every model sees the same inputs; the
+row label is the gold choice index).
+
+Batches are sorted by length and padded per batch; padding never changes a row (tested across
+batch compositions). Results are cached content-addressed under ``<home>/cache/activations/``:
+key = weights fingerprint + tokenizer + task data + every ``ActivationSpec`` field + code
+version; files are written into a temporary folder and renamed into place, verified against
+their sha256 on load (a corrupt entry is quarantined and recomputed) and memory-mapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import cache, models
+from .tasks import get_task, load_split
+
+POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+ACTIVATIONS_VERSION = 1  # bump when extraction semantics change: old cache entries stop matching
+_FILES = ("states.npy", "labels.npy", "ids.npy")
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """Which representations to extract (the model is given separately, by its weights).
+
+    Attributes:
+        task: a task name (``tasks.TASK_NAMES``).
+        split: one of the task's splits; Phang et al. (2021) use validation examples.
+        n_examples: seeded random subset of this many examples (None: the whole split).
+        pooling: one of ``POOLINGS`` (see module docstring).
+        dtype: compute dtype, ``float32`` or ``bfloat16`` (results are stored as float32).
+        max_length: tokens per example after truncation, special tokens included.
+        seed: seed of the example subset.
+        pair_offset: ``pair`` pooling pairs word i with word i + pair_offset.
+    """
+
+    task: str
+    split: str = "validation"
+    n_examples: int | None = 1000
+    pooling: str = "cls"
+    dtype: str = "float32"
+    max_length: int = 128
+    seed: int = 0
+    pair_offset: int = 1
+
+    def __post_init__(self):
+        spec = get_task(self.task)
+        if self.split not in spec.splits:
+            raise ValueError(f"task {self.task!r} has no split {self.split!r}; "
+                             f"use one of {list(spec.splits)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; use one of {POOLINGS}")
+        if self.pooling in ("word", "pair") and spec.kind != "tagging":
+            raise ValueError(f"pooling {self.pooling!r} needs a token task (kind 'tagging', e.g. "
+                             f"brown-pos or tiny-pos); task {self.task!r} is {spec.kind!r}: use "
+                             f"pooling 'cls' or 'mean'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; use one of {DTYPES}")
+        if self.n_examples is not None and (not isinstance(self.n_examples, int)
+                                            or self.n_examples < 1):
+            raise ValueError(f"n_examples={self.n_examples!r} must be a positive int "
+                             f"(or None for the whole split)")
+        if not isinstance(self.max_length, int) or self.max_length < 3:
+            raise ValueError(f"max_length={self.max_length!r} must be an int >= 3 (room for the "
+                             f"special tokens and one token of text)")
+        if not isinstance(self.pair_offset, int) or self.pair_offset < 1:
+            raise ValueError(f"pair_offset={self.pair_offset!r} must be an int >= 1")
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Pooled representations at every layer.
+
+    Attributes:
+        states: [L+1, n, d] float32 (memory-mapped, read-only, when loaded from the cache).
+        labels: [n] task labels (int64; float32 for regression; -1 when the task has none
+            at this granularity, e.g. a sentence pooling of a tagging task).
+        ids: [n, 2] int64: (row index in the split, word index; -1 for sentence poolings).
+        spec: what was extracted.
+        key: the cache key (content hash).
+        path: the cache folder (None when not cached).
+    """
+
+    states: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+    spec: ActivationSpec
+    key: str
+    path: Path | None = None
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of blocks L (``states`` holds L+1 layers)."""
+        return self.states.shape[0] - 1
+
+    def layer(self, i: int) -> np.ndarray:
+        """Layer i's [n, d] matrix (0 = embedding output, i = output of block i)."""
+        if not isinstance(i, (int, np.integer)) or not 0 <= i <= self.n_layers:
+            raise ValueError(f"layer index {i!r} out of range: this model has layers 0..{self.n_layers}"
+                             f" (0 = embedding output, i = output of block i)")
+        return self.states[i]
+
+
+# --------------------------------------------------------------------------- inputs
+def task_inputs(spec: ActivationSpec) -> tuple[list, np.ndarray, np.ndarray]:
+    """Examples to encode, their labels and split row indices for ``spec``.
+
+    Returns:
+        (examples, labels, rows): examples are ``str``, ``(text, text_pair)`` tuples or word
+        lists (tagging); labels [n] (per example; for tagging, an object array of tag lists);
+        rows [n] int64 indices into the split, ascending.
+    """
+    task = get_task(spec.task)
+    ds = load_split(spec.task, spec.split)
+    n = len(ds)
+    if spec.n_examples is None or spec.n_examples >= n:
+        rows = np.arange(n)
+    else:  # seeded subset, kept in split order so ids read naturally
+        rows = np.sort(np.random.default_rng(spec.seed).permutation(n)[: spec.n_examples])
+    ds = ds.select(rows.tolist())
+    if task.kind == "tagging":
+        examples = [list(t) for t in ds["tokens"]]
+        labels = np.empty(len(examples), dtype=object)
+        labels[:] = [list(t) for t in ds["tags"]]
+    elif task.kind == "multiple_choice":  # context + first choice: see module docstring
+        examples = [(c, ch[0]) for c, ch in zip(ds["context"], ds["choices"])]
+        labels = np.asarray(ds["label"], dtype=np.int64)
+    else:
+        if "text_pair" in ds.column_names:
+            examples = list(zip(ds["text"], ds["text_pair"]))
+        else:
+            examples = list(ds["text"])
+        labels = np.asarray(ds["label"], dtype=np.float32 if task.kind == "regression" else np.int64)
+    return examples, labels, rows.astype(np.int64)
+
+
+def _tokenize(tokenizer, examples: list, max_length: int) -> list[dict]:
+    """Per example: input_ids, token_type_ids (or None), word_ids (or None), word sizes."""
+    words = bool(examples) and isinstance(examples[0], list)
+    if words and getattr(tokenizer, "add_prefix_space", None) is False:
+        raise ValueError("this byte-level BPE tokenizer encodes pre-split words without their "
+                         "leading space; load it with models.load_tokenizer(name, for_words=True)")
+    if words:
+        enc = tokenizer(examples, is_split_into_words=True, truncation=True, max_length=max_length)
+        # sub-words per word without truncation: a word cut by max_length is incomplete
+        full = tokenizer(examples, is_split_into_words=True, add_special_tokens=False)
+    elif examples and isinstance(examples[0], tuple):
+        enc = tokenizer([a for a, _ in examples], [b for _, b in examples], truncation=True,
+                        max_length=max_length)
+    else:
+        enc = tokenizer(list(examples), truncation=True, max_length=max_length)
+    out = []
+    for i in range(len(examples)):
+        item = {"input_ids": enc["input_ids"][i],
+                "token_type_ids": enc["token_type_ids"][i] if "token_type_ids" in enc else None,
+                "word_ids": None, "word_sizes": None}
+        if words:
+            item["word_ids"] = enc.word_ids(i)
+            item["word_sizes"] = np.bincount([w for w in full.word_ids(i) if w is not None],
+                                             minlength=len(examples[i]))
+        out.append(item)
+    return out
+
+
+def _rows(item: dict, pooling: str, pair_offset: int) -> list[tuple[int, int]]:
+    """Rows one example contributes: (word index or -1, partner word index or -1)."""
+    if pooling in ("cls", "mean"):
+        return [(-1, -1)]
+    kept = np.bincount([w for w in item["word_ids"] if w is not None],
+                       minlength=len(item["word_sizes"]))
+    complete = [w for w in range(len(kept)) if kept[w] and kept[w] == item["word_sizes"][w]]
+    if pooling == "word":
+        return [(w, -1) for w in complete]
+    ok = set(complete)
+    return [(w, w + pair_offset) for w in complete if w + pair_offset in ok]
+
+
+# --------------------------------------------------------------------------- extraction
+def _pool(hs: torch.Tensor, mask: torch.Tensor, items: list[dict], rows: list[list],
+          pooling: str) -> torch.Tensor:
+    """hs: [L+1, B, T, H] float32, mask: [B, T] -> pooled rows of the batch [L+1, R, H or 2H]."""
+    if pooling == "cls":
+        return hs[:, :, 0]
+    if pooling == "mean":
+        m = mask.to(hs.dtype)
+        return (hs * m[None, :, :, None]).sum(2) / m.sum(1)[None, :, None]
+    # word / pair: averaging matrix A [R, B*T] with 1/size at each sub-word of a row's word
+    B, T = mask.shape
+    words = sorted({(b, w) for b, r in enumerate(rows) for pair in r for w in pair if w >= 0})
+    index = {bw: k for k, bw in enumerate(words)}
+    a = torch.zeros(len(words), B * T)
+    for b, item in enumerate(items):
+        for t, w in enumerate(item["word_ids"]):
+            if w is not None and (b, w) in index:
+                a[index[(b, w)], b * T + t] = 1.0
+    a /= a.sum(1, keepdim=True)
+    flat = hs.reshape(hs.shape[0], B * T, hs.shape[-1])
+    wv = torch.einsum("wk,lkh->lwh", a, flat)  # [L+1, W, H]
+    if pooling == "word":
+        sel = [index[(b, w)] for b, r in enumerate(rows) for w, _ in r]
+        return wv[:, sel]
+    first = [index[(b, w)] for b, r in enumerate(rows) for w, _ in r]
+    second = [index[(b, v)] for b, r in enumerate(rows) for _, v in r]
+    return torch.cat([wv[:, first], wv[:, second]], dim=-1)
+
+
+def _batch_tensors(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    T = max(len(x["input_ids"]) for x in items)
+    ids = torch.full((len(items), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), T), dtype=torch.long)
+    tt = torch.zeros((len(items), T), dtype=torch.long)
+    for b, x in enumerate(items):
+        k = len(x["input_ids"])
+        ids[b, :k] = torch.tensor(x["input_ids"])
+        mask[b, :k] = 1
+        if x["token_type_ids"] is not None:
+            tt[b, :k] = torch.tensor(x["token_type_ids"])
+    out = {"input_ids": ids, "attention_mask": mask}
+    if items[0]["token_type_ids"] is not None:
+        out["token_type_ids"] = tt
+    return out
+
+
+def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str = "cls",
+            dtype: str = "float32", max_length: int = 128, batch_size: int = 32,
+            pair_offset: int = 1, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled hidden states of every layer for ``examples`` (no caching).
+
+    Args:
+        model: a BERT/RoBERTa/ALBERT/ELECTRA encoder or task model (its ``base_model`` runs).
+        tokenizer: the model's (fast) tokenizer.
+        examples: ``str`` (one segment), ``(text, text_pair)`` tuples, or lists of words
+            (pre-split; required by ``word``/``pair`` pooling).
+        pooling, max_length, pair_offset: see ``ActivationSpec``.
+        dtype: compute dtype; ``bfloat16`` runs the forward under CPU/GPU autocast.
+        batch_size: examples per forward pass (sorted by length, padded per batch).
+
+    Returns:
+        (states, ids): states [L+1, n_rows, d] float32 (d doubled for ``pair``); ids
+        [n_rows, 2] int64 = (position in ``examples``, word index or -1).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
+    if not examples:
+        raise ValueError("no examples to encode")
+    if pooling in ("word", "pair") and not isinstance(examples[0], list):
+        raise ValueError(f"pooling {pooling!r} needs pre-split words (lists of str) per example")
+    items = _tokenize(tokenizer, examples, max_length)
+    rows = [_rows(x, pooling, pair_offset) for x in items]
+    starts = np.cumsum([0] + [len(r) for r in rows])
+    if starts[-1] == 0:
+        raise ValueError(f"no complete {pooling} rows: every word is cut by max_length="
+                         f"{max_length}; raise max_length")
+    base = getattr(model, "base_model", model)
+    n_states = base.config.num_hidden_layers + 1
+    width = base.config.hidden_size * (2 if pooling == "pair" else 1)
+    states = np.empty((n_states, int(starts[-1]), width), dtype=np.float32)
+    # Longest first: less padding per batch, and an out-of-memory error shows up at once.
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+    device = next(base.parameters()).device
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16"
+                else contextlib.nullcontext())
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = base.training
+    base.eval()
+    try:
+        with torch.inference_mode(), autocast:
+            for s in tqdm(range(0, len(order), batch_size), disable=not progress,
+                          desc=f"{pooling} states", unit="batch"):
+                idx = order[s:s + batch_size]
+                batch = {k: v.to(device) for k, v in
+                         _batch_tensors([items[i] for i in idx], pad_id).items()}
+                out = base(**batch, output_hidden_states=True)
+                hs = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
+                pooled = _pool(hs, batch["attention_mask"], [items[i] for i in idx],
+                               [rows[i] for i in idx], pooling).cpu().numpy()
+                k = 0
+                for i in idx:  # scatter the batch's rows back to example order
+                    r = len(rows[i])
+                    states[:, starts[i]:starts[i] + r] = pooled[:, k:k + r]
+                    k += r
+    finally:
+        base.train(was_training)
+    ids = np.asarray([(i, w) for i, r in enumerate(rows) for w, _ in r], dtype=np.int64)
+    return states, ids
+
+
+# --------------------------------------------------------------------------- cache
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the tokenizer's full definition (fast tokenizers) or vocabulary and settings."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = cache.canonical_json(sorted(tokenizer.get_vocab().items()))
+    extra = cache.canonical_json({"class": type(tokenizer).__name__,
+                                  "prefix": getattr(tokenizer, "add_prefix_space", None),
+                                  "special": tokenizer.special_tokens_map})
+    return hashlib.sha256((text + extra).encode()).hexdigest()[:20]
+
+
+def activation_key(spec: ActivationSpec, weights: str, tokenizer: str) -> str:
+    """Cache key of ``spec`` extracted with the given weights and tokenizer fingerprints."""
+    from .finetune import data_identity  # the same data identity fine-tuning keys on
+
+    return cache.content_key({
+        "spec": dataclasses.asdict(spec), "weights": weights, "tokenizer": tokenizer,
+        "data": data_identity(get_task(spec.task)), "code": ACTIVATIONS_VERSION,
+    })
+
+
+def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    if spec.pooling in ("cls", "mean"):
+        if labels.dtype == object:  # tagging task pooled per sentence: no sentence label
+            return np.full(len(ids), -1, dtype=np.int64)
+        return labels
+    tags = [labels[i][w] for i, w in ids]
+    if spec.pooling == "word":
+        return np.asarray(tags, dtype=np.int64)
+    n_tags = get_task(spec.task).num_labels
+    return np.asarray([t * n_tags + labels[i][w + spec.pair_offset]
+                       for t, (i, w) in zip(tags, ids)], dtype=np.int64)
+
+
+def _load(folder: Path, spec: ActivationSpec, key: str, meta: dict) -> Activations:
+    return Activations(states=np.load(folder / "states.npy", mmap_mode="r"),
+                       labels=np.load(folder / "labels.npy"), ids=np.load(folder / "ids.npy"),
+                       spec=spec, key=key, path=folder, meta=meta)
+
+
+def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
+                    batch_size: int = 32, progress: bool = True) -> Activations:
+    """``spec``'s representations from ``model``: from the cache when intact, else extracted.
+
+    The model is identified by its weights (``cache.weights_fingerprint`` of its encoder), so
+    the same weights hit the same entry whatever name they were loaded by. A damaged entry
+    (files not matching their recorded sha256) is moved aside and recomputed.
+    """
+    base = getattr(model, "base_model", model)
+    weights = cache.weights_fingerprint(base)
+    key = activation_key(spec, weights, tokenizer_fingerprint(tokenizer))
+    folder = cache.entry_dir("activations", key)
+    if folder.exists():
+        ok, reason = cache.verify(folder)
+        if ok:
+            return _load(folder, spec, key, cache.read_meta(folder))
+        cache.quarantine(folder, reason)
+    examples, labels, rows = task_inputs(spec)
+    states, ids = extract(model, tokenizer, examples, pooling=spec.pooling, dtype=spec.dtype,
+                          max_length=spec.max_length, batch_size=batch_size,
+                          pair_offset=spec.pair_offset, progress=progress)
+    labels = _labels_for(spec, labels, ids)
+    ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
+    tmp = folder.with_name(f".{key}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, arr in zip(_FILES, (states, labels, ids)):
+        np.save(tmp / name, arr)
+    meta = cache.write_meta(tmp, {
+        "spec": dataclasses.asdict(spec), "key": key, "model_type": base.config.model_type,
+        "n_layers": int(states.shape[0] - 1), "shape": list(states.shape),
+        "n_examples": int(len(rows)), "code": ACTIVATIONS_VERSION,
+        "weights": weights}, list(_FILES))
+    if folder.exists():  # another process finished first; keep its entry
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, folder)
+    return _load(folder, spec, key, meta)
+
+
+# --------------------------------------------------------------------------- loading models
+def encoder_and_tokenizer(source, *, step: int | None = None, for_words: bool = False):
+    """(model in eval mode, tokenizer) for a model name or a ``finetune.FinetuneResult``.
+
+    ``step`` picks a snapshot saved during fine-tuning (``FinetuneConfig.save_steps``); the
+    tokenizer of a fine-tuned model is the one saved with it. ``for_words``: see
+    ``models.load_tokenizer``.
+    """
+    from .finetune import FinetuneResult, load_finetuned
+
+    if isinstance(source, FinetuneResult):
+        import transformers as tr
+
+        tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir))
+        if for_words and getattr(tok, "add_prefix_space", None) is False:
+            tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir), add_prefix_space=True)
+        return load_finetuned(source, step=step), tok
+    if step is not None:
+        raise ValueError(f"step={step} needs a fine-tuned model (a FinetuneResult), not {source!r}")
+    return models.load_encoder(source), models.load_tokenizer(source, for_words=for_words)

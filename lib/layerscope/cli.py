@@ -1,0 +1,168 @@
+"""Command line: ``python -m layerscope.cli {main,fetch,finetune,tasks,models}``.
+
+``main`` is the project's main job on the offline default (README): fine-tune ``minilm-l6`` on
+``movies`` with the ``demo`` preset for two seeds, print validation metrics next to the
+majority-class baseline and the time taken, and write a summary into ``<home>/runs/main/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _cmd_fetch(args) -> int:
+    from . import assets
+
+    for name in args.assets or sorted(assets.ASSETS):
+        print(f"{name}: {assets.extracted(name)}")
+    return 0
+
+
+def _cmd_tasks(args) -> int:
+    from .tasks import TASKS
+
+    for spec in TASKS.values():
+        print(f"{spec.name:15s} {spec.source:8s} {spec.kind:16s} {','.join(spec.metrics):22s} "
+              f"{spec.description}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .models import MODELS
+
+    for spec in MODELS.values():
+        print(f"{spec.name:42s} {spec.source:8s} {spec.arch:8s} {spec.description}")
+    return 0
+
+
+def _finetune_all(task, model, preset, seeds, max_steps) -> list:
+    from .finetune import FinetuneConfig, load_or_train, summary_line
+
+    results = []
+    for seed in seeds:
+        cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
+        t0 = time.time()
+        res = load_or_train(cfg, verbose=sys.stderr.isatty())
+        took = time.time() - t0
+        print(f"  {summary_line(res)}" + ("" if took > 5 else " [cached]"), flush=True)
+        results.append(res)
+    return results
+
+
+def _cmd_finetune(args) -> int:
+    _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps)
+    return 0
+
+
+def _cmd_main(args) -> int:
+    from .finetune import PRESETS, cache_key
+    from .paths import runs_dir
+    from .tasks import get_task
+
+    t_start = time.time()
+    task = get_task(args.task)
+    print(f"layerscope main job: {args.model} on {args.task}, preset {args.preset}, "
+          f"seeds {args.seeds} (steps: {args.max_steps or PRESETS[args.preset].max_steps})",
+          flush=True)
+    print("1/2 fine-tuning (cached runs are reused; an interrupted run resumes)", flush=True)
+    results = _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps)
+    out = Path(args.out) if args.out else runs_dir() / "main" / f"{args.task}-{args.model.replace('/', '_')}-{args.preset}"
+    out.mkdir(parents=True, exist_ok=True)
+    main_metric = task.primary_metric
+    rows = [{"seed": r.config.seed, **r.metrics, "baseline_" + main_metric:
+             r.baseline.get(main_metric), "train_seconds": r.meta["wall_seconds"],
+             "checkpoint": str(r.model_dir), "key": cache_key(r.config)} for r in results]
+    print("\n" + _table(rows, ["seed", *task.metrics, "baseline_" + main_metric,
+                               "train_seconds"]), flush=True)
+    similarity = None
+    if not args.skip_similarity and len(results) >= 2:
+        print("\n2/2 layer similarity (CKA) of the untuned and fine-tuned models", flush=True)
+        try:
+            from .studies.similarity import main_job_similarity
+        except ImportError as e:  # pragma: no cover - only while the study is not installed
+            print(f"  skipped: {e}")
+        else:
+            similarity = main_job_similarity(task=args.task, model=args.model,
+                                             seeds=tuple(args.seeds[:2]), preset=args.preset,
+                                             max_steps=args.max_steps, out_dir=out)
+    total = time.time() - t_start
+    summary = {"task": args.task, "model": args.model, "preset": args.preset, "runs": rows,
+               "similarity": similarity, "wall_seconds": round(total, 1)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"\nwrote {out}/summary.json; total wall time {total:.0f}s", flush=True)
+    bad = [r for r in rows if task.kind != "regression"
+           and r[main_metric] <= (r["baseline_" + main_metric] or 0)]
+    if bad:
+        print(f"WARNING: seeds {[r['seed'] for r in bad]} did not beat the majority baseline")
+        return 1
+    return 0
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in cols]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(cols, widths)),
+             "-|-".join("-" * w for w in widths)]
+    lines += [" | ".join(fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="layerscope", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, task="movies", model="minilm-l6", preset="demo", seeds=(0, 1)):
+        sp.add_argument("--task", default=task, help="task name (see `layerscope tasks`)")
+        sp.add_argument("--model", default=model,
+                        help="model name, hub id or local directory (see `layerscope models`)")
+        sp.add_argument("--preset", default=preset, help="demo | phang2021 | zhou2022 | smoke")
+        sp.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+        sp.add_argument("--max-steps", type=int, default=None, help="override the preset")
+
+    m = sub.add_parser("main", help="the main job on the offline default")
+    common(m)
+    m.add_argument("--out", default=None, help="run folder (default: <home>/runs/main/...)")
+    m.add_argument("--skip-similarity", action="store_true", help="fine-tune only")
+    m.set_defaults(func=_cmd_main)
+    f = sub.add_parser("finetune", help="fine-tune (or load from the cache)")
+    common(f, seeds=(0,))
+    f.set_defaults(func=_cmd_finetune)
+    fe = sub.add_parser("fetch", help="fetch + verify the offline assets")
+    fe.add_argument("assets", nargs="*", help="subset of: minilm vader brown")
+    fe.set_defaults(func=_cmd_fetch)
+    sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)
+    sub.add_parser("models", help="list models").set_defaults(func=_cmd_models)
+    return p
+
+
+def quiet_libraries() -> None:
+    """Silence load reports and progress bars of transformers/datasets (our output stays readable)."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_libraries()
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment with the pinned dependencies.
+# Idempotent: does nothing when .venv matches requirements/constraints.txt and pyproject.toml.
+# Override the interpreter with PYTHON=python3.11, the location with LAYERSCOPE_VENV=...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${LAYERSCOPE_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.layerscope-stamp"
+want="$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  exit 0
+fi
+echo "[setup] creating $VENV with pinned dependencies (torch==2.13.0; first time: a few minutes)"
+"$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+# torch first, exactly pinned: an unpinned resolve would pull a newer build with GBs of CUDA.
+"$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
+"$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+echo "$want" > "$STAMP"
+echo "[setup] done: $VENV"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite: unit tests and notebook tests (papermill --prepare-only + nbval), offline.
+# Sets up the environment first if it is missing. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+VENV="${LAYERSCOPE_VENV:-.venv}"
+"$VENV/bin/python" -m layerscope.cli fetch
+exec "$VENV/bin/python" -m pytest -q "$@"
