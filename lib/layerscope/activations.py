@@ -254,6 +254,17 @@ def _batch_tensors(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def model_max_length(model: torch.nn.Module, tokenizer) -> int:
+    """Longest input the model takes (position table size; RoBERTa offsets positions by
+    pad_token_id + 1), capped by the tokenizer's own limit."""
+    cfg = model.config
+    limit = getattr(cfg, "max_position_embeddings", 10**9)
+    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (cfg.pad_token_id or 0) + 1
+    tok_limit = getattr(tokenizer, "model_max_length", None) or 10**9
+    return int(min(limit, tok_limit if tok_limit < 10**6 else 10**9))
+
+
 def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str = "cls",
             dtype: str = "float32", max_length: int = 128, batch_size: int = 32,
             pair_offset: int = 1, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -264,7 +275,8 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         tokenizer: the model's (fast) tokenizer.
         examples: ``str`` (one segment), ``(text, text_pair)`` tuples, or lists of words
             (pre-split; required by ``word``/``pair`` pooling).
-        pooling, max_length, pair_offset: see ``ActivationSpec``.
+        pooling, max_length, pair_offset: see ``ActivationSpec``; ``max_length`` is capped at
+            what the model takes (``model_max_length``).
         dtype: compute dtype; ``bfloat16`` runs the forward under CPU/GPU autocast.
         batch_size: examples per forward pass (sorted by length, padded per batch).
 
@@ -280,13 +292,13 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         raise ValueError("no examples to encode")
     if pooling in ("word", "pair") and not isinstance(examples[0], list):
         raise ValueError(f"pooling {pooling!r} needs pre-split words (lists of str) per example")
-    items = _tokenize(tokenizer, examples, max_length)
+    base = getattr(model, "base_model", model)
+    items = _tokenize(tokenizer, examples, min(max_length, model_max_length(base, tokenizer)))
     rows = [_rows(x, pooling, pair_offset) for x in items]
     starts = np.cumsum([0] + [len(r) for r in rows])
     if starts[-1] == 0:
         raise ValueError(f"no complete {pooling} rows: every word is cut by max_length="
                          f"{max_length}; raise max_length")
-    base = getattr(model, "base_model", model)
     n_states = base.config.num_hidden_layers + 1
     width = base.config.hidden_size * (2 if pooling == "pair" else 1)
     states = np.empty((n_states, int(starts[-1]), width), dtype=np.float32)

@@ -1,0 +1,173 @@
+import dataclasses
+import json
+import random
+
+import pytest
+import torch
+import transformers as tr
+
+from layerscope import finetune
+from layerscope.finetune import FinetuneConfig, cache_key, load_finetuned, load_or_train
+
+SMOKE = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
+
+
+def test_tiny_finetune_beats_chance(tiny_sentiment_ft):
+    """Accuracy well above the majority baseline; the learning curve goes down."""
+    r = tiny_sentiment_ft
+    assert r.metrics["accuracy"] > r.baseline["accuracy"] + 0.2
+    assert 0.4 < r.baseline["accuracy"] < 0.6
+    curve = r.learning_curve()
+    assert curve["train_loss"][-1] < curve["train_loss"][0]
+    meta = json.loads((r.path / "meta.json").read_text())
+    assert meta["config"]["task"] == "tiny-sentiment" and meta["files"]
+
+
+def test_cache_hit_does_not_train(tiny_sentiment_ft, monkeypatch):
+    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("retrained a cached run"))
+    again = load_or_train(tiny_sentiment_ft.config)
+    assert again.path == tiny_sentiment_ft.path and again.metrics == tiny_sentiment_ft.metrics
+
+
+@pytest.mark.parametrize("change", [
+    {"task": "tiny-pos"}, {"model": "tiny-roberta"}, {"preset": "demo"}, {"seed": 1},
+    {"max_steps": 7}, {"learning_rate": 1e-4}, {"batch_size": 8}, {"max_train_examples": 50},
+    {"save_steps": (5,)}, {"freeze_bottom": 1}, {"drop_top": 1},
+])
+def test_cache_key_changes_with_every_input(change):
+    base = FinetuneConfig(**SMOKE)
+    assert cache_key(dataclasses.replace(base, **change)) != cache_key(base)
+    assert cache_key(FinetuneConfig(**SMOKE)) == cache_key(base)
+
+
+def test_cache_key_changes_with_code_version(monkeypatch):
+    base = FinetuneConfig(**SMOKE)
+    before = cache_key(base)
+    monkeypatch.setattr(finetune, "FINETUNE_VERSION", finetune.FINETUNE_VERSION + 1)
+    assert cache_key(base) != before
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"preset": "fast"}, "unknown preset 'fast'"), ({"seed": -1}, "seed=-1"),
+    ({"max_steps": 0}, "max_steps=0"), ({"task": "glue"}, "unknown task 'glue'"),
+    ({"model": "bertt"}, "unknown model 'bertt'"),
+])
+def test_bad_config_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        FinetuneConfig(**{**SMOKE, **bad})
+
+
+class _Interrupt(tr.TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == 30:
+            raise KeyboardInterrupt("simulated interruption at step 30")
+
+
+def _weights(result):
+    return {k: v.clone() for k, v in load_finetuned(result).state_dict().items()}
+
+
+def test_interrupted_run_resumes(tmp_path, monkeypatch):
+    """Stopped at step 30 (checkpoint at 20), rerun resumes and ends where an uninterrupted run ends."""
+    cfg = FinetuneConfig(**SMOKE, seed=3)
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "a"))
+    with pytest.raises(KeyboardInterrupt):
+        load_or_train(cfg, callbacks=[_Interrupt()], verbose=False)
+    folder = finetune.cache.entry_dir("finetune", cache_key(cfg))
+    assert (folder / "checkpoints" / "checkpoint-20").exists()
+    assert not (folder / "meta.json").exists()
+    resumed = load_or_train(cfg, verbose=False)
+    assert resumed.meta["resumed"] and resumed.meta["global_step"] == 60
+    assert not (folder / "checkpoints").exists()
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "b"))
+    straight = load_or_train(cfg, verbose=False)
+    assert not straight.meta["resumed"]
+    a, b = _weights(resumed), _weights(straight)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    cfg = FinetuneConfig(**SMOKE, max_steps=5)
+    first = load_or_train(cfg, verbose=False)
+    weights = first.model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    calls = []
+    real_train = finetune.train
+    monkeypatch.setattr(finetune, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    again = load_or_train(cfg, verbose=False)
+    assert calls == [1]
+    assert finetune.cache.verify(again.path)[0]
+    assert list(tmp_path.glob("cache/finetune/*.corrupt-*"))  # kept aside for inspection
+
+
+def test_freeze_bottom_keeps_bottom_weights(tmp_path, monkeypatch):
+    """Merchant et al. ablation: embeddings and blocks 1..k stay at their pre-trained values."""
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    from layerscope import models
+
+    start = models.load_encoder("tiny-bert").state_dict()
+    tuned = load_finetuned(load_or_train(FinetuneConfig(**SMOKE, max_steps=10, freeze_bottom=2),
+                                         verbose=False)).bert.state_dict()
+    for name, value in start.items():
+        if name.startswith(("embeddings.", "encoder.layer.0.", "encoder.layer.1.")):
+            torch.testing.assert_close(tuned[name], value, rtol=0, atol=0, msg=name)
+    moved = [n for n in start if n.startswith("encoder.layer.3.")
+             and not torch.equal(tuned[n], start[n])]
+    assert moved, "block 4 did not train"
+
+
+def test_drop_top_removes_blocks(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    model = load_finetuned(load_or_train(FinetuneConfig(**SMOKE, max_steps=5, drop_top=1),
+                                         verbose=False))
+    assert model.config.num_hidden_layers == 3 and len(model.bert.encoder.layer) == 3
+
+
+def test_albert_freeze_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="undefined for ALBERT"):
+        load_or_train(FinetuneConfig(task="tiny-sentiment", model="tiny-albert", preset="smoke",
+                                     freeze_bottom=1), verbose=False)
+
+
+def test_snapshots_at_chosen_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    r = load_or_train(FinetuneConfig(**SMOKE, max_steps=10, save_steps=(0, 5)), verbose=False)
+    assert r.meta["saved_steps"] == [0, 5]
+    m0, m5 = load_finetuned(r, step=0), load_finetuned(r, step=5)
+    assert not torch.equal(m0.classifier.weight, m5.classifier.weight)
+    with pytest.raises(FileNotFoundError, match="saved steps"):
+        r.snapshot_dir(7)
+
+
+def _rows(kind, n, rng):
+    if kind == "mrpc":
+        return [{"sentence1": f"the movie was {w}", "sentence2": f"a film so {w}", "label": i % 2,
+                 "idx": i} for i, w in enumerate(rng.choices(["good", "bad", "dull"], k=n))]
+    if kind == "stsb":
+        return [{"sentence1": "the movie was good", "sentence2": "the film was great",
+                 "label": float(i % 5), "idx": i} for i in range(n)]
+    return [{"ctx": "the movie was", "endings": ["good", "bad", "dull", "great"],
+             "label": str(i % 4)} for i in range(n)]
+
+
+@pytest.mark.parametrize("task,folder,kind", [
+    ("mrpc", "nyu-mll__glue/mrpc", "mrpc"), ("stsb", "nyu-mll__glue/stsb", "stsb"),
+    ("hellaswag", "Rowan__hellaswag/default", "hellaswag"),
+])
+def test_pair_regression_multiple_choice_paths(task, folder, kind, tmp_path, monkeypatch):
+    """Each task kind trains end to end (on local files in the hub's format) and is scored."""
+    rng = random.Random(0)
+    for split in ("train", "validation"):
+        path = tmp_path / "hub" / folder / f"{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(json.dumps(r) for r in _rows(kind, 24, rng)))
+    monkeypatch.setenv("LAYERSCOPE_HUB_DATA", str(tmp_path / "hub"))
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "home"))
+    r = load_or_train(FinetuneConfig(task=task, model="tiny-roberta", preset="smoke",
+                                     max_steps=4), verbose=False)
+    spec = finetune.get_task(task)
+    assert set(spec.metrics) <= set(r.metrics)
+    assert r.meta["n_eval"] == 24
