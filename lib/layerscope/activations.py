@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -337,7 +338,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's full definition (fast tokenizers) or vocabulary and settings."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        text = backend.to_str()
+        # truncation/padding hold the settings of the last call, not the tokenizer: drop them
+        text = cache.canonical_json({k: v for k, v in json.loads(backend.to_str()).items()
+                                     if k not in ("truncation", "padding")})
     else:
         text = cache.canonical_json(sorted(tokenizer.get_vocab().items()))
     extra = cache.canonical_json({"class": type(tokenizer).__name__,

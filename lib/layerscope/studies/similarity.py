@@ -90,6 +90,10 @@ class SimilarityConfig:
             raise ValueError(f"seeds={self.seeds!r} must be one or more distinct seeds, e.g. (0, 1)")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; use one of {METRICS}")
+        from .. import rsa
+
+        if self.rsa_metric not in rsa.METRICS:
+            raise ValueError(f"unknown rsa_metric {self.rsa_metric!r}; use one of {rsa.METRICS}")
         if self.kernel not in cka.KERNELS:
             raise ValueError(f"unknown kernel {self.kernel!r}; use one of {cka.KERNELS}")
         if self.n_examples is not None and self.n_examples < 4:
