@@ -200,39 +200,30 @@ def cka(gram_x, gram_y, debiased: bool = False) -> float:
 
 # ----------------------------------------------------------------------------- linear core
 def _centre_layers(layers, dtype, rtol, need_rows):
-    """Centre each layer once: column means in float64, result rounded once to `dtype`.
+    """Centre each layer once into z [n, sum d_l] (layers side by side, `dtype`).
 
-    Returns z [n, sum d_l] (layers side by side), widths, const [T] bool, sq [T] = ||z_l||_F^2
-    and rows [T, n] = ||z_l[a]||^2 (debiased only), all reductions in float64. Works in row
-    chunks of ~2 MB so every pass stays in cache.
+    Column means are accumulated in float64: float32 sums of uncentred BERT-like states (offset
+    ~10x the spread) lose ~1e-2 (DESIGN §4). The mean is then rounded to `dtype` and subtracted
+    in `dtype`; for entries near the mean that subtraction is exact (Sterbenz), so z differs from
+    the exactly centred values by a per-column constant <= 2^-24 |mean|, whose effect on CKA is
+    O((n * 2^-24 |mean| / spread)^2 / d) -- far below 1e-10 here.
+
+    Returns z, widths, const [T] bool, sq [T] = ||z_l||_F^2 and rows [T, n] = ||z_l[a]||^2
+    (debiased only), reductions in float64.
     """
     n, widths = layers[0].shape[0], [int(x.shape[1]) for x in layers]
     z = torch.empty(n, sum(widths), dtype=dtype, device=layers[0].device)
     const = torch.zeros(len(layers), dtype=torch.bool)
-    rows = torch.empty(len(layers), n, dtype=F64, device=z.device)
+    rows = torch.empty(len(layers), n, dtype=F64)
     off = 0
     for i, x in enumerate(layers):
-        step = max(1, 2**18 // widths[i])
-        # one reused float64 chunk buffer: fresh multi-MB temporaries would each be mmapped and
-        # page-faulted by the allocator, which costs more than the arithmetic here
-        buf = torch.empty(min(step, n), widths[i], dtype=F64, device=z.device)
-        colsum = torch.zeros(widths[i], dtype=F64, device=z.device)
-        raw = torch.zeros((), dtype=F64, device=z.device)
-        for s in range(0, n, step):
-            c = buf[:min(step, n - s)]
-            c.copy_(x[s:s + step])
-            colsum += c.sum(0)
-            raw += torch.linalg.vector_norm(c).square()
-        mean = colsum / n  # float32 sums of uncentred (offset ~10 std) states lose ~1e-2
-        for s in range(0, n, step):
-            c = buf[:min(step, n - s)]
-            c.copy_(x[s:s + step])
-            c -= mean
-            z[s:s + step, off:off + widths[i]].copy_(c)
-            rows[i, s:s + step] = torch.linalg.vector_norm(c, dim=1).square()
-        const[i] = bool(rows[i].sum() <= rtol**2 * raw)
+        mean = torch.sum(x, 0, dtype=F64) / n
+        zi = z[:, off:off + widths[i]]
+        torch.sub(x, mean.to(dtype), out=zi)
+        rows[i] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
+        cen = rows[i].sum()
+        const[i] = bool(cen <= rtol**2 * (cen + n * mean.square().sum().cpu()))  # ||X||^2 split
         off += widths[i]
-    rows = rows.cpu()
     return z, widths, const, rows.sum(1), (rows if need_rows else None)
 
 
@@ -267,11 +258,13 @@ def _gram_products(z, widths, chunk_size) -> Tensor:
     (13 Grams at n = 20,000 are 21 GB).
     """
     n, t = z.shape[0], len(widths)
-    offs = np.cumsum([0] + widths).tolist()
     tile = int(chunk_size) if chunk_size is not None else _auto_tile(n)
     if tile < 1:
         raise ValueError(f"chunk_size must be a positive number of rows; got {chunk_size!r}")
     tile = min(tile, n)
+    # layers of equal width side by side in z are one strided [g, n, w] batch: one bmm per tile
+    groups = [(i0, g, z[:, off:off + g * w].view(n, g, w).transpose(0, 1))
+              for i0, g, w, off in _width_groups(widths)]
     buf = torch.empty(t * tile * tile, dtype=z.dtype, device=z.device)
     p = torch.zeros(t, t, dtype=F64, device=z.device)
     for s in range(0, n, tile):
@@ -279,15 +272,26 @@ def _gram_products(z, widths, chunk_size) -> Tensor:
         for cs in range(s, n, tile):
             ce = min(n, cs + tile)
             blk = buf[:t * (e - s) * (ce - cs)].view(t, e - s, ce - cs)
-            for i in range(t):
-                zi = z[:, offs[i]:offs[i + 1]]
-                torch.matmul(zi[s:e], zi[cs:ce].T, out=blk[i])
+            for i0, g, v in groups:
+                torch.bmm(v[:, s:e], v[:, cs:ce].transpose(1, 2), out=blk[i0:i0 + g])
             p += (1.0 if cs == s else 2.0) * _rows_gram(blk.view(t, -1))
     return p.cpu()
 
 
-def _block_sq_norms(zi: Tensor, zc: Tensor, widths) -> list[float]:
-    """||zi^T zc_j||_F^2 for each column block j of zc (widths), float64 accumulation."""
+def _width_groups(widths):
+    """Runs of consecutive equal widths: [(first layer, count, width, column offset)]."""
+    out, off = [], 0
+    for i, w in enumerate(widths):
+        if out and out[-1][2] == w:
+            out[-1][1] += 1
+        else:
+            out.append([i, 1, w, off])
+        off += w
+    return [tuple(g) for g in out]
+
+
+def _block_sq_norms(zi: Tensor, zc: Tensor, widths) -> Tensor:
+    """||zi^T zc_j||_F^2 for each column block j of zc (widths) -> [len(widths)] float64."""
     n = zi.shape[0]
     if n <= _FEATURE_ROWS:
         m = zi.T @ zc
@@ -295,7 +299,12 @@ def _block_sq_norms(zi: Tensor, zc: Tensor, widths) -> list[float]:
         m = torch.zeros(zi.shape[1], zc.shape[1], dtype=F64, device=zi.device)
         for s in range(0, n, _FEATURE_ROWS):
             m += (zi[s:s + _FEATURE_ROWS].T @ zc[s:s + _FEATURE_ROWS]).to(F64)
-    return [float(torch.linalg.vector_norm(b, dtype=F64)) ** 2 for b in m.split(widths, dim=1)]
+    out = []
+    for _, g, w, off in _width_groups(widths):
+        # per-row partial norms over w entries, then float64 accumulation over rows
+        part = torch.linalg.vector_norm(m[:, off:off + g * w].view(-1, g, w), dim=2)
+        out.append(part.to(F64).square().sum(0))
+    return torch.cat(out).cpu()
 
 
 def _feature_products(z, widths, na, cross) -> Tensor:
@@ -311,7 +320,7 @@ def _feature_products(z, widths, na, cross) -> Tensor:
         zi = z[:, offs[i]:offs[i + 1]]
         j0 = i if not cross else (na if i < na else None)
         if j0 is not None:
-            vals = torch.tensor(_block_sq_norms(zi, z[:, offs[j0]:], widths[j0:]), dtype=F64)
+            vals = _block_sq_norms(zi, z[:, offs[j0]:], widths[j0:])
             p[i, j0:], p[j0:, i] = vals, vals
         if cross:
             p[i, i] = _block_sq_norms(zi, zi, [widths[i]])[0]
@@ -358,7 +367,8 @@ def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, und
     n = _check_inputs(la, lb, names, single, debiased)
     layers, na, cross = la + (lb or []), len(la), lb is not None
     dtype = F64 if all(x.dtype == F64 for x in layers) else torch.float32
-    z, widths, const, sq, rows = _centre_layers(layers, dtype, rtol, debiased and kernel == "linear")
+    need_rows = debiased and kernel == "linear"
+    z, widths, const, sq, rows = _centre_layers(layers, dtype, rtol, need_rows)
     bad = [i for i in range(len(layers)) if const[i]]
     if bad and undefined == "raise":
         raise ValueError(_constant_msg(bad[0], na, names, single))
@@ -433,11 +443,16 @@ def constant_layers(a, rtol: float = DEFAULT_RTOL) -> list[int]:
     return out
 
 
-def linear_cka(x, y, debiased: bool = False) -> float:
-    """Linear CKA of x: [n, dx] and y: [n, dy] via the feature-space form (float64 reductions)."""
+def linear_cka(x, y, debiased: bool = False, *, method: str = "feature") -> float:
+    """Linear CKA of x: [n, dx] and y: [n, dy].
+
+    Feature-space form ||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred X, Y (Kornblith et
+    al. 2019, §3), debiased via the row-norm identities in the module docstring. Inputs are
+    centred in float64; reductions accumulate in float64. For n << d pass method="auto" (Gram).
+    """
     lx, ly = [_as_single(x, "x")], [_as_single(y, "y")]
     out = _cka_core(lx, ly, names=("x", "y"), single=True, kernel="linear", debiased=debiased,
-                    threshold=1.0, method="feature", undefined="raise", chunk_size=None,
+                    threshold=1.0, method=method, undefined="raise", chunk_size=None,
                     rtol=DEFAULT_RTOL)
     return float(out[0, 0])
 
@@ -472,7 +487,7 @@ class MinibatchCKA:
 
     def update(self, x_batch, y_batch) -> None:
         """Add one batch; rows of x_batch and y_batch are the same examples."""
-        pair = _to_tensor(x_batch, "x_batch").ndim == 2 and _to_tensor(y_batch, "y_batch").ndim == 2
+        pair = all(isinstance(v, (Tensor, np.ndarray)) and v.ndim == 2 for v in (x_batch, y_batch))
         lx = [_as_single(x_batch, "x_batch")] if pair else _as_stack(x_batch, "x_batch")
         ly = [_as_single(y_batch, "y_batch")] if pair else _as_stack(y_batch, "y_batch")
         if self._pair is not None and pair != self._pair:

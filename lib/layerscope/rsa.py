@@ -31,7 +31,8 @@ def _check_finite(x: Tensor, what: str) -> None:
         raise ValueError(f"{what} contains {bad} NaN/inf values; check the extraction or drop it")
 
 
-def _rdm(x: Tensor, metric: str, what: str) -> Tensor:
+def _rdm(x: Tensor, metric: str, what: str,
+         upper: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """x: [n, d] finite -> condensed upper triangle [n(n-1)/2] (row-major i < j, like pdist)."""
     x = x.to(F64)
     scale = torch.linalg.vector_norm(x, dim=1)  # raw row norms: the yardstick for "zero"
@@ -46,7 +47,7 @@ def _rdm(x: Tensor, metric: str, what: str) -> Tensor:
         raise ValueError(f"example {zero[0]} of {what} {why}")
     u = x / norms[:, None]
     sim = u @ u.T
-    i, j = torch.triu_indices(x.shape[0], x.shape[0], offset=1)
+    i, j = upper if upper is not None else torch.triu_indices(x.shape[0], x.shape[0], offset=1)
     return 1.0 - sim[i, j]
 
 
@@ -136,11 +137,14 @@ def _rsa_core(la, lb, names, single, metric, max_examples, seed, undefined) -> T
         return name if single else f"layer {j} of {name}"
 
     idx = _subsample(n, max_examples, seed)
+    m_ex = n if idx is None else idx.numel()
+    upper = tuple(torch.triu_indices(m_ex, m_ex, offset=1))  # shared by every layer's RDM
     ranks, undef = [], []
     for i, x in enumerate(layers):
         _check_finite(x, label(i))
         x = x if idx is None else x[idx]
-        r = None if _constant(x, DEFAULT_RTOL) else _standard_ranks(_rdm(x, metric, label(i)))
+        r = (None if _constant(x, DEFAULT_RTOL)
+             else _standard_ranks(_rdm(x, metric, label(i), upper)))
         if r is None:
             if undefined == "raise":
                 raise ValueError(f"{label(i)} is constant across examples (e.g. the layer-0 CLS"

@@ -35,8 +35,8 @@ class Panel:
     x_title: str
 
 
-def _wrap(lines: Sequence[str], width: int = 140) -> str:
-    return "<br>".join(textwrap.shorten(x, 400) if len(x) > 400 else x for x in lines)
+def _wrap(lines: Sequence[str], width: int = 150) -> str:
+    return "<br>".join("<br>".join(textwrap.wrap(x, width)) for x in lines)
 
 
 def _panel_traces(p: Panel, coloraxis: str) -> list[go.Heatmap]:
@@ -77,13 +77,16 @@ def panels_figure(panels: Sequence[Panel], *, title: str, metric: str = "CKA",
         fig.update_xaxes(title_text=f"{p.x_title} layer", row=r, col=c, tickangle=0)
         fig.update_yaxes(title_text=f"{p.y_title} layer", row=r, col=c, autorange="reversed",
                          scaleanchor=f"x{k + 1 if k else ''}", constrain="domain")
+    width = max(460, 340 * cols + 140)
+    note = _wrap(notes, width=int(width / 6.5))  # ~6.5 px per character at font size 11
+    n_lines = note.count("<br>") + 1 if notes else 0
     fig.update_layout(title=title, template="plotly_white",
                       coloraxis=dict(colorscale=COLORSCALE, cmin=0.0, cmax=1.0,
                                      colorbar=dict(title=metric)),
-                      width=max(420, 330 * cols + 120), height=360 * rows + 60 + 18 * len(notes),
-                      margin=dict(b=60 + 18 * len(notes)))
-    if notes:
-        fig.add_annotation(text=_wrap(notes), xref="paper", yref="paper", x=0, y=-0.12,
+                      width=width, height=360 * rows + 100 + 15 * n_lines,
+                      margin=dict(b=70 + 15 * n_lines))
+    if notes:  # below the bottom axis title, in pixels, whatever the figure height
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=0, yshift=-55,
                            showarrow=False, align="left", xanchor="left", yanchor="top",
                            font=dict(size=11, color="#555"))
     return fig
@@ -122,12 +125,12 @@ def drift_figure(steps: Sequence[int], drift: np.ndarray, *, title: str,
     d = np.asarray(drift, dtype=float)
     labels = layer_labels(d.shape[1] - 1)
     fig = go.Figure()
-    for l, lab in enumerate(labels):
-        if np.isnan(d[:, l]).all():
+    for i, lab in enumerate(labels):
+        if np.isnan(d[:, i]).all():
             continue  # an undefined layer (e.g. layer-0 CLS) has no line
-        fig.add_trace(go.Scatter(x=list(steps), y=d[:, l], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=list(steps), y=d[:, i], mode="lines+markers",
                                  name=f"layer {lab}",
-                                 line=dict(color=_mpl_colour(l, len(labels)))))
+                                 line=dict(color=_mpl_colour(i, len(labels)))))
     fig.update_layout(title=title, xaxis_title="fine-tuning step",
                       yaxis_title=f"{metric}(layer at step, same layer untuned)",
                       yaxis_range=[min(0.0, float(np.nanmin(d)) - 0.02), 1.02],
@@ -154,9 +157,9 @@ def panels_png(panels: Sequence[Panel], path: str | Path, *, title: str, metric:
     cols = cols or len(panels)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 1.2, 3.3 * rows + 0.5
-                                                  + 0.22 * len(notes)), squeeze=False)
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad(UNDEFINED_GREY)
+                                                  + 0.22 * len(notes)), squeeze=False,
+                             layout="constrained")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad=UNDEFINED_GREY)
     im = None
     for k, ax in enumerate(axes.flat):
         if k >= len(panels):
@@ -175,8 +178,8 @@ def panels_png(panels: Sequence[Panel], path: str | Path, *, title: str, metric:
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=metric)
     if notes:
-        fig.text(0.01, 0.01, "\n".join(textwrap.wrap(" ".join(notes), 160)), fontsize=7,
-                 color="#555", va="bottom")
+        fig.supxlabel("\n".join(line for x in notes for line in textwrap.wrap(x, 130)),
+                      fontsize=7, color="#555", ha="left", x=0.02)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -196,9 +199,9 @@ def drift_png(steps: Sequence[int], drift: np.ndarray, path: str | Path, *, titl
     labels = layer_labels(d.shape[1] - 1)
     fig, ax = plt.subplots(figsize=(6, 4))
     cmap = matplotlib.colormaps["viridis"]
-    for l, lab in enumerate(labels):
-        if not np.isnan(d[:, l]).all():
-            ax.plot(list(steps), d[:, l], marker="o", color=cmap(l / max(1, len(labels) - 1)),
+    for i, lab in enumerate(labels):
+        if not np.isnan(d[:, i]).all():
+            ax.plot(list(steps), d[:, i], marker="o", color=cmap(i / max(1, len(labels) - 1)),
                     label=f"layer {lab}")
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel(f"{metric} with the untuned layer")

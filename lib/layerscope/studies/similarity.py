@@ -43,7 +43,8 @@ class SimilarityConfig:
     """One similarity study; every field is a literal (papermill/widget friendly).
 
     Attributes:
-        task, model, preset: what is fine-tuned (``finetune.FinetuneConfig``).
+        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
+            ``max_steps`` None: the preset's).
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
         pooling, n_examples, split, dtype, max_length, seed: see ``activations.ActivationSpec``
             (``max_length`` None: the preset's). Phang et al. use CLS on validation examples.
@@ -63,6 +64,7 @@ class SimilarityConfig:
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0, 1)
+    max_steps: int | None = None
     pooling: str = "cls"
     metric: str = "cka"
     kernel: str = "linear"
@@ -87,7 +89,8 @@ class SimilarityConfig:
             object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
                                                  int(self.ci_cell[2])))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds={self.seeds!r} must be one or more distinct seeds, e.g. (0, 1)")
+            raise ValueError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
+                             f"e.g. (0, 1)")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; use one of {METRICS}")
         from .. import rsa
@@ -107,7 +110,7 @@ class SimilarityConfig:
             raise ValueError(f"ci_cell comparison {self.ci_cell[0]!r}; use one of {COMPARISONS}")
         self.finetune_configs()  # validates task, model, preset (and steps below)
         self.activation_spec()  # validates pooling, split, dtype, ...
-        top = finetune.PRESETS[self.preset].max_steps
+        top = self.max_steps or finetune.PRESETS[self.preset].max_steps
         late = [s for s in self.checkpoint_steps if s < 0 or (top > 0 and s > top)]
         if late:
             raise ValueError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
@@ -122,7 +125,7 @@ class SimilarityConfig:
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
         """One config per seed (the first seed carries ``checkpoint_steps`` as save_steps)."""
         return [finetune.FinetuneConfig(task=self.task, model=model or self.model,
-                                        preset=self.preset, seed=s,
+                                        preset=self.preset, seed=s, max_steps=self.max_steps,
                                         save_steps=self.checkpoint_steps if i == 0 and not model
                                         else ()) for i, s in enumerate(self.seeds)]
 
@@ -154,7 +157,8 @@ def _aligned(x: acts.Activations, y: acts.Activations) -> tuple[np.ndarray, np.n
     ky = y.ids[:, 0] * 1_000_003 + y.ids[:, 1]
     _, ix, iy = np.intersect1d(kx, ky, return_indices=True)
     if len(ix) < 4:
-        raise ValueError("the two models share fewer than 4 rows after truncation; raise max_length")
+        raise ValueError("the two models share fewer than 4 rows after truncation; "
+                         "raise max_length")
     return ix, iy
 
 
@@ -215,7 +219,8 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         sets[f"step-{s}"] = extract(f"step {s}", ft[0], step=s)
 
     names = {"orig": f"ORIG {cfg.model}", "ft": "FT", "ft2": "FT[2]",
-             "cross": f"{cfg.cross_state.upper()} {cfg.cross_model}", "self": "self"}
+             "cross": f"{cfg.cross_state.upper()} {cfg.cross_model}",
+             "self": f"{cfg.cross_state.upper()} {cfg.model}"}
     reasons = {k: _reasons(names.get(k, k), np.asarray(v.states), cfg) for k, v in sets.items()}
     matrices, undefined = {}, {}
     for comp, (ra, rb) in PAIRS.items():
@@ -234,8 +239,8 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     drift = None
     if cfg.checkpoint_steps:  # per layer: similarity(layer l at step s, layer l untuned)
         orig = sets["orig"].states
-        drift = np.array([[_similarity(cfg, sets[f"step-{s}"].states[l:l + 1], orig[l:l + 1])[0, 0]
-                           for l in range(orig.shape[0])] for s in cfg.checkpoint_steps])
+        drift = np.array([[_similarity(cfg, sets[f"step-{s}"].states[i:i + 1], orig[i:i + 1])[0, 0]
+                           for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
     result = SimilarityResult(
         config=cfg, matrices=matrices, undefined=undefined,
         blocks={k: _block(matrices[k]) for k in ("orig_orig", "ft_ft") if k in matrices},
@@ -265,9 +270,19 @@ def _idx(i: int, n: int, what: str) -> int:
     return i % n
 
 
+def _less(a: float, b: float) -> bool | None:
+    """a < b, or None when either side is undefined (NaN)."""
+    return None if not (np.isfinite(a) and np.isfinite(b)) else bool(a < b)
+
+
 def _mean(values) -> float:
     v = [float(x) for x in values if np.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
+
+
+def _diag(m: np.ndarray, layers) -> float:
+    """Mean of the defined diagonal cells m[i, i] over ``layers``."""
+    return _mean(m[i, i] for i in layers)
 
 
 @dataclass(frozen=True)
@@ -314,9 +329,16 @@ class SimilarityResult:
                 f"({self.meta.get('n_rows', '?')} {c.split} rows)")
 
     def _notes(self, comps) -> list[str]:
-        why = sorted({r for k in comps for r in self.undefined.get(k, ())})
-        return ([f"Grey = undefined. {r}." for r in why] +
-                ["Layer 0 = embedding output; layer i = output of block i."])
+        """Undefined-cell reasons grouped by cause ("A layer emb: why" + "B layer emb: why" ->
+        "A, B layer emb: why"), then the layer convention."""
+        groups: dict[str, list[str]] = {}
+        for r in sorted({r for k in comps for r in self.undefined.get(k, ())}):
+            who, _, why = r.partition(": ")
+            name, _, layer = who.rpartition(" layer ")
+            groups.setdefault(f"layer {layer}: {why}" if name else r, []).append(name)
+        notes = [f"Grey = undefined: {', '.join(n for n in names if n)} {why}."
+                 for why, names in groups.items()]
+        return notes + ["Layer 0 = embedding output; layer i = output of block i."]
 
     def figure(self, comparison: str | None = None):
         """Plotly figure: Phang et al.'s Fig. 1 panels (one 0–1 scale), or one comparison."""
@@ -340,7 +362,8 @@ class SimilarityResult:
     # ---- single cells
     def _cell_data(self, comp: str, i: int, j: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         if comp not in self.matrices:
-            raise ValueError(f"comparison {comp!r} was not computed; available: {list(self.matrices)}")
+            raise ValueError(f"comparison {comp!r} was not computed; "
+                             f"available: {list(self.matrices)}")
         m = self.matrices[comp]
         i, j = _idx(i, m.shape[0], "row"), _idx(j, m.shape[1], "column")
         if not np.isfinite(m[i, j]):
@@ -392,31 +415,32 @@ class SimilarityResult:
             out["block_structure"] = {
                 "claim": "fine-tuning creates early/late clusters: FT–FT is more block-diagonal "
                          "than ORIG–ORIG (Phang et al. 2021 §3, Fig. 1c, 2)",
-                "ft_ft": bf, "orig_orig": bo, "supported": bf["score"] > bo["score"]}
+                "ft_ft": bf, "orig_orig": bo, "supported": _less(bo["score"], bf["score"])}
         fo = self.matrices.get("ft_orig")
         if fo is not None:
-            d_top, d_bot = _mean(fo[l, l] for l in top), _mean(fo[l, l] for l in bottom)
-            best_top = _mean(np.nanmax(fo[l]) if np.isfinite(fo[l]).any() else np.nan
-                             for l in top)
+            d_top, d_bot = _diag(fo, top), _diag(fo, bottom)
+            best_top = _mean(np.nanmax(fo[i]) if np.isfinite(fo[i]).any() else np.nan
+                             for i in top)
             out["top_layers_change_most"] = {
                 "claim": "top fine-tuned layers are dissimilar to the untuned ones, bottom layers "
                          "stay similar (FT–ORIG diagonal; Phang et al. 2021 §3, Fig. 5)",
                 "diag_bottom": d_bot, "diag_top": d_top, "top_best_match_any_orig": best_top,
-                "supported": bool(d_top < d_bot)}
+                "supported": _less(d_top, d_bot)}
         f12 = self.matrices.get("ft1_ft2")
         if f12 is not None and fo is not None:
-            s_top, o_top = _mean(f12[l, l] for l in top), _mean(fo[l, l] for l in top)
+            s_top, o_top = _diag(f12, top), _diag(fo, top)
             out["seeds_agree_on_top"] = {
                 "claim": "top layers of two fine-tuning seeds are more alike than either is to "
                          "the untuned model (FT[1]–FT[2] vs FT–ORIG; Phang et al. 2021 Fig. 6)",
                 "ft1_ft2_diag_top": s_top, "ft_orig_diag_top": o_top,
-                "supported": bool(s_top > o_top)}
+                "supported": _less(o_top, s_top)}
         if self.drift is not None:
             last = self.drift[-1]
-            t, b = _mean(last[l] for l in top), _mean(last[l] for l in bottom)
+            t, b = _mean(last[i] for i in top), _mean(last[i] for i in bottom)
             out["drift"] = {"claim": "over training, top layers move furthest from the untuned "
-                                     "model (Merchant et al. 2020 §4)", "step": self.drift_steps[-1],
-                            "bottom": b, "top": t, "supported": bool(t < b)}
+                                     "model (Merchant et al. 2020 §4)",
+                            "step": self.drift_steps[-1], "bottom": b, "top": t,
+                            "supported": _less(t, b)}
         if self.cell:
             out["cell"] = dict(self.cell)
         return out
@@ -424,7 +448,7 @@ class SimilarityResult:
     def verdict(self) -> str:
         """``findings()`` as readable lines."""
         f, lab = self.findings(), layer_labels(self.n_layers)
-        yes = {True: "SUPPORTED", False: "NOT supported"}
+        yes = {True: "SUPPORTED", False: "NOT supported", None: "UNDEFINED (NaN cells)"}
         lines = [f"{self._title()}; bottom = blocks {f['layers']['bottom']}, "
                  f"top = blocks {f['layers']['top']}"]
         if "block_structure" in f:
@@ -439,11 +463,13 @@ class SimilarityResult:
             c = f["top_layers_change_most"]
             lines.append(f"- top layers change most: {yes[c['supported']]}. FT–ORIG diagonal "
                          f"top {c['diag_top']:.3f} vs bottom {c['diag_bottom']:.3f}; best match "
-                         f"of a top FT layer among all ORIG layers {c['top_best_match_any_orig']:.3f}.")
+                         f"of a top FT layer among all ORIG layers "
+                         f"{c['top_best_match_any_orig']:.3f}.")
         if "seeds_agree_on_top" in f:
             c = f["seeds_agree_on_top"]
             lines.append(f"- seeds agree on top layers: {yes[c['supported']]}. FT[1]–FT[2] top "
-                         f"diagonal {c['ft1_ft2_diag_top']:.3f} vs FT–ORIG {c['ft_orig_diag_top']:.3f}.")
+                         f"diagonal {c['ft1_ft2_diag_top']:.3f} vs FT–ORIG "
+                         f"{c['ft_orig_diag_top']:.3f}.")
         if "drift" in f:
             c = f["drift"]
             lines.append(f"- drift at step {c['step']}: {yes[c['supported']]}. similarity to "
@@ -453,7 +479,8 @@ class SimilarityResult:
             lines.append(f"- {TITLES[c['comparison']]} cell ({lab[c['row']]}, {lab[c['col']]}): "
                          f"{c['estimate']:.3f}, {c['confidence']:.0%} bootstrap interval "
                          f"[{c['low']:.3f}, {c['high']:.3f}]; shuffled-examples baseline mean "
-                         f"{c['perm_mean']:.3f} (99th pct {c['perm_q99']:.3f}), p = {c['p_value']:.3g}.")
+                         f"{c['perm_mean']:.3f} (99th pct {c['perm_q99']:.3f}), "
+                         f"p = {c['p_value']:.3g}.")
         elif c:
             lines.append(f"- cell {c['comparison']} ({c['row']}, {c['col']}): {c['error']}")
         return "\n".join(lines)
@@ -466,18 +493,20 @@ class SimilarityResult:
         comps = [k for k in PHANG_PANELS if k in self.matrices]
         files = {"html": out / "similarity.html", "json": out / "similarity.json",
                  "txt": out / "findings.txt"}
-        self.figure().write_html(files["html"], include_plotlyjs="cdn")
+        self.figure().write_html(files["html"], include_plotlyjs=True)
         files["png"] = splots.panels_png(self._panels(comps), out / "similarity.png",
                                          title=self._title(), metric=self.config.metric.upper(),
-                                         notes=self._notes(comps), cols=2 if len(comps) == 4 else None)
+                                         notes=self._notes(comps),
+                                         cols=2 if len(comps) == 4 else None)
         if "cross" in self.matrices:
             files["cross_html"] = out / "cross.html"
-            self.figure("cross").write_html(files["cross_html"], include_plotlyjs="cdn")
+            self.figure("cross").write_html(files["cross_html"], include_plotlyjs=True)
             files["cross_png"] = splots.panels_png(self._panels(["cross"]), out / "cross.png",
-                                                   title=self._title(), notes=self._notes(["cross"]))
+                                                   title=self._title(),
+                                                   notes=self._notes(["cross"]))
         if self.drift is not None:
             files["drift_html"] = out / "drift.html"
-            self.drift_figure().write_html(files["drift_html"], include_plotlyjs="cdn")
+            self.drift_figure().write_html(files["drift_html"], include_plotlyjs=True)
             files["drift_png"] = splots.drift_png(self.drift_steps, self.drift, out / "drift.png",
                                                   title="Drift from the untuned layer")
         cache.atomic_write_text(files["json"], json.dumps(self.to_dict(), indent=1, default=str))

@@ -1,0 +1,197 @@
+"""Study 02 on tiny models: matrices, undefined cells, findings, figures, files, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from layerscope import similarity_plots as splots
+from layerscope.studies import similarity as sim
+
+CFG = sim.SimilarityConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke", seeds=(0, 1),
+                           max_steps=30, n_examples=48, checkpoint_steps=(0, 30), n_boot=50,
+                           n_perm=30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def home(tmp_path_factory):
+    """A private cache home: fine-tuning and extraction stay inside the test."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERSCOPE_HOME", str(tmp_path_factory.mktemp("home")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def result():
+    return sim.run_similarity(CFG, verbose=False)
+
+
+def test_shapes_and_comparisons(result):
+    """Four Phang et al. comparisons, each [L+1, L+1] for the 4-block tiny model."""
+    assert set(result.matrices) == {"orig_orig", "ft_orig", "ft_ft", "ft1_ft2"}
+    assert result.n_layers == 4
+    for m in result.matrices.values():
+        assert m.shape == (5, 5) and m.dtype == np.float64
+
+
+def test_self_comparisons_are_symmetric_with_unit_diagonal(result):
+    """ORIG–ORIG and FT–FT are symmetric with 1 on the diagonal wherever defined."""
+    for name in ("orig_orig", "ft_ft"):
+        m = result.matrices[name]
+        np.testing.assert_allclose(m, m.T, atol=1e-12, equal_nan=True)
+        d = np.diag(m)
+        np.testing.assert_allclose(d[np.isfinite(d)], 1.0, atol=1e-9)
+        assert np.isfinite(d).sum() == 4
+
+
+def test_layer0_cls_is_undefined_with_a_reason(result):
+    """BERT's layer-0 CLS is the same for every sentence: NaN row/column, never 1 or 0."""
+    for name, m in result.matrices.items():
+        assert np.isnan(m[0]).all() and np.isnan(m[:, 0]).all(), name
+        assert np.isfinite(m[1:, 1:]).all(), name
+        assert any("layer emb" in r and "same for every example" in r
+                   for r in result.undefined[name]), name
+    assert "Grey = undefined" in " ".join(result._notes(sim.PHANG_PANELS))
+
+
+def test_fine_tuning_changes_the_matrices(result):
+    """FT–FT differs from ORIG–ORIG, and FT–ORIG is not the identity comparison."""
+    assert np.nanmax(np.abs(result.matrices["ft_ft"] - result.matrices["orig_orig"])) > 0.05
+    assert np.nanmax(np.abs(np.diag(result.matrices["ft_orig"])[1:] - 1)) > 0.05
+
+
+def test_drift_starts_at_one(result):
+    """The step-0 snapshot is the untuned encoder: similarity 1 with itself at every layer."""
+    assert result.drift.shape == (2, 5) and result.drift_steps == (0, 30)
+    np.testing.assert_allclose(result.drift[0, 1:], 1.0, atol=1e-6)
+    assert np.isnan(result.drift[:, 0]).all()
+    assert result.drift[1, 1:].min() < 0.99
+
+
+def test_findings_return_numbers(result):
+    """Every claim has finite numbers and a boolean verdict; the verdict text quotes them."""
+    f = result.findings()
+    for claim in ("block_structure", "top_layers_change_most", "seeds_agree_on_top", "drift"):
+        assert isinstance(f[claim]["supported"], bool), claim
+    t = f["top_layers_change_most"]
+    assert np.isfinite([t["diag_top"], t["diag_bottom"], t["top_best_match_any_orig"]]).all()
+    b = f["block_structure"]["ft_ft"]
+    assert 1 <= b["boundary"] <= 4 and np.isfinite(b["score"])
+    c = f["cell"]
+    assert c["low"] <= c["estimate"] <= c["high"] and 0 < c["p_value"] <= 1
+    text = result.verdict()
+    assert f"{t['diag_top']:.3f}" in text and "block structure" in text
+
+
+def test_cell_statistics(result):
+    """Bootstrap interval and permutation baseline for a chosen cell; undefined cells refuse."""
+    boot = result.cell_bootstrap("ft_ft", 1, 4, n_boot=40)
+    assert boot["estimate"] == pytest.approx(result.matrices["ft_ft"][1, 4], abs=1e-6)
+    perm = result.cell_permutation("orig_orig", 1, 2, n_perm=30)
+    assert perm["perm_mean"] < perm["value"]
+    with pytest.raises(ValueError, match="undefined"):
+        result.cell_bootstrap("ft_orig", 0, 2)
+    with pytest.raises(ValueError, match="layer index 9 out of range"):
+        result.cell_bootstrap("ft_orig", 9, 2)
+    with pytest.raises(ValueError, match="'cross' was not computed"):
+        result.cell_permutation("cross", 1, 1)
+
+
+def test_figure_has_one_scale_and_labels(result):
+    """Four panels share one 0–1 colour axis; layer labels run emb, 1..L."""
+    fig = result.figure()
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 1.0)
+    heat = [t for t in fig.data if t.coloraxis == "coloraxis"]
+    assert len(heat) == 4 and list(heat[0].x) == ["emb", "1", "2", "3", "4"]
+    assert [a.text for a in fig.layout.annotations][:4] == ["ORIG–ORIG", "FT–ORIG", "FT–FT",
+                                                            "FT[1]–FT[2]"]
+    assert result.drift_figure().data
+
+
+def test_save_writes_html_png_json(result, tmp_path):
+    """save() writes the figures (HTML, PNG) and the matrices as JSON, NaN as null."""
+    files = result.save(tmp_path)
+    for key in ("html", "png", "json", "txt", "drift_html", "drift_png"):
+        assert files[key].exists() and files[key].stat().st_size > 0, key
+    assert files["png"].read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(files["json"].read_text())
+    assert data["matrices"]["orig_orig"][0][0] is None
+    assert data["matrices"]["orig_orig"][1][1] == pytest.approx(1.0)
+    assert data["layer_labels"] == ["emb", "1", "2", "3", "4"]
+
+
+def test_rsa_and_cross_model_with_mean_pooling(result):
+    """RSA (Merchant et al.) and a cross-model comparison run on the cached fine-tuned models."""
+    cfg = dataclasses.replace(CFG, metric="rsa", pooling="mean", cross_model="tiny-roberta",
+                              ci_cell=None)
+    r = sim.run_similarity(cfg, verbose=False)
+    assert set(r.matrices) == {"orig_orig", "ft_orig", "ft_ft", "ft1_ft2", "cross"}
+    assert r.matrices["cross"].shape == (5, 5)
+    assert all(np.isfinite(m).all() for m in r.matrices.values())  # mean pooling: all defined
+    np.testing.assert_allclose(np.diag(r.matrices["orig_orig"]), 1.0, atol=1e-9)
+    assert not any(r.undefined.values())
+    assert r.figure("cross").data
+    np.testing.assert_allclose(r.drift[0], 1.0, atol=1e-9)  # step 0 = untuned, every layer
+
+
+def test_grid_figure(result):
+    """Fig. 2-style grid: one panel per (model, task)."""
+    fig = sim.grid_figure([result], "ft_ft")
+    assert fig.layout.coloraxis.cmax == 1.0 and len(fig.layout.annotations) == 1
+
+
+def test_plot_nan_cells_are_grey_not_numbers():
+    """An all-NaN row is drawn by the grey underlay only."""
+    m = np.full((3, 3), 0.5)
+    m[0] = np.nan
+    fig = splots.panels_figure([splots.Panel(m, "t", "A", "B")], title="x")
+    under, values = fig.data
+    assert np.isnan(np.asarray(values.z, dtype=float)[0]).all()
+    assert np.isfinite(np.asarray(under.z, dtype=float)[0]).all()
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"metric": "svcca"}, "unknown metric 'svcca'"),
+    ({"kernel": "poly"}, "unknown kernel 'poly'"),
+    ({"pooling": "max"}, "unknown pooling 'max'"),
+    ({"task": "sst3"}, "unknown task 'sst3'"),
+    ({"model": "tiny-bret"}, "unknown model 'tiny-bret'"),
+    ({"n_examples": 3}, "n_examples=3 is too small"),
+    ({"seeds": ()}, "seeds=()"),
+    ({"checkpoint_steps": (0, 999)}, r"checkpoint_steps \[999\]"),
+    ({"ci_cell": ("ft_xx", 1, 1)}, "ci_cell comparison 'ft_xx'"),
+    ({"rsa_metric": "euclid"}, "unknown rsa_metric 'euclid'"),
+])
+def test_bad_config_raises_clear_errors(change, match):
+    """Each bad value is named, with the valid choices or the fix."""
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(CFG, **change)
+
+
+def test_lists_from_papermill_become_tuples():
+    """Parameters arrive as lists from papermill/YAML; the config stays hashable."""
+    cfg = dataclasses.replace(CFG, seeds=[2, 3], checkpoint_steps=[0], ci_cell=["ft_ft", 1, 2])
+    assert cfg.seeds == (2, 3) and cfg.ci_cell == ("ft_ft", 1, 2)
+    hash(cfg)
+
+
+def test_explorer_calls_run_similarity_with_widget_values(result, monkeypatch):
+    """The widget maps its controls onto the config and renders through run_similarity."""
+    import plotly.io as pio
+    from layerscope import similarity_ui
+
+    seen = []
+    monkeypatch.setattr(pio.renderers, "default", "json")
+    monkeypatch.setattr(similarity_ui.sim, "run_similarity",
+                        lambda cfg, verbose=False: seen.append(cfg) or result)
+    box = similarity_ui.similarity_explorer(CFG)
+    controls = box.children[0].children
+    by_name = {c.description: c for c in controls if hasattr(c, "value")}
+    by_name["seed"].value = 5
+    by_name["pooling"].value = "mean"
+    by_name["compare"].value = "ft_orig"
+    box.refresh()
+    assert seen and seen[-1].seeds == (5, 6) and seen[-1].pooling == "mean"
+    assert seen[-1].task == CFG.task and seen[-1].checkpoint_steps == CFG.checkpoint_steps
