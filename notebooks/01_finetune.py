@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,7 +28,7 @@ task: str = "movies"  # a task name: `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # demo | phang2021 | zhou2022 | smoke
 seed: int = 0  # fine-tuning seed (head initialisation and data order)
-max_steps: int | None = None  # None: the preset's number of steps
+max_steps: int = 0  # 0: the preset's number of steps
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
 # %%
@@ -34,7 +36,8 @@ from layerscope import plots
 from layerscope.finetune import FinetuneConfig, load_or_train, summary_line
 from layerscope.tasks import get_task
 
-cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
+cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed,
+                     max_steps=max_steps or None)
 spec = get_task(task)
 result = load_or_train(cfg)  # trains only when this exact configuration is not cached
 print(summary_line(result))

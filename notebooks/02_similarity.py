@@ -70,8 +70,9 @@ for name in ("orig_orig", "ft_ft"):
     assert np.allclose(m, m.T, equal_nan=True), f"{name} is not symmetric"
     d = np.diag(m)
     assert np.allclose(d[np.isfinite(d)], 1.0), f"{name} diagonal is not 1"
-for name, why in result.undefined.items():
-    print(f"{name}: {'; '.join(why) or 'all cells defined'}")
+for name, m in result.matrices.items():
+    print(f"{name}: {int(np.isnan(m).sum())} undefined cells")
+print("\n".join(result.undefined_notes()))
 
 # %% [markdown]
 # ## The four comparisons (one colour scale, 0–1)

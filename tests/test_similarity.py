@@ -53,7 +53,7 @@ def test_layer0_cls_is_undefined_with_a_reason(result):
         assert np.isfinite(m[1:, 1:]).all(), name
         assert any("layer emb" in r and "same for every example" in r
                    for r in result.undefined[name]), name
-    assert "Grey = undefined" in " ".join(result._notes(sim.PHANG_PANELS))
+    assert "Grey = undefined" in " ".join(result.undefined_notes())
 
 
 def test_fine_tuning_changes_the_matrices(result):

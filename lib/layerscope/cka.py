@@ -99,8 +99,8 @@ def _label(i: int, na: int, names: tuple[str, str], single: bool) -> str:
     return name if single else f"layer {j} of {name}"
 
 
-def _check_inputs(la, lb, names, single, debiased) -> int:
-    """Example counts, n limits and finiteness; returns n."""
+def _check_inputs(la, lb, names, single, debiased, finite=True) -> int:
+    """Example counts, n limits and (if `finite`) finiteness; returns n."""
     n = la[0].shape[0]
     if lb is not None and lb[0].shape[0] != n:
         raise ValueError(f"{names[0]} has {n} examples but {names[1]} has {lb[0].shape[0]}; both"
@@ -110,12 +110,16 @@ def _check_inputs(la, lb, names, single, debiased) -> int:
     if debiased and n <= 3:
         raise ValueError(f"debiased CKA (unbiased HSIC, Song et al. 2012) needs n >= 4 examples;"
                          f" got n={n}. Use more examples or debiased=False")
-    for i, x in enumerate(la + (lb or [])):
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"{_label(i, len(la), names, single)} contains {bad} NaN/inf values;"
-                             " check the extraction (fp16 overflow?) or drop that layer")
+    for i, x in enumerate(la + (lb or []) if finite else []):
+        _check_finite(x, i, len(la), names, single)
     return n
+
+
+def _check_finite(x, i, na, names, single):
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"{_label(i, na, names, single)} contains {bad} NaN/inf values; check"
+                         " the extraction (fp16 overflow?) or drop that layer")
 
 
 def _constant_msg(i, na, names, single) -> str:
@@ -208,23 +212,38 @@ def _centre_layers(layers, dtype, rtol, need_rows):
     the exactly centred values by a per-column constant <= 2^-24 |mean|, whose effect on CKA is
     O((n * 2^-24 |mean| / spread)^2 / d) -- far below 1e-10 here.
 
-    Returns z, widths, const [T] bool, sq [T] = ||z_l||_F^2 and rows [T, n] = ||z_l[a]||^2
-    (debiased only), reductions in float64.
+    Returns z, widths, const [T] bool, finite [T] bool, sq [T] = ||z_l||_F^2 and rows [T, n] =
+    ||z_l[a]||^2 (debiased only), reductions in float64. A NaN/inf entry makes its column sum
+    non-finite, so finiteness costs no extra pass.
     """
     n, widths = layers[0].shape[0], [int(x.shape[1]) for x in layers]
     z = torch.empty(n, sum(widths), dtype=dtype, device=layers[0].device)
     const = torch.zeros(len(layers), dtype=torch.bool)
+    finite = torch.ones(len(layers), dtype=torch.bool)
     rows = torch.empty(len(layers), n, dtype=F64)
     off = 0
     for i, x in enumerate(layers):
-        mean = torch.sum(x, 0, dtype=F64) / n
+        mean = _column_mean64(x)
+        finite[i] = bool(torch.isfinite(mean).all())
         zi = z[:, off:off + widths[i]]
         torch.sub(x, mean.to(dtype), out=zi)
         rows[i] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
         cen = rows[i].sum()
         const[i] = bool(cen <= rtol**2 * (cen + n * mean.square().sum().cpu()))  # ||X||^2 split
         off += widths[i]
-    return z, widths, const, rows.sum(1), (rows if need_rows else None)
+    return z, widths, const, finite, rows.sum(1), (rows if need_rows else None)
+
+
+def _column_mean64(x: Tensor) -> Tensor:
+    """Column means of x [n, d] -> [d] float64: float32 partial sums of 32 rows, then float64."""
+    n, k = x.shape[0], 32
+    q = n // k
+    total = torch.zeros(x.shape[1], dtype=F64, device=x.device)
+    if q:
+        total += x[:q * k].reshape(q, k, -1).sum(1).sum(0, dtype=F64)
+    if q * k < n:
+        total += x[q * k:].sum(0, dtype=F64)
+    return total / n
 
 
 def _rows_gram(f: Tensor) -> Tensor:
@@ -241,40 +260,43 @@ def _rows_gram(f: Tensor) -> Tensor:
     return out
 
 
-def _auto_tile(n: int) -> int:
-    # 512 x 512 tiles keep all T tiles of a step in L2/L3 (13 x 1 MB) and run the GEMMs at ~the
-    # square-matrix rate; smaller n uses smaller tiles so the diagonal tiles (computed in full)
-    # stay a small fraction of the work.
-    return int(min(512, max(64, 64 * round(n / 8 / 64))))
+def _auto_panel_rows(n: int) -> int:
+    # Rows per panel. The diagonal r x r square of each panel is formed in full (overhead ~r/n);
+    # panels of 192-256 rows keep the GEMMs near the square-matrix rate on this kind of CPU.
+    return int(min(256, max(32, 64 * round(n / 5 / 64))))
+
+
+_PANEL_COLS = 2048  # columns per GEMM of a panel: T tiles of r x 2048 floats stay in cache
 
 
 def _gram_products(z, widths, chunk_size) -> Tensor:
-    """P[i, j] = <K_i, K_j>_F for centred K_i = z_i z_i^T, streamed over tiles. -> [T, T].
+    """P[i, j] = <K_i, K_j>_F for centred K_i = z_i z_i^T, streamed over row panels. -> [T, T].
 
-    Each K_i is symmetric, so only tiles on or above the diagonal are formed (a syrk-like half):
-    <K_i, K_j> = sum over tiles of w <tile_i, tile_j>, w = 1 on the diagonal, 2 above it. One
-    step forms the same [r, c] tile of all T Grams and reduces it with one batched GEMM (float32
-    partial sums of length <= 8192, accumulated in float64). Memory: T tiles, never T n x n Grams
-    (13 Grams at n = 20,000 are 21 GB).
+    Each K_i is symmetric, so a panel of rows [s, e) is formed only from column s on (a
+    syrk-like half): its diagonal square [s, e) x [s, e) counts once, the columns beyond e count
+    twice. Each step forms the same tile of all T Grams (one bmm per group of equal-width layers)
+    and reduces it with a batched GEMM (float32 partial sums of length <= 8192, accumulated in
+    float64). Memory: T tiles of r x 2048, never T full n x n Grams (13 at n = 20,000: 21 GB).
     """
     n, t = z.shape[0], len(widths)
-    tile = int(chunk_size) if chunk_size is not None else _auto_tile(n)
-    if tile < 1:
+    rows = int(chunk_size) if chunk_size is not None else _auto_panel_rows(n)
+    if rows < 1:
         raise ValueError(f"chunk_size must be a positive number of rows; got {chunk_size!r}")
-    tile = min(tile, n)
+    rows = min(rows, n)
+    cols = max(rows, _PANEL_COLS)
     # layers of equal width side by side in z are one strided [g, n, w] batch: one bmm per tile
     groups = [(i0, g, z[:, off:off + g * w].view(n, g, w).transpose(0, 1))
               for i0, g, w, off in _width_groups(widths)]
-    buf = torch.empty(t * tile * tile, dtype=z.dtype, device=z.device)
+    buf = torch.empty(t * rows * cols, dtype=z.dtype, device=z.device)
     p = torch.zeros(t, t, dtype=F64, device=z.device)
-    for s in range(0, n, tile):
-        e = min(n, s + tile)
-        for cs in range(s, n, tile):
-            ce = min(n, cs + tile)
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        for cs, ce, weight in [(s, e, 1.0)] + [(c, min(n, c + cols), 2.0)
+                                               for c in range(e, n, cols)]:
             blk = buf[:t * (e - s) * (ce - cs)].view(t, e - s, ce - cs)
             for i0, g, v in groups:
                 torch.bmm(v[:, s:e], v[:, cs:ce].transpose(1, 2), out=blk[i0:i0 + g])
-            p += (1.0 if cs == s else 2.0) * _rows_gram(blk.view(t, -1))
+            p += weight * _rows_gram(blk.view(t, -1))
     return p.cpu()
 
 
@@ -327,10 +349,10 @@ def _feature_products(z, widths, na, cross) -> Tensor:
     return p
 
 
-def _choose_method(n, widths, na, cross, tile) -> str:
+def _choose_method(n, widths, na, cross, rows) -> str:
     """Pick the formulation with fewer multiply-adds (DESIGN §4: Gram below n ~ L d)."""
     t, d = len(widths), sum(widths)
-    gram = n * (n + tile) / 2 * (d + t * t)
+    gram = n * (n + rows) / 2 * (d + t * t)
     if cross:
         feat = n * (sum(widths[:na]) * sum(widths[na:]) + sum(w * w for w in widths))
     else:
@@ -364,11 +386,13 @@ def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, und
     _choice(undefined, UNDEFINED, "undefined")
     if kernel == "rbf" and method == "feature":
         raise ValueError("method='feature' exists only for kernel='linear'; use method='auto'")
-    n = _check_inputs(la, lb, names, single, debiased)
+    n = _check_inputs(la, lb, names, single, debiased, finite=False)
     layers, na, cross = la + (lb or []), len(la), lb is not None
     dtype = F64 if all(x.dtype == F64 for x in layers) else torch.float32
     need_rows = debiased and kernel == "linear"
-    z, widths, const, sq, rows = _centre_layers(layers, dtype, rtol, need_rows)
+    z, widths, const, finite, sq, rows = _centre_layers(layers, dtype, rtol, need_rows)
+    for i in torch.nonzero(~finite).flatten().tolist()[:1]:
+        _check_finite(layers[i], i, na, names, single)
     bad = [i for i in range(len(layers)) if const[i]]
     if bad and undefined == "raise":
         raise ValueError(_constant_msg(bad[0], na, names, single))
@@ -376,8 +400,8 @@ def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, und
         h = _rbf_products(z, widths, const, threshold, debiased)
     else:
         if method == "auto":
-            tile = chunk_size or _auto_tile(n)
-            method = _choose_method(n, widths, na, cross, tile)
+            rows_per_panel = chunk_size or _auto_panel_rows(n)
+            method = _choose_method(n, widths, na, cross, rows_per_panel)
         p = (_gram_products(z, widths, chunk_size) if method == "gram"
              else _feature_products(z, widths, na, cross))
         h = _hsic(p, sq, rows, n, debiased)
@@ -410,12 +434,12 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
         kernel: "linear" or "rbf" (RBF: one float64 n x n Gram per layer, memory T n^2 8 bytes).
         debiased: unbiased HSIC (Song et al. 2012); values may be negative and are not clamped.
         threshold: RBF bandwidth as a multiple of the median distance (see gram_rbf).
-        method: "gram" (sample space, streamed row blocks), "feature" (||X^T Y||_F^2), or
+        method: "gram" (sample space, streamed row panels), "feature" (||X^T Y||_F^2), or
             "auto": whichever needs fewer multiply-adds (Gram below n ~ L d).
         undefined: "raise" a ValueError for a layer constant across examples, or "nan" to
             return NaN in its row/column (the rest is computed normally).
-        chunk_size: tile size (rows = columns) of the streamed Gram form; default 512 for
-            large n (buffer T x 512 x 512 floats, 13.6 MB for 13 layers).
+        chunk_size: rows per panel of the streamed Gram form (default 192-256; buffer
+            T x rows x 2048 floats, 27 MB for 13 layers).
         rtol: constant-layer tolerance, see constant_layers.
 
     Returns:

@@ -49,10 +49,8 @@ def _finetune_all(task, model, preset, seeds, max_steps) -> list:
     results = []
     for seed in seeds:
         cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
-        t0 = time.time()
         res = load_or_train(cfg, verbose=sys.stderr.isatty())
-        took = time.time() - t0
-        print(f"  {summary_line(res)}" + ("" if took > 5 else " [cached]"), flush=True)
+        print(f"  {summary_line(res)}" + (" [from cache]" if res.cached else ""), flush=True)
         results.append(res)
     return results
 
@@ -85,14 +83,15 @@ def _cmd_main(args) -> int:
     similarity = None
     if not args.skip_similarity and len(results) >= 2:
         print("\n2/2 layer similarity (CKA) of the untuned and fine-tuned models", flush=True)
-        try:
-            from .studies.similarity import main_job_similarity
-        except ImportError as e:  # pragma: no cover - only while the study is not installed
-            print(f"  skipped: {e}")
-        else:
-            similarity = main_job_similarity(task=args.task, model=args.model,
-                                             seeds=tuple(args.seeds[:2]), preset=args.preset,
-                                             max_steps=args.max_steps, out_dir=out)
+        from .studies.similarity import main_job_similarity
+
+        sim = main_job_similarity(task=args.task, model=args.model, seeds=tuple(args.seeds[:2]),
+                                  preset=args.preset, max_steps=args.max_steps,
+                                  n_examples=args.n_examples, out_dir=out / "similarity",
+                                  verbose=sys.stderr.isatty())
+        print(sim.verdict(), flush=True)
+        similarity = {"findings": sim.findings(), "files": sim.meta.get("files")}
+        print(f"  figures: {out / 'similarity'}", flush=True)
     total = time.time() - t_start
     summary = {"task": args.task, "model": args.model, "preset": args.preset, "runs": rows,
                "similarity": similarity, "wall_seconds": round(total, 1)}
@@ -133,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(m)
     m.add_argument("--out", default=None, help="run folder (default: <home>/runs/main/...)")
     m.add_argument("--skip-similarity", action="store_true", help="fine-tune only")
+    m.add_argument("--n-examples", type=int, default=1000,
+                   help="validation sentences for the similarity step (Phang et al. use all)")
     m.set_defaults(func=_cmd_main)
     f = sub.add_parser("finetune", help="fine-tune (or load from the cache)")
     common(f, seeds=(0,))

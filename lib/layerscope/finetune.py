@@ -103,6 +103,7 @@ class FinetuneResult:
     config: FinetuneConfig
     path: Path  # cache entry folder; the model is in path / "model"
     meta: dict = field(repr=False)
+    cached: bool = False  # True when load_or_train found it in the cache (no training ran)
 
     @property
     def model_dir(self) -> Path:
@@ -172,7 +173,7 @@ def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
     if folder.exists():
         ok, reason = cache.verify(folder)
         if ok:
-            return FinetuneResult(cfg, folder, cache.read_meta(folder))
+            return FinetuneResult(cfg, folder, cache.read_meta(folder), cached=True)
         if cache.read_meta(folder) is not None:  # finished once, damaged since: recompute
             cache.quarantine(folder, reason)
     return train(cfg, folder, callbacks=callbacks, verbose=verbose)

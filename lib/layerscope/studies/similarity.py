@@ -231,6 +231,8 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         b = None if ra == rb else (sets[rb].states if len(ib) == len(sets[rb].ids)
                                    else sets[rb].states[:, ib])
         m = _similarity(cfg, a, b)
+        if b is None:  # symmetric by construction; float32 sums leave ~1e-7 between (i,j), (j,i)
+            m = (m + m.T) / 2
         matrices[comp] = m
         why = sorted(set(reasons[ra].values()) | set(reasons[rb].values()))
         if np.isnan(m).sum() > 0 and not why:
@@ -328,11 +330,11 @@ class SimilarityResult:
         return (f"{c.metric_label()} of {c.pooling} representations: {c.model} on {c.task} "
                 f"({self.meta.get('n_rows', '?')} {c.split} rows)")
 
-    def _notes(self, comps) -> list[str]:
-        """Undefined-cell reasons grouped by cause ("A layer emb: why" + "B layer emb: why" ->
-        "A, B layer emb: why"), then the layer convention."""
+    def undefined_notes(self, comps=PHANG_PANELS) -> list[str]:
+        """Undefined-cell reasons of ``comps`` grouped by cause ("A layer emb: why" + "B layer
+        emb: why" -> "A, B layer emb: why"), then the layer convention."""
         groups: dict[str, list[str]] = {}
-        for r in sorted({r for k in comps for r in self.undefined.get(k, ())}):
+        for r in sorted({x for k in comps for x in self.undefined.get(k, ())}):
             who, _, why = r.partition(": ")
             name, _, layer = who.rpartition(" layer ")
             groups.setdefault(f"layer {layer}: {why}" if name else r, []).append(name)
@@ -349,7 +351,8 @@ class SimilarityResult:
                 raise ValueError(f"comparison {k!r} was not computed; available: "
                                  f"{list(self.matrices)} (cross needs cross_model=...)")
         return splots.panels_figure(self._panels(comps), title=self._title(),
-                                    metric=self.config.metric.upper(), notes=self._notes(comps),
+                                    metric=self.config.metric.upper(),
+                                    notes=self.undefined_notes(comps),
                                     cols=2 if len(comps) == 4 else None)
 
     def drift_figure(self):
@@ -396,6 +399,7 @@ class SimilarityResult:
         value = float(self.matrices[comparison][i, j])
         return {"comparison": comparison, "row": i, "col": j, "value": value,
                 "perm_mean": float(null.mean()), "perm_q99": float(np.quantile(null, 0.99)),
+                "n_reached": int((null >= value).sum()),
                 "p_value": float((1 + (null >= value).sum()) / (1 + len(null))),
                 "n_perm": n_perm}
 
@@ -479,7 +483,8 @@ class SimilarityResult:
             lines.append(f"- {TITLES[c['comparison']]} cell ({lab[c['row']]}, {lab[c['col']]}): "
                          f"{c['estimate']:.3f}, {c['confidence']:.0%} bootstrap interval "
                          f"[{c['low']:.3f}, {c['high']:.3f}]; shuffled-examples baseline mean "
-                         f"{c['perm_mean']:.3f} (99th pct {c['perm_q99']:.3f}), "
+                         f"{c['perm_mean']:.3f} (99th pct {c['perm_q99']:.3f}); "
+                         f"{c['n_reached']} of {c['n_perm']} shuffles reached the value, "
                          f"p = {c['p_value']:.3g}.")
         elif c:
             lines.append(f"- cell {c['comparison']} ({c['row']}, {c['col']}): {c['error']}")
@@ -496,14 +501,14 @@ class SimilarityResult:
         self.figure().write_html(files["html"], include_plotlyjs=True)
         files["png"] = splots.panels_png(self._panels(comps), out / "similarity.png",
                                          title=self._title(), metric=self.config.metric.upper(),
-                                         notes=self._notes(comps),
+                                         notes=self.undefined_notes(comps),
                                          cols=2 if len(comps) == 4 else None)
         if "cross" in self.matrices:
             files["cross_html"] = out / "cross.html"
             self.figure("cross").write_html(files["cross_html"], include_plotlyjs=True)
             files["cross_png"] = splots.panels_png(self._panels(["cross"]), out / "cross.png",
                                                    title=self._title(),
-                                                   notes=self._notes(["cross"]))
+                                                   notes=self.undefined_notes(["cross"]))
         if self.drift is not None:
             files["drift_html"] = out / "drift.html"
             self.drift_figure().write_html(files["drift_html"], include_plotlyjs=True)
@@ -539,14 +544,15 @@ def grid_figure(results, comparison: str = "ft_ft"):
 
 def main_job_similarity(task: str = "movies", model: str = "minilm-l6", seeds=(0, 1),
                         preset: str = "demo", n_examples: int = 1000,
-                        out_dir: str | Path | None = None, verbose: bool = True
-                        ) -> SimilarityResult:
+                        out_dir: str | Path | None = None, verbose: bool = True,
+                        max_steps: int | None = None) -> SimilarityResult:
     """The main job's similarity step on the offline default: Phang et al.'s four comparisons
     (linear CKA of CLS over ``n_examples`` validation sentences) from the cached fine-tuned
     models (trained if missing), written as HTML + PNG + JSON + findings into ``out_dir``
-    (default ``<home>/runs/similarity/<task>-<model>-<preset>``)."""
+    (default ``<home>/runs/similarity/<task>-<model>-<preset>``). ``max_steps`` must match the
+    fine-tuning run's (None: the preset's), or other models are trained."""
     cfg = SimilarityConfig(task=task, model=model, preset=preset, seeds=tuple(seeds),
-                           n_examples=n_examples)
+                           n_examples=n_examples, max_steps=max_steps)
     result = run_similarity(cfg, verbose=verbose)
     out = Path(out_dir) if out_dir else (paths.runs_dir() / "similarity" /
                                          f"{task}-{model.replace('/', '_')}-{preset}")
