@@ -112,6 +112,23 @@ def test_gram_and_feature_forms_agree_float32(debiased):
     ref = _cka_ref(x, y, debiased)
     assert C.linear_cka(x, y, debiased) == pytest.approx(ref, abs=1e-6)
     assert C.cka(C.gram_linear(x), C.gram_linear(y), debiased) == pytest.approx(ref, abs=1e-6)
+    for method in ("gram", "feature"):  # float32 compute
+        got = float(C.cka_matrix([x], [y], method=method, debiased=debiased)[0, 0])
+        assert got == pytest.approx(ref, abs=1e-6), method
+
+
+def test_debiased_float32_accurate_when_n_much_smaller_than_d():
+    """n << d: the Gram diagonal dominates <K, L> and the U-statistic removes it again; the
+    Gram path keeps the diagonal out of the float32 sums, so no catastrophic cancellation."""
+    g = torch.Generator().manual_seed(0)
+    offset = 10.0 * (0.5 + torch.rand(768, generator=g))
+    h, layers = torch.randn(40, 768, generator=g), []
+    for _ in range(3):
+        h = 0.9 * h + 0.45 * torch.randn(40, 768, generator=g)
+        layers.append(h * (0.5 + torch.rand(768, generator=g)) + offset)
+    ref = _matrix_ref([x.double() for x in layers], [x.double() for x in layers], True)
+    got = C.cka_matrix(layers, method="gram", debiased=True)
+    assert torch.allclose(got, ref, atol=5e-7, rtol=0)  # was 2e-6 with the diagonal kept in
 
 
 # ----------------------------------------------------------------------------- cka_matrix
@@ -137,6 +154,22 @@ def test_streamed_gram_tiles_agree(debiased, chunk):
     assert torch.allclose(got, ref_self, atol=1e-6, rtol=0)
     got = C.cka_matrix(a, b, method="gram", chunk_size=chunk, debiased=debiased)
     assert torch.allclose(got, ref_cross, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_chunked_accumulation_paths_agree(debiased, monkeypatch):
+    """Row-chunked float64 accumulation (feature form, large n) and chunked inner products."""
+    a = _data(n=101, widths=(7, 7, 12), dtype=torch.float32)
+    b = _data(n=101, widths=(5,), seed=9, dtype=torch.float32)
+    ref_self, ref_cross = _matrix_ref(a, a, debiased), _matrix_ref(a, b, debiased)
+    monkeypatch.setattr(C, "_FEATURE_ROWS", 16)
+    monkeypatch.setattr(C, "_INNER_CHUNK", 64)
+    monkeypatch.setattr(C, "_PANEL_COLS", 24)
+    for method in ("feature", "gram"):
+        got = C.cka_matrix(a, method=method, debiased=debiased, chunk_size=10)
+        assert torch.allclose(got, ref_self, atol=1e-6, rtol=0), method
+        got = C.cka_matrix(a, b, method=method, debiased=debiased, chunk_size=10)
+        assert torch.allclose(got, ref_cross, atol=1e-6, rtol=0), method
 
 
 @pytest.mark.parametrize("debiased", [False, True])

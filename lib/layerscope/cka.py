@@ -35,7 +35,7 @@ METHODS = ("auto", "gram", "feature")
 UNDEFINED = ("raise", "nan")
 DEFAULT_RTOL = 1e-5  # a layer is "constant" when ||X - mean||_F <= rtol * ||X||_F
 _INNER_CHUNK = 8192  # float32 partial dot products this long, then summed in float64
-_FEATURE_ROWS = 8192  # feature form: X^T Y over row chunks of this size, summed in float64
+_FEATURE_ROWS = 2048  # feature form: rows per chunk centred into a reusable buffer
 _BOOT_GRAM_MAX_N = 2048  # bootstrap/permutation: Gram form (n x n products) up to this n
 
 __all__ = [
@@ -54,7 +54,7 @@ def _to_tensor(x, what: str) -> Tensor:
     """numpy/torch/array-like -> float32 or float64 tensor (other float types become float32)."""
     if isinstance(x, np.ndarray) and not x.flags.writeable:
         x = x.copy()
-    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    t = x.detach() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{what} has dtype {t.dtype}; expected real-valued features")
     return t if t.dtype in (torch.float32, F64) else t.to(torch.float32)
@@ -203,7 +203,19 @@ def cka(gram_x, gram_y, debiased: bool = False) -> float:
 
 
 # ----------------------------------------------------------------------------- linear core
-def _centre_layers(layers, dtype, rtol, need_rows):
+def _layer_means(layers):
+    """Column means [d_l] float64 per layer, finite [T] bool, offset [T] = n ||mean_l||^2.
+
+    A NaN/inf entry makes its column sum non-finite, so finiteness costs no extra pass.
+    """
+    n = layers[0].shape[0]
+    means = [_column_mean64(x) for x in layers]
+    finite = torch.tensor([bool(torch.isfinite(m).all()) for m in means])
+    offset = torch.tensor([n * float(m.square().sum()) for m in means], dtype=F64)
+    return means, finite, offset
+
+
+def _centre_layers(layers, means, dtype, with_rows):
     """Centre each layer once into z [n, sum d_l] (layers side by side, `dtype`).
 
     Column means are accumulated in float64: float32 sums of uncentred BERT-like states (offset
@@ -212,26 +224,20 @@ def _centre_layers(layers, dtype, rtol, need_rows):
     the exactly centred values by a per-column constant <= 2^-24 |mean|, whose effect on CKA is
     O((n * 2^-24 |mean| / spread)^2 / d) -- far below 1e-10 here.
 
-    Returns z, widths, const [T] bool, finite [T] bool, sq [T] = ||z_l||_F^2 and rows [T, n] =
-    ||z_l[a]||^2 (debiased only), reductions in float64. A NaN/inf entry makes its column sum
-    non-finite, so finiteness costs no extra pass.
+    Returns z and, if with_rows, rows [T, n] = ||z_l[a]||^2 in float64 (the Gram path reads
+    them off the Gram diagonals instead).
     """
     n, widths = layers[0].shape[0], [int(x.shape[1]) for x in layers]
     z = torch.empty(n, sum(widths), dtype=dtype, device=layers[0].device)
-    const = torch.zeros(len(layers), dtype=torch.bool)
-    finite = torch.ones(len(layers), dtype=torch.bool)
-    rows = torch.empty(len(layers), n, dtype=F64)
+    rows = torch.empty(len(layers), n, dtype=F64) if with_rows else None
     off = 0
     for i, x in enumerate(layers):
-        mean = _column_mean64(x)
-        finite[i] = bool(torch.isfinite(mean).all())
         zi = z[:, off:off + widths[i]]
-        torch.sub(x, mean.to(dtype), out=zi)
-        rows[i] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
-        cen = rows[i].sum()
-        const[i] = bool(cen <= rtol**2 * (cen + n * mean.square().sum().cpu()))  # ||X||^2 split
+        torch.sub(x, means[i].to(dtype), out=zi)
+        if with_rows:
+            rows[i] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
         off += widths[i]
-    return z, widths, const, finite, rows.sum(1), (rows if need_rows else None)
+    return z, rows
 
 
 def _column_mean64(x: Tensor) -> Tensor:
@@ -269,8 +275,13 @@ def _auto_panel_rows(n: int) -> int:
 _PANEL_COLS = 2048  # columns per GEMM of a panel: T tiles of r x 2048 floats stay in cache
 
 
-def _gram_products(z, widths, chunk_size) -> Tensor:
-    """P[i, j] = <K_i, K_j>_F for centred K_i = z_i z_i^T, streamed over row panels. -> [T, T].
+def _gram_products(z, widths, chunk_size) -> tuple[Tensor, Tensor]:
+    """P~[i, j] = <K~_i, K~_j>_F, K~_i = z_i z_i^T with zero diagonal, by row panels. -> [T, T].
+
+    The diagonal is returned separately (rows [T, n] = k_aa = ||z_i[a]||^2) and added back in
+    float64 by the caller: for n << d the Gram's diagonal dominates <K_i, K_j>, and the debiased
+    estimator subtracts exactly that part again, so keeping it out of the float32 sums avoids a
+    large cancellation (tr(K~ L~) is what Song et al.'s formula needs anyway).
 
     Each K_i is symmetric, so a panel of rows [s, e) is formed only from column s on (a
     syrk-like half): its diagonal square [s, e) x [s, e) counts once, the columns beyond e count
@@ -289,15 +300,31 @@ def _gram_products(z, widths, chunk_size) -> Tensor:
               for i0, g, w, off in _width_groups(widths)]
     buf = torch.empty(t * rows * cols, dtype=z.dtype, device=z.device)
     p = torch.zeros(t, t, dtype=F64, device=z.device)
+    diag = torch.empty(t, n, dtype=F64, device=z.device)
     for s in range(0, n, rows):
         e = min(n, s + rows)
-        for cs, ce, weight in [(s, e, 1.0)] + [(c, min(n, c + cols), 2.0)
-                                               for c in range(e, n, cols)]:
-            blk = buf[:t * (e - s) * (ce - cs)].view(t, e - s, ce - cs)
+        for rs, re, cs, ce, weight in _panel_tiles(s, e, n, cols):
+            blk = buf[:t * (re - rs) * (ce - cs)].view(t, re - rs, ce - cs)
             for i0, g, v in groups:
-                torch.bmm(v[:, s:e], v[:, cs:ce].transpose(1, 2), out=blk[i0:i0 + g])
+                torch.bmm(v[:, rs:re], v[:, cs:ce].transpose(1, 2), out=blk[i0:i0 + g])
+            if cs == rs:  # diagonal square: keep k_aa, then drop it from the inner product
+                d = blk.diagonal(dim1=1, dim2=2)
+                diag[:, rs:re] = d
+                d.zero_()
             p += weight * _rows_gram(blk.view(t, -1))
-    return p.cpu()
+    return p.cpu(), diag.cpu()
+
+
+def _panel_tiles(s, e, n, cols):
+    """Tiles (row start, row end, col start, col end, weight) covering panel [s, e) x [s, n).
+
+    The diagonal square is split once into two half-size diagonal squares (weight 1) and the
+    rectangle between them (weight 2), halving the redundant lower-triangle work there.
+    """
+    h = (e - s) // 2 if e - s >= 64 else 0
+    diag = ([(s, s + h, s, s + h, 1.0), (s, s + h, s + h, e, 2.0), (s + h, e, s + h, e, 1.0)]
+            if h else [(s, e, s, e, 1.0)])
+    return diag + [(s, e, c, min(n, c + cols), 2.0) for c in range(e, n, cols)]
 
 
 def _width_groups(widths):
@@ -312,41 +339,43 @@ def _width_groups(widths):
     return [tuple(g) for g in out]
 
 
-def _block_sq_norms(zi: Tensor, zc: Tensor, widths) -> Tensor:
-    """||zi^T zc_j||_F^2 for each column block j of zc (widths) -> [len(widths)] float64."""
-    n = zi.shape[0]
-    if n <= _FEATURE_ROWS:
-        m = zi.T @ zc
-    else:  # float64 accumulation over row chunks keeps large-n sums accurate
-        m = torch.zeros(zi.shape[1], zc.shape[1], dtype=F64, device=zi.device)
-        for s in range(0, n, _FEATURE_ROWS):
-            m += (zi[s:s + _FEATURE_ROWS].T @ zc[s:s + _FEATURE_ROWS]).to(F64)
-    out = []
-    for _, g, w, off in _width_groups(widths):
-        # per-row partial norms over w entries, then float64 accumulation over rows
-        part = torch.linalg.vector_norm(m[:, off:off + g * w].view(-1, g, w), dim=2)
-        out.append(part.to(F64).square().sum(0))
-    return torch.cat(out).cpu()
+def _feature_products(layers, means, widths, na, cross, dtype) -> tuple[Tensor, Tensor]:
+    """P[i, j] = ||z_i^T z_j||_F^2 (Kornblith et al. 2019 feature-space form). -> [T, T], rows.
 
-
-def _feature_products(z, widths, na, cross) -> Tensor:
-    """P[i, j] = ||z_i^T z_j||_F^2 (Kornblith et al. 2019 feature-space form). -> [T, T].
-
-    Self: row i against all layers j >= i in one GEMM (symmetry halves the work). Cross: layers
-    of a against all of b, plus each layer's own diagonal term. Unneeded entries stay NaN.
+    Streams over row chunks: each chunk of every layer is centred once into a reusable buffer
+    and z_i^T z_j is accumulated in place (addmm), so no centred copy of the whole input is
+    held. Self: layer i against all layers j >= i in one GEMM per chunk (symmetry halves the
+    work). Cross: layers of a against all of b, plus each layer's own term. Unneeded entries
+    stay NaN. Also returns rows [T, n] = ||z_i[a]||^2 (float64).
     """
-    t = len(widths)
+    n, t = layers[0].shape[0], len(widths)
     offs = np.cumsum([0] + widths).tolist()
+    dev = layers[0].device
+    spans = [(i, j0, j1) for i in range(t) for j0, j1 in
+             ([(i, t)] if not cross else ([(na, t)] if i < na else []) + [(i, i + 1)])]
+    accs = [torch.zeros(widths[i], offs[j1] - offs[j0], dtype=dtype, device=dev)
+            for i, j0, j1 in spans]
+    step = min(n, _FEATURE_ROWS)
+    buf = torch.empty(step, offs[-1], dtype=dtype, device=dev)
+    rows = torch.empty(t, n, dtype=F64)
+    mu = [m.to(dtype) for m in means]
+    for s in range(0, n, step):
+        c = buf[:min(step, n - s)]
+        for i, x in enumerate(layers):
+            zi = c[:, offs[i]:offs[i + 1]]
+            torch.sub(x[s:s + step], mu[i], out=zi)
+            rows[i, s:s + step] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
+        for (i, j0, j1), acc in zip(spans, accs):
+            acc.addmm_(c[:, offs[i]:offs[i + 1]].T, c[:, offs[j0]:offs[j1]])
     p = torch.full((t, t), float("nan"), dtype=F64)
-    for i in range(t):
-        zi = z[:, offs[i]:offs[i + 1]]
-        j0 = i if not cross else (na if i < na else None)
-        if j0 is not None:
-            vals = _block_sq_norms(zi, z[:, offs[j0]:], widths[j0:])
-            p[i, j0:], p[j0:, i] = vals, vals
-        if cross:
-            p[i, i] = _block_sq_norms(zi, zi, [widths[i]])[0]
-    return p
+    for (i, j0, j1), acc in zip(spans, accs):
+        vals = []
+        for _, g, w, off in _width_groups(widths[j0:j1]):
+            # per-row partial norms over w entries, then float64 accumulation over rows
+            part = torch.linalg.vector_norm(acc[:, off:off + g * w].view(-1, g, w), dim=2)
+            vals.append(part.to(F64).square().sum(0).cpu())
+        p[i, j0:j1] = p[j0:j1, i] = torch.cat(vals)
+    return p, rows
 
 
 def _choose_method(n, widths, na, cross, rows) -> str:
@@ -360,11 +389,18 @@ def _choose_method(n, widths, na, cross, rows) -> str:
     return "gram" if gram < feat else "feature"
 
 
-def _hsic(p, sq, rows, n, debiased) -> Tensor:
-    """Biased HSIC = P / (n-1)^2, or Song et al.'s unbiased HSIC via the row-norm identities."""
+def _hsic(p, sq, rows, n, debiased, offdiag=False) -> Tensor:
+    """Biased HSIC = P / (n-1)^2, or Song et al.'s unbiased HSIC via the row-norm identities.
+
+    p = <K, L> = ||X^T Y||_F^2, or with offdiag=True p = <K~, L~> (zero diagonals); sq = traces,
+    rows = Gram diagonals [T, n]. With centred X: K~1 = -k, 1^T K~ 1 = -t, so
+    n(n-3) HSIC_u = tr(K~L~) + t_K t_L / ((n-1)(n-2)) - 2/(n-2) k.l  (Song et al. 2012, eq. 5).
+    """
+    kl = rows @ rows.T
     if not debiased:
-        return p / (n - 1) ** 2
-    u = p + torch.outer(sq, sq) / ((n - 1) * (n - 2)) - (n / (n - 2)) * (rows @ rows.T)
+        return (p + kl if offdiag else p) / (n - 1) ** 2
+    tr = p if offdiag else p - kl
+    u = tr + torch.outer(sq, sq) / ((n - 1) * (n - 2)) - (2.0 / (n - 2)) * kl
     return u / (n * (n - 3))
 
 
@@ -380,7 +416,7 @@ def _rbf_products(z, widths, const, threshold, debiased) -> Tensor:
 
 
 def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, undefined,
-              chunk_size, rtol, return_hsic=False):
+              chunk_size, rtol, return_hsic=False, dtype=None):
     _choice(kernel, KERNELS, "kernel")
     _choice(method, METHODS, "method")
     _choice(undefined, UNDEFINED, "undefined")
@@ -388,23 +424,29 @@ def _cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, und
         raise ValueError("method='feature' exists only for kernel='linear'; use method='auto'")
     n = _check_inputs(la, lb, names, single, debiased, finite=False)
     layers, na, cross = la + (lb or []), len(la), lb is not None
-    dtype = F64 if all(x.dtype == F64 for x in layers) else torch.float32
-    need_rows = debiased and kernel == "linear"
-    z, widths, const, finite, sq, rows = _centre_layers(layers, dtype, rtol, need_rows)
+    widths = [int(x.shape[1]) for x in layers]
+    if kernel == "linear" and method == "auto":
+        method = _choose_method(n, widths, na, cross, chunk_size or _auto_panel_rows(n))
+    if dtype is None:
+        dtype = F64 if all(x.dtype == F64 for x in layers) else torch.float32
+    means, finite, offset = _layer_means(layers)
     for i in torch.nonzero(~finite).flatten().tolist()[:1]:
         _check_finite(layers[i], i, na, names, single)
-    bad = [i for i in range(len(layers)) if const[i]]
+    if kernel == "linear" and method == "feature":
+        p, rows = _feature_products(layers, means, widths, na, cross, dtype)
+    else:
+        z, rows = _centre_layers(layers, means, dtype, with_rows=kernel == "rbf")
+        if kernel == "linear":
+            p, rows = _gram_products(z, widths, chunk_size)
+    sq = rows.sum(1)  # ||X_c||^2; ||X||^2 = ||X_c||^2 + n ||mean||^2
+    const = sq <= rtol**2 * (sq + offset)
+    bad = torch.nonzero(const).flatten().tolist()
     if bad and undefined == "raise":
         raise ValueError(_constant_msg(bad[0], na, names, single))
     if kernel == "rbf":
         h = _rbf_products(z, widths, const, threshold, debiased)
     else:
-        if method == "auto":
-            rows_per_panel = chunk_size or _auto_panel_rows(n)
-            method = _choose_method(n, widths, na, cross, rows_per_panel)
-        p = (_gram_products(z, widths, chunk_size) if method == "gram"
-             else _feature_products(z, widths, na, cross))
-        h = _hsic(p, sq, rows, n, debiased)
+        h = _hsic(p, sq, rows, n, debiased, offdiag=method == "gram")
     if return_hsic:
         return h, const
     diag = h.diagonal()
@@ -444,7 +486,11 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
 
     Returns:
         [La, Lb] float64 tensor. Computation is float32 (float64 if every input is float64) on
-        layers centred once in float64, with float64 accumulation of all reductions.
+        layers centred once (column means accumulated in float64), with float64 accumulation of
+        all reductions. Cost: Gram form ~ n^2/2 (sum_l d_l + T^2) multiply-adds, feature form
+        ~ n sum_{l<=m} d_l d_m (self). Extra memory: Gram form, a centred float32 copy of the
+        inputs plus ~30 MB; feature form, the d_l x d_m accumulators (~(sum d)^2/2 floats) plus
+        a 2048-row chunk. Debiased costs the same as biased.
     """
     la = _as_stack(a, "a")
     lb = None if b is None else _as_stack(b, "b")
@@ -468,16 +514,17 @@ def constant_layers(a, rtol: float = DEFAULT_RTOL) -> list[int]:
 
 
 def linear_cka(x, y, debiased: bool = False, *, method: str = "feature") -> float:
-    """Linear CKA of x: [n, dx] and y: [n, dy].
+    """Linear CKA of x: [n, dx] and y: [n, dy], computed in float64.
 
     Feature-space form ||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred X, Y (Kornblith et
-    al. 2019, §3), debiased via the row-norm identities in the module docstring. Inputs are
-    centred in float64; reductions accumulate in float64. For n << d pass method="auto" (Gram).
+    al. 2019, §3), debiased via the row-norm identities in the module docstring. A single pair
+    is cheap, so it runs in float64 (a reference for cka_matrix, which runs in float32). For
+    n << d pass method="auto" (Gram form).
     """
     lx, ly = [_as_single(x, "x")], [_as_single(y, "y")]
     out = _cka_core(lx, ly, names=("x", "y"), single=True, kernel="linear", debiased=debiased,
                     threshold=1.0, method=method, undefined="raise", chunk_size=None,
-                    rtol=DEFAULT_RTOL)
+                    rtol=DEFAULT_RTOL, dtype=F64)
     return float(out[0, 0])
 
 
@@ -501,6 +548,8 @@ class MinibatchCKA:
 
     update() takes x_batch: [b, dx], y_batch: [b, dy] (compute() -> float), or stacks
     [La, b, d] / sequences of [b, d_l] (compute() -> [La, Lb] tensor). Batches need b >= 4.
+    Each batch is computed in float64: with small batches and b << d the unbiased HSIC cancels
+    most of its terms, which float32 would not survive.
     """
 
     def __init__(self):
@@ -523,7 +572,7 @@ class MinibatchCKA:
                              " into the previous one")
         h, _ = _cka_core(lx, ly, names=("x_batch", "y_batch"), single=pair, kernel="linear",
                          debiased=True, threshold=1.0, method="auto", undefined="nan",
-                         chunk_size=None, rtol=DEFAULT_RTOL, return_hsic=True)
+                         chunk_size=None, rtol=DEFAULT_RTOL, return_hsic=True, dtype=F64)
         na = len(lx)
         xy, xx, yy = h[:na, na:], h.diagonal()[:na], h.diagonal()[na:]
         if self._xy is None:
