@@ -148,9 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def quiet_libraries() -> None:
     """Silence load reports and progress bars of transformers/datasets (our output stays readable)."""
+    import warnings
+
     import datasets
     import transformers
 
+    # datasets' sort() trips a pyarrow deprecation notice that says nothing about our results
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyarrow")
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
 
