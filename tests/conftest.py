@@ -39,3 +39,11 @@ def tiny_sentiment_ft(isolated_home):
 
     return load_or_train(FinetuneConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke",
                                         seed=0), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def private_home(tmp_path_factory):
+    """A cache home private to one test module: its results never touch (or depend on) others'."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERSCOPE_HOME", str(tmp_path_factory.mktemp("home")))
+        yield

@@ -20,12 +20,7 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def home(tmp_path_factory):
-    """A private cache home: tests never touch (or depend on) the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAYERSCOPE_HOME", str(tmp_path_factory.mktemp("home")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_home")
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,7 @@ CFG = sim.SimilarityConfig(task="tiny-sentiment", model="tiny-bert", preset="smo
                            n_perm=30)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def home(tmp_path_factory):
-    """A private cache home: fine-tuning and extraction stay inside the test."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAYERSCOPE_HOME", str(tmp_path_factory.mktemp("home")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_home")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ is renamed into place, so an interrupted extraction is redone, not half-used.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from .cache import file_sha256
 
 
 class AssetError(RuntimeError):
@@ -85,12 +85,7 @@ ASSETS: dict[str, Asset] = {
 }
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = file_sha256  # one implementation, shared with the result cache
 
 
 def _manual_instructions(asset: Asset, archive_dir: Path) -> str:

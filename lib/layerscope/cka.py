@@ -99,12 +99,18 @@ def _label(i: int, na: int, names: tuple[str, str], single: bool) -> str:
     return name if single else f"layer {j} of {name}"
 
 
-def _check_inputs(la, lb, names, single, debiased, finite=True) -> int:
-    """Example counts, n limits and (if `finite`) finiteness; returns n."""
+def same_examples(la, lb, names) -> int:
+    """The number of examples n, checking that `lb` (if given) has the same n as `la`."""
     n = la[0].shape[0]
     if lb is not None and lb[0].shape[0] != n:
         raise ValueError(f"{names[0]} has {n} examples but {names[1]} has {lb[0].shape[0]}; both"
                          " must hold representations of the same examples, in the same order")
+    return n
+
+
+def _check_inputs(la, lb, names, single, debiased, finite=True) -> int:
+    """Example counts, n limits and (if `finite`) finiteness; returns n."""
+    n = same_examples(la, lb, names)
     if n < 2:
         raise ValueError(f"CKA needs at least 2 examples; got n={n}")
     if debiased and n <= 3:

@@ -22,7 +22,7 @@ import transformers as tr
 from . import cache, metrics, models, offline_data
 from .adapters import EncoderAdapter
 from .encoding import collator_for, encode_split
-from .tasks import TaskSpec, get_task, load_split
+from .tasks import TaskSpec, get_task, load_split, offline_source
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
 
@@ -153,8 +153,7 @@ def model_identity(name: str) -> dict:
 
 def data_identity(task: TaskSpec) -> dict:
     if task.source == "offline":
-        src = "brown" if task.name.startswith("brown") else task.name.replace("-score", "")
-        return {"splits": offline_data.pinned_splits().get(src)}
+        return {"splits": offline_data.pinned_splits().get(offline_source(task))}
     return {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
 
 
@@ -319,8 +318,7 @@ def load_finetuned(result: FinetuneResult, step: int | None = None) -> tr.PreTra
     """The fine-tuned task model (eval mode); ``step`` picks a snapshot saved during training."""
     task = get_task(result.config.task)
     folder = result.model_dir if step is None else result.snapshot_dir(step)
-    cls = models._TASK_MODEL_CLASSES[task.kind]
-    return cls.from_pretrained(str(folder)).eval()
+    return models.task_model_class(task).from_pretrained(str(folder)).eval()
 
 
 def summary_line(result: FinetuneResult) -> str:

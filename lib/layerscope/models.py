@@ -137,6 +137,11 @@ _TASK_MODEL_CLASSES = {
 }
 
 
+def task_model_class(task: TaskSpec):
+    """The AutoModelFor... class for ``task``'s kind (head shape and loss)."""
+    return _TASK_MODEL_CLASSES[task.kind]
+
+
 def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
     """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if it has one)."""
     kwargs: dict = {}
@@ -147,7 +152,7 @@ def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
     elif task.kind != "multiple_choice":
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
-    return _from_pretrained(_TASK_MODEL_CLASSES[task.kind], name, **kwargs)
+    return _from_pretrained(task_model_class(task), name, **kwargs)
 
 
 # --- tiny models --------------------------------------------------------------------------

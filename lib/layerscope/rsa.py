@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from scipy.stats import rankdata
 
-from .cka import DEFAULT_RTOL, UNDEFINED, _as_single, _as_stack, _choice
+from .cka import DEFAULT_RTOL, UNDEFINED, _as_single, _as_stack, _choice, same_examples
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -124,10 +124,7 @@ def rsa_matrix(a, b=None, *, metric: str = "correlation", max_examples: int | No
 
 def _rsa_core(la, lb, names, single, metric, max_examples, seed, undefined) -> Tensor:
     _choice(undefined, UNDEFINED, "undefined")
-    n = la[0].shape[0]
-    if lb is not None and lb[0].shape[0] != n:
-        raise ValueError(f"{names[0]} has {n} examples but {names[1]} has {lb[0].shape[0]}; both"
-                         " must hold representations of the same examples, in the same order")
+    n = same_examples(la, lb, names)
     if n < 3:
         raise ValueError(f"RSA needs at least 3 examples (an RDM with >= 3 entries); got n={n}")
     layers, na = la + (lb or []), len(la)

@@ -206,16 +206,23 @@ def load_split(name: str, split: str, *, hub_data_dir: str | Path | None = None)
     return _load_hub(spec, split, hub_data_dir)
 
 
+def offline_source(spec: TaskSpec) -> str:
+    """The offline_data source an offline task reads (movies-score reads movies; brown-*: brown)."""
+    if spec.name.startswith("brown"):
+        return "brown"
+    return "movies" if spec.name == "movies-score" else spec.name
+
+
 def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
     name = spec.name
-    if name.startswith("brown"):
+    source = offline_source(spec)
+    if source == "brown":
         rows = offline_data.split_rows("brown", offline_data.brown_rows(), split)
         if name == "brown-pos":
             return datasets.Dataset.from_dict({"tokens": [r["tokens"] for r in rows],
                                                "tags": [r["upos"] for r in rows]})
         return datasets.Dataset.from_dict({"text": [" ".join(r["tokens"]) for r in rows],
                                            "label": [GENRES.index(r["genre"]) for r in rows]})
-    source = "movies" if name == "movies-score" else name
     rows = offline_data.split_rows(source, offline_data.vader_rows(source), split)
     if spec.kind == "regression":
         return datasets.Dataset.from_dict({"text": [r["text"] for r in rows],
