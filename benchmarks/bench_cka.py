@@ -6,7 +6,7 @@ In one run on this machine it measures the fp32 GEMM rate, builds synthetic BERT
 (13 layers, d = 768, float32, a shared per-feature offset ~10x the spread, correlated layers)
 and times the 13 x 13 linear CKA matrix, biased and debiased, self (b=None) and cross, three ways:
 
-* ours  -- layerscope.cka.cka_matrix (method="auto");
+* ours  -- layerscope.measures.cka.cka_matrix (method="auto");
 * loop  -- a Python loop over layer pairs of the textbook feature-space formula in float32
            (centre, ||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F); debiased: Kornblith et al.'s
            feature-space U-statistic), self terms recomputed per pair, symmetric pairs once;
@@ -40,7 +40,7 @@ import time
 
 import torch
 
-from layerscope.cka import cka_matrix
+from layerscope.measures.cka import cka_matrix
 
 L, D = 13, 768
 F64 = torch.float64

@@ -13,7 +13,7 @@ def test_main_job_on_tiny_model(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["seed"] for r in summary["runs"]] == [0, 1]
     assert all(r["accuracy"] > r["baseline_accuracy"] for r in summary["runs"])
-    assert "block structure" in out  # the similarity step's verdict
+    assert "block_structure" in out  # the similarity step's verdict
     assert (tmp_path / "similarity" / "similarity.png").stat().st_size > 10_000
     assert summary["similarity"]["findings"]
 

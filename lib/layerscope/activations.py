@@ -34,8 +34,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +41,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import transformers as tr
+
 from . import cache, models
-from .tasks import get_task, load_split
+from .errors import CacheError
+from .finetune import FinetuneResult, load_finetuned
+from .tasks import data_identity, get_task, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -354,9 +356,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def activation_key(spec: ActivationSpec, weights: str, tokenizer: str) -> str:
     """Cache key of ``spec`` extracted with the given weights and tokenizer fingerprints."""
-    from .finetune import data_identity  # the same data identity fine-tuning keys on
-
-    return cache.content_key({
+    return cache.content_key({  # the same data identity fine-tuning keys on
         "spec": dataclasses.asdict(spec), "weights": weights, "tokenizer": tokenizer,
         "data": data_identity(get_task(spec.task)), "code": ACTIVATIONS_VERSION,
     })
@@ -375,7 +375,7 @@ def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray) -> np
                        for t, (i, w) in zip(tags, ids, strict=True)], dtype=np.int64)
 
 
-def _load(folder: Path, spec: ActivationSpec, key: str, meta: dict) -> Activations:
+def _open(folder: Path, spec: ActivationSpec, key: str, meta: dict) -> Activations:
     return Activations(states=np.load(folder / "states.npy", mmap_mode="r"),
                        labels=np.load(folder / "labels.npy"), ids=np.load(folder / "ids.npy"),
                        spec=spec, key=key, path=folder, meta=meta)
@@ -396,7 +396,7 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
     if folder.exists():
         ok, reason = cache.verify(folder)
         if ok:
-            return _load(folder, spec, key, cache.read_meta(folder))
+            return _open(folder, spec, key, cache.read_meta(folder))
         cache.quarantine(folder, reason)
     examples, labels, rows = task_inputs(spec)
     states, ids = extract(model, tokenizer, examples, pooling=spec.pooling, dtype=spec.dtype,
@@ -404,21 +404,36 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
                           pair_offset=spec.pair_offset, progress=progress)
     labels = _labels_for(spec, labels, ids)
     ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
-    tmp = folder.with_name(f".{key}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, arr in zip(_FILES, (states, labels, ids), strict=True):
-        np.save(tmp / name, arr)
-    meta = cache.write_meta(tmp, {
-        "spec": dataclasses.asdict(spec), "key": key, "model_type": base.config.model_type,
-        "n_layers": int(states.shape[0] - 1), "shape": list(states.shape),
-        "n_examples": int(len(rows)), "code": ACTIVATIONS_VERSION,
-        "weights": weights}, list(_FILES))
-    if folder.exists():  # another process finished first; keep its entry
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, folder)
-    return _load(folder, spec, key, meta)
+    with cache.atomic_dir(folder) as tmp:  # another process may finish first: keep its entry
+        for name, arr in zip(_FILES, (states, labels, ids), strict=True):
+            np.save(tmp / name, arr)
+        cache.write_meta(tmp, {
+            "spec": dataclasses.asdict(spec), "key": key, "model_type": base.config.model_type,
+            "n_layers": int(states.shape[0] - 1), "shape": list(states.shape),
+            "n_examples": int(len(rows)), "code": ACTIVATIONS_VERSION,
+            "weights": weights}, list(_FILES))
+    return _open(folder, spec, key, cache.read_meta(folder))
+
+
+def load(key: str) -> Activations:
+    """The cached representations with content key ``key``, verified against their sha256.
+
+    This is how a study result (which holds keys, never paths) gets back to its arrays, on any
+    machine that shares the cache folder. A missing or damaged entry raises ``CacheError``
+    saying how to recompute it (rerun the study: extraction is keyed by content, so it
+    recomputes exactly this entry).
+    """
+    folder = cache.entry_dir("activations", key)
+    if not folder.exists():
+        raise CacheError(f"activation cache entry {key!r} is not in {folder.parent} (a different"
+                         " LAYERSCOPE_HOME, or a cleared cache?); rerun the study to recompute it")
+    ok, reason = cache.verify(folder)
+    if not ok:
+        cache.quarantine(folder, reason)
+        raise CacheError(f"activation cache entry {key!r} was damaged ({reason}) and has been"
+                         " moved aside; rerun the study to recompute it")
+    meta = cache.read_meta(folder)
+    return _open(folder, ActivationSpec(**meta["spec"]), key, meta)
 
 
 # --------------------------------------------------------------------------- loading models
@@ -429,11 +444,7 @@ def encoder_and_tokenizer(source, *, step: int | None = None, for_words: bool = 
     tokenizer of a fine-tuned model is the one saved with it. ``for_words``: see
     ``models.load_tokenizer``.
     """
-    from .finetune import FinetuneResult, load_finetuned
-
     if isinstance(source, FinetuneResult):
-        import transformers as tr
-
         tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir))
         if for_words and getattr(tok, "add_prefix_space", None) is False:
             tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir), add_prefix_space=True)

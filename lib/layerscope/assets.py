@@ -29,11 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
-from .cache import file_sha256
-
-
-class AssetError(RuntimeError):
-    """An offline asset could not be fetched or failed its checksum."""
+from .cache import atomic_dir, file_sha256
+from .errors import AssetError
 
 
 @dataclass(frozen=True)
@@ -164,8 +161,7 @@ def extracted(name: str) -> Path:
     if done.exists():
         return out
     archive = archive_path(name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=paths.assets_dir()))
-    try:
+    with atomic_dir(out, replace=True) as tmp:  # replaces an earlier, interrupted extraction
         if archive.suffix == ".whl":
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
@@ -177,12 +173,6 @@ def extracted(name: str) -> Path:
             with tarfile.open(inner) as tf:
                 tf.extractall(tmp, filter="data")
         (tmp / ".complete").write_text(sha256_of(archive))
-        if out.exists():
-            shutil.rmtree(out)  # an earlier, interrupted extraction
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -9,6 +9,7 @@ sha256 is corrupt: it is moved aside and recomputed, never used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -66,6 +67,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path, *, replace: bool = False):
+    """Build a folder under a temporary name beside ``dest``, then rename it into place.
+
+    Readers (other processes, Dask workers sharing the cache) never see half a folder. If
+    ``dest`` appeared meanwhile (another process finished first) its copy is kept, or swapped
+    for ours with ``replace=True``. On an exception the temporary folder is removed.
+
+        with atomic_dir(folder) as tmp:
+            np.save(tmp / "states.npy", states)
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; results are meant to be shared
+    try:
+        yield tmp
+        if dest.exists():
+            if not replace:
+                return
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def entry_dir(kind: str, key: str) -> Path:

@@ -12,23 +12,31 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+import datasets  # noqa: E402  (after the environment settings above, which they read)
+import transformers  # noqa: E402
+
+from . import assets  # noqa: E402
+from .errors import LayerscopeError  # noqa: E402
+from .finetune import PRESETS, FinetuneConfig, cache_key, load_or_train, summary_line  # noqa: E402
+from .models import MODELS  # noqa: E402
+from .paths import runs_dir  # noqa: E402
+from .studies.similarity import SimilarityConfig, run_similarity  # noqa: E402
+from .tasks import TASKS, get_task  # noqa: E402
+
 
 def _cmd_fetch(args) -> int:
-    from . import assets
-
     for name in args.assets or sorted(assets.ASSETS):
         print(f"{name}: {assets.extracted(name)}")
     return 0
 
 
 def _cmd_tasks(args) -> int:
-    from .tasks import TASKS
-
     for spec in TASKS.values():
         print(f"{spec.name:15s} {spec.source:8s} {spec.kind:16s} {','.join(spec.metrics):22s} "
               f"{spec.description}")
@@ -36,16 +44,12 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from .models import MODELS
-
     for spec in MODELS.values():
         print(f"{spec.name:42s} {spec.source:8s} {spec.arch:8s} {spec.description}")
     return 0
 
 
 def _finetune_all(task, model, preset, seeds, max_steps) -> list:
-    from .finetune import FinetuneConfig, load_or_train, summary_line
-
     results = []
     for seed in seeds:
         cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
@@ -61,10 +65,6 @@ def _cmd_finetune(args) -> int:
 
 
 def _cmd_main(args) -> int:
-    from .finetune import PRESETS, cache_key
-    from .paths import runs_dir
-    from .tasks import get_task
-
     t_start = time.time()
     task = get_task(args.task)
     print(f"layerscope main job: {args.model} on {args.task}, preset {args.preset}, "
@@ -72,7 +72,8 @@ def _cmd_main(args) -> int:
           flush=True)
     print("1/2 fine-tuning (cached runs are reused; an interrupted run resumes)", flush=True)
     results = _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps)
-    out = Path(args.out) if args.out else runs_dir() / "main" / f"{args.task}-{args.model.replace('/', '_')}-{args.preset}"
+    out = (Path(args.out) if args.out else
+           runs_dir() / "main" / f"{args.task}-{args.model.replace('/', '_')}-{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
     main_metric = task.primary_metric
     rows = [{"seed": r.config.seed, **r.metrics, "baseline_" + main_metric:
@@ -83,14 +84,13 @@ def _cmd_main(args) -> int:
     similarity = None
     if not args.skip_similarity and len(results) >= 2:
         print("\n2/2 layer similarity (CKA) of the untuned and fine-tuned models", flush=True)
-        from .studies.similarity import main_job_similarity
-
-        sim = main_job_similarity(task=args.task, model=args.model, seeds=tuple(args.seeds[:2]),
-                                  preset=args.preset, max_steps=args.max_steps,
-                                  n_examples=args.n_examples, out_dir=out / "similarity",
-                                  verbose=sys.stderr.isatty())
+        sim = run_similarity(SimilarityConfig(
+            task=args.task, model=args.model, preset=args.preset, seeds=tuple(args.seeds[:2]),
+            n_examples=args.n_examples, max_steps=args.max_steps), verbose=sys.stderr.isatty())
+        files = sim.save(out / "similarity")
         print(sim.verdict(), flush=True)
-        similarity = {"findings": sim.findings(), "files": sim.meta.get("files")}
+        similarity = {"findings": sim.findings(), "record": sim.to_record(),
+                      "files": {k: str(v) for k, v in files.items()}}
         print(f"  figures: {out / 'similarity'}", flush=True)
     total = time.time() - t_start
     summary = {"task": args.task, "model": args.model, "preset": args.preset, "runs": rows,
@@ -148,11 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def quiet_libraries() -> None:
     """Silence load reports and progress bars of transformers/datasets (our output stays readable)."""
-    import warnings
-
-    import datasets
-    import transformers
-
     # datasets' sort() trips a pyarrow deprecation notice that says nothing about our results
     warnings.filterwarnings("ignore", category=FutureWarning, module="pyarrow")
     transformers.logging.set_verbosity_error()
@@ -164,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, KeyError) as e:
+    except (LayerscopeError, ValueError, RuntimeError, KeyError) as e:
+        # our errors name the value and the fix: one clean line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

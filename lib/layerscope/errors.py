@@ -22,6 +22,10 @@ class UndefinedError(ConfigError):
     """A measure is undefined for these inputs (e.g. a layer constant across examples)."""
 
 
+class CacheError(LayerscopeError, RuntimeError):
+    """A cache entry a result refers to is missing or damaged (the message says how to redo it)."""
+
+
 class HubUnavailableError(LayerscopeError, RuntimeError):
     """A task or model needs the Hugging Face hub, which could not be reached."""
 

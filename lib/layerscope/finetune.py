@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import transformers as tr
 
-from . import cache, metrics, models, offline_data
+from . import cache, metrics, models
 from .adapters import EncoderAdapter
 from .encoding import collator_for, encode_split
-from .tasks import TaskSpec, get_task, load_split, offline_source
+from .tasks import TaskSpec, data_identity, get_task, load_split
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
 
@@ -139,28 +139,10 @@ class FinetuneResult:
         return load_finetuned(self)
 
 
-def model_identity(name: str) -> dict:
-    """What identifies the starting weights: the name, or the file hashes of a local folder."""
-    spec = models.MODELS.get(name)
-    if spec is None and Path(name).expanduser().is_dir():
-        folder = Path(name).expanduser()
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
-        return {"local": {p.name: cache.file_sha256(p) for p in files}}
-    if spec is not None and spec.source == "tiny":
-        return {"name": name, "tiny_config": models.TINY_CONFIG, "torch": torch.__version__}
-    return {"name": name}
-
-
-def data_identity(task: TaskSpec) -> dict:
-    if task.source == "offline":
-        return {"splits": offline_data.pinned_splits().get(offline_source(task))}
-    return {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
-
-
 def cache_key(cfg: FinetuneConfig) -> str:
     return cache.content_key({
         "config": dataclasses.asdict(cfg), "hyperparameters": cfg.hyperparameters(),
-        "model": model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
+        "model": models.model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
         "code": FINETUNE_VERSION,
     })
 
@@ -210,9 +192,8 @@ class _Snapshots(tr.TrainerCallback):
     def _save(self, model, step):
         out = self.folder / f"step-{step}"
         if not out.exists():
-            tmp = self.folder / f".step-{step}.tmp"
-            model.save_pretrained(tmp)
-            tmp.rename(out)
+            with cache.atomic_dir(out) as tmp:
+                model.save_pretrained(tmp)
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         if 0 in self.steps and state.global_step == 0:
@@ -276,14 +257,9 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     final = done[-1] if done else trainer.evaluate()  # reuse an evaluation at the last step
     out_metrics = {k[5:]: v for k, v in final.items() if k[5:] in task.metrics}
     baseline = metrics.majority_baseline(task, _labels(train_ds), _labels(eval_ds))
-    tmp_model = folder / ".model.tmp"
-    if tmp_model.exists():
-        shutil.rmtree(tmp_model)
-    trainer.save_model(str(tmp_model))
-    tokenizer.save_pretrained(str(tmp_model))
-    if (folder / "model").exists():
-        shutil.rmtree(folder / "model")
-    tmp_model.rename(folder / "model")
+    with cache.atomic_dir(folder / "model", replace=True) as tmp_model:
+        trainer.save_model(str(tmp_model))
+        tokenizer.save_pretrained(str(tmp_model))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # resume state is no longer needed
     files = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
              if p.is_file() and p.name != cache.META]

@@ -16,8 +16,9 @@ from typing import Literal
 import torch
 import transformers as tr
 
-from . import assets, paths
-from .tasks import HubUnavailableError, TaskSpec
+from . import assets, cache, paths
+from .errors import HubUnavailableError, unknown
+from .tasks import TaskSpec
 
 Arch = Literal["bert", "roberta", "albert", "electra"]
 ARCHS: tuple[str, ...] = ("bert", "roberta", "albert", "electra")
@@ -70,12 +71,23 @@ def check_model_name(name: str) -> str:
         return name
     if "/" in name and not name.startswith((".", "/", "~")):
         return name  # any hub id
-    listed = ", ".join(n for n in MODEL_NAMES if "bert_uncased_L" not in n)
-    raise ValueError(
-        f"unknown model {name!r}. Valid names: {listed}, "
-        f"google/bert_uncased_L-{{2..12}}_H-{{128..768}}_A-{{H/64}}; or a local model directory; "
-        f"or any hub id written as 'org/name'. Offline (no hub): {', '.join(OFFLINE_MODEL_NAMES)}."
-    )
+    listed = [n for n in MODEL_NAMES if "bert_uncased_L" not in n]
+    raise unknown("model", name, listed,
+                  "Also: google/bert_uncased_L-{2..12}_H-{128..768}_A-{H/64}, a local model "
+                  "directory, or any hub id written as 'org/name'. Offline (no hub): "
+                  f"{', '.join(OFFLINE_MODEL_NAMES)}")
+
+
+def model_identity(name: str) -> dict:
+    """What identifies the starting weights: the name, or the file hashes of a local folder."""
+    spec = MODELS.get(name)
+    if spec is None and Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+        return {"local": {p.name: cache.file_sha256(p) for p in files}}
+    if spec is not None and spec.source == "tiny":
+        return {"name": name, "tiny_config": TINY_CONFIG, "torch": torch.__version__}
+    return {"name": name}
 
 
 def resolve(name: str) -> str:
@@ -175,7 +187,7 @@ def _tiny_tokenizer(kind: str) -> tr.PreTrainedTokenizerBase:
 def tiny_model_dir(arch: str) -> Path:
     """Folder of the tiny random ``arch`` model, built (seeded, deterministic) on first use."""
     if arch not in _TINY:
-        raise ValueError(f"no tiny model for architecture {arch!r}; choose from {ARCHS}")
+        raise unknown("tiny model architecture", arch, ARCHS)
     out = paths.cache_dir() / "models" / f"tiny-{arch}-v1"
     if (out / "config.json").exists():
         return out
@@ -191,13 +203,7 @@ def tiny_model_dir(arch: str) -> Path:
         kw["pad_token_id"] = tok.pad_token_id
     torch.manual_seed(0)
     model = model_cls(config_cls(**kw))
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():  # another process won the race
-        import shutil
-
-        shutil.rmtree(tmp)
-        return out
-    tmp.rename(out)
+    with cache.atomic_dir(out) as tmp:  # another process may win the race: keep its copy
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out

@@ -31,13 +31,10 @@ import datasets
 
 from . import offline_data
 from .brown_tags import UNIVERSAL_TAGS
+from .errors import ConfigError, HubUnavailableError, unknown
 
 Kind = Literal["classification", "pair", "regression", "multiple_choice", "tagging"]
 KINDS: tuple[str, ...] = ("classification", "pair", "regression", "multiple_choice", "tagging")
-
-
-class HubUnavailableError(RuntimeError):
-    """A task or model needs the Hugging Face hub, which could not be reached."""
 
 
 @dataclass(frozen=True)
@@ -189,8 +186,8 @@ OFFLINE_ALTERNATIVES = {"sst2": "movies", "yelp_polarity": "movies", "stsb": "mo
 def get_task(name: str) -> TaskSpec:
     """The spec for ``name``; an unknown name lists the valid ones."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}. Valid tasks: {', '.join(TASK_NAMES)} "
-                         f"(offline, no hub needed: {', '.join(OFFLINE_TASK_NAMES)})")
+        raise unknown("task", name, TASK_NAMES,
+                      f"Offline, no hub needed: {', '.join(OFFLINE_TASK_NAMES)}")
     return TASKS[name]
 
 
@@ -198,7 +195,7 @@ def load_split(name: str, split: str, *, hub_data_dir: str | Path | None = None)
     """One split of a task in the schema of its kind (see module docstring)."""
     spec = get_task(name)
     if split not in spec.splits:
-        raise ValueError(f"task {name!r} has no split {split!r}; its splits: {list(spec.splits)}")
+        raise ConfigError(f"task {name!r} has no split {split!r}; its splits: {list(spec.splits)}")
     if spec.source == "offline":
         return _load_offline(spec, split)
     if spec.source == "fixture":
@@ -211,6 +208,13 @@ def offline_source(spec: TaskSpec) -> str:
     if spec.name.startswith("brown"):
         return "brown"
     return "movies" if spec.name == "movies-score" else spec.name
+
+
+def data_identity(task: TaskSpec) -> dict:
+    """What identifies a task's data in cache keys: pinned split digests, or the hub source."""
+    if task.source == "offline":
+        return {"splits": offline_data.pinned_splits().get(offline_source(task))}
+    return {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
 
 
 def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
@@ -288,6 +292,6 @@ def _convert(spec: TaskSpec, raw: datasets.Dataset) -> datasets.Dataset:
         labels = set(converted["label"])
         bad = labels - set(range(spec.num_labels))
         if bad:  # e.g. GLUE test splits carry label -1 (hidden)
-            raise ValueError(f"task {spec.name!r}: labels {sorted(bad)} outside 0..{spec.num_labels - 1}"
-                             f"; is this a split with hidden labels?")
+            raise ConfigError(f"task {spec.name!r}: labels {sorted(bad)} outside 0..{spec.num_labels - 1}"
+                              f"; is this a split with hidden labels?")
     return converted

@@ -1,62 +1,99 @@
-"""Widget explorers for JupyterLab. The only module that imports ipywidgets.
+"""Widget explorers for JupyterLab: the shared explorer and the task/model/seed/layer controls.
 
-Widgets never compute: each control change calls a ``render(**values) -> go.Figure`` function
-that uses the same ``run_*`` / ``load_or_train`` calls as the static notebook path, so the
-interactive and batch paths cannot diverge. Anything that may train runs on a button press.
+Widgets never compute: each run calls a ``render(**values) -> go.Figure`` function that uses
+the same ``run_*`` / ``load_or_train`` calls as the static notebook path, so the interactive
+and batch paths cannot diverge. Anything that may train runs on a button press. Study-specific
+explorers (``studies/<name>/ui.py``) build on ``explorer`` and ``common_controls``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Mapping
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from . import finetune, models, plots, tasks
+from .errors import LayerscopeError
+
+_WRAP = widgets.Layout(display="flex", flex_flow="row wrap", align_items="center")
+
+
+def task_control(value: str) -> widgets.Dropdown:
+    return widgets.Dropdown(options=tasks.TASK_NAMES, value=value, description="task")
+
+
+def model_control(value: str) -> widgets.Combobox:
+    """Registry names offered; any hub id or local folder can be typed."""
+    return widgets.Combobox(options=models.MODEL_NAMES, value=value, description="model",
+                            ensure_option=False)
+
+
+def seed_control(value: int) -> widgets.BoundedIntText:
+    return widgets.BoundedIntText(value=value, min=0, max=10_000, description="seed")
+
+
+def layer_control(value: int, n_layers: int, *, first: int = 0,
+                  description: str = "layer") -> widgets.IntSlider:
+    """Layers first..n_layers (0 = embedding output, i = output of block i)."""
+    return widgets.IntSlider(value=value, min=first, max=n_layers, description=description,
+                             continuous_update=False)
+
+
+def common_controls(task: str, model: str, seed: int) -> dict[str, widgets.ValueWidget]:
+    """The task, model and seed controls every study explorer starts with."""
+    return {"task": task_control(task), "model": model_control(model), "seed": seed_control(seed)}
 
 
 def explorer(render: Callable[..., go.Figure], controls: Mapping[str, widgets.ValueWidget],
              *, button: str | None = "Run") -> widgets.Widget:
-    """Controls + an output area; ``render(**{name: control.value})`` fills it.
+    """Controls (wrapped over several rows when narrow) + a status line + an output area.
 
-    With ``button`` set, rendering waits for a click (for work that may fine-tune a model).
+    ``render(**{name: control.value})`` fills the output. With ``button`` set, rendering waits
+    for a click (for work that may fine-tune a model); while it works the button is disabled and
+    the status line says what runs. Errors of ours show as one readable line.
     """
     out = widgets.Output()
+    status = widgets.HTML(value="")
+    run = widgets.Button(description=button, button_style="primary") if button else None
 
     def refresh(*_):
         values = {k: c.value for k, c in controls.items()}
+        if run is not None:
+            run.disabled = True
+        t0 = time.time()
+        status.value = f"<i>running with {values} …</i>"
         out.clear_output(wait=True)
         with out:
             try:
                 render(**values).show()
-            except (ValueError, RuntimeError) as e:  # show the message, keep the widget alive
+                status.value = f"done in {time.time() - t0:.1f} s"
+            except (LayerscopeError, ValueError, RuntimeError) as e:  # keep the widget alive
                 print(f"{type(e).__name__}: {e}")
+                status.value = "<b>failed</b> (message below)"
+            finally:
+                if run is not None:
+                    run.disabled = False
 
     items = list(controls.values())
-    if button:
-        run = widgets.Button(description=button, button_style="primary")
+    if run is not None:
         run.on_click(refresh)
         items.append(run)
     else:
         for c in controls.values():
             c.observe(refresh, names="value")
-    box = widgets.VBox([widgets.HBox(items), out])
+    box = widgets.VBox([widgets.Box(items, layout=_WRAP), status, out])
     box.refresh = refresh  # type: ignore[attr-defined]  # lets tests and notebooks trigger it
+    box.controls = dict(controls)  # type: ignore[attr-defined]
     return box
 
 
 def finetune_explorer(default: finetune.FinetuneConfig) -> widgets.Widget:
     """Pick task, model and seed; train (or load from the cache) and plot the learning curve."""
-    controls = {
-        "task": widgets.Dropdown(options=tasks.TASK_NAMES, value=default.task, description="task"),
-        "model": widgets.Combobox(options=models.MODEL_NAMES, value=default.model,
-                                  description="model", ensure_option=False),
-        "seed": widgets.BoundedIntText(value=default.seed, min=0, max=10_000, description="seed"),
-    }
 
     def render(task: str, model: str, seed: int) -> go.Figure:
-        import dataclasses
-
         cfg = dataclasses.replace(default, task=task, model=model, seed=seed)
         result = finetune.load_or_train(cfg)
         spec = tasks.get_task(task)
@@ -65,4 +102,5 @@ def finetune_explorer(default: finetune.FinetuneConfig) -> widgets.Widget:
                                      baseline=result.baseline.get(spec.primary_metric),
                                      title=finetune.summary_line(result))
 
-    return explorer(render, controls, button="Train / load")
+    return explorer(render, common_controls(default.task, default.model, default.seed),
+                    button="Train / load")

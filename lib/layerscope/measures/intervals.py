@@ -13,7 +13,7 @@ from scipy import stats
 
 from ..errors import ConfigError
 
-__all__ = ["bootstrap_indices", "bootstrap_interval", "seed_interval"]
+__all__ = ["bootstrap_indices", "percentile_interval", "bootstrap_interval", "seed_interval"]
 
 
 def _check(n_boot: int, confidence: float) -> None:
@@ -28,6 +28,18 @@ def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     if n < 2:
         raise ConfigError(f"a bootstrap over examples needs n >= 2; got n={n}")
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def percentile_interval(replicates, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high) percentiles of bootstrap replicates; NaN replicates (degenerate resamples)
+    are dropped, and more than half NaN makes the interval undefined (NaN, NaN)."""
+    reps = np.asarray(replicates, dtype=float)
+    ok = np.isfinite(reps)
+    if ok.mean() < 0.5:
+        return float("nan"), float("nan")
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(reps[ok], [a, 1 - a])
+    return float(lo), float(hi)
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, *, n_boot: int = 200,

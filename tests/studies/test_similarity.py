@@ -7,8 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from layerscope import similarity_plots as splots
+from layerscope import activations as acts
+from layerscope import paths, plots
+from layerscope.errors import CacheError
 from layerscope.studies import similarity as sim
+from layerscope.studies.base import VERDICTS
 
 CFG = sim.SimilarityConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke", seeds=(0, 1),
                            max_steps=30, n_examples=48, checkpoint_steps=(0, 30), n_boot=50,
@@ -65,19 +68,51 @@ def test_drift_starts_at_one(result):
     assert result.drift[1, 1:].min() < 0.99
 
 
-def test_findings_return_numbers(result):
-    """Every claim has finite numbers and a boolean verdict; the verdict text quotes them."""
+def test_findings_carry_numbers_intervals_and_verdicts(result):
+    """Every claim has finite numbers, a bootstrap interval around its estimate and a verdict
+    that follows the interval (DESIGN §3); the verdict text quotes the interval."""
     f = result.findings()
-    for claim in ("block_structure", "top_layers_change_most", "seeds_agree_on_top", "drift"):
-        assert isinstance(f[claim]["supported"], bool), claim
-    t = f["top_layers_change_most"]
+    for claim in ("block_structure", "top_layers_change_most", "seeds_agree_on_top", "drift",
+                  "cell"):
+        c = f[claim]
+        assert c["verdict"] in VERDICTS and c["verdict"] != "UNDEFINED", claim
+        iv = c["interval"]
+        assert iv["low"] <= iv["high"], claim
+        expect = ("SUPPORTED" if iv["low"] > c["threshold"] else "NOT SUPPORTED"
+                  if iv["high"] < c["threshold"] else "INCONCLUSIVE")
+        assert c["verdict"] == expect, claim
+    t = f["top_layers_change_most"]["numbers"]
     assert np.isfinite([t["diag_top"], t["diag_bottom"], t["top_best_match_any_orig"]]).all()
-    b = f["block_structure"]["ft_ft"]
-    assert 1 <= b["boundary"] <= 4 and np.isfinite(b["score"])
+    iv = f["top_layers_change_most"]["interval"]
+    assert iv["estimate"] == pytest.approx(t["diag_bottom"] - t["diag_top"], abs=1e-6)
+    b = f["block_structure"]["numbers"]
+    assert 1 <= b["ft_ft_boundary"] <= 4 and np.isfinite(b["ft_ft_score"])
+    assert f["block_structure"]["interval"]["estimate"] == pytest.approx(
+        b["ft_ft_score"] - b["orig_orig_score"], abs=1e-6)
     c = f["cell"]
-    assert c["low"] <= c["estimate"] <= c["high"] and 0 < c["p_value"] <= 1
+    assert 0 < c["numbers"]["p_value"] <= 1 and c["threshold"] == c["numbers"]["perm_q99"]
     text = result.verdict()
-    assert f"{t['diag_top']:.3f}" in text and "block structure" in text
+    assert f"{iv['low']:.3f}" in text and "block_structure" in text
+
+
+def test_result_holds_keys_and_reloads_through_the_cache(result):
+    """No absolute path in the result; activations.load(key) verifies and returns the arrays;
+    a damaged entry is refused with how to recompute it."""
+    home = str(paths.home())
+    assert home not in json.dumps(result.to_dict(), default=str)
+    key = result.activation_keys["ft"]
+    a = acts.load(key)
+    assert a.states.shape[0] == 5 and a.key == key
+    with pytest.raises(CacheError, match="rerun the study"):
+        acts.load("0" * 20)
+
+
+def test_to_record_is_flat(result):
+    """One row of scalars for a sweep's results table, with a verdict column per claim."""
+    rec = result.to_record()
+    assert all(v is None or isinstance(v, (str, int, float, bool)) for v in rec.values())
+    assert rec["study"] == "similarity" and rec["task"] == "tiny-sentiment"
+    assert rec["verdict.block_structure"] in VERDICTS and rec["seeds"] == "0,1"
 
 
 def test_cell_statistics(result):
@@ -119,7 +154,7 @@ def test_save_writes_html_png_json(result, tmp_path):
 
 def test_rsa_and_cross_model_with_mean_pooling(result):
     """RSA (Merchant et al.) and a cross-model comparison run on the cached fine-tuned models."""
-    cfg = dataclasses.replace(CFG, metric="rsa", pooling="mean", cross_model="tiny-roberta",
+    cfg = dataclasses.replace(CFG, measure="rsa", pooling="mean", cross_model="tiny-roberta",
                               ci_cell=None)
     r = sim.run_similarity(cfg, verbose=False)
     assert set(r.matrices) == {"orig_orig", "ft_orig", "ft_ft", "ft1_ft2", "cross"}
@@ -141,14 +176,14 @@ def test_plot_nan_cells_are_grey_not_numbers():
     """An all-NaN row is drawn by the grey underlay only."""
     m = np.full((3, 3), 0.5)
     m[0] = np.nan
-    fig = splots.panels_figure([splots.Panel(m, "t", "A", "B")], title="x")
+    fig = plots.panels_figure([plots.Panel(m, "t", "A", "B")], title="x")
     under, values = fig.data
     assert np.isnan(np.asarray(values.z, dtype=float)[0]).all()
     assert np.isfinite(np.asarray(under.z, dtype=float)[0]).all()
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"metric": "svcca"}, "unknown metric 'svcca'"),
+    ({"measure": "svcca"}, "unknown measure 'svcca'"),
     ({"kernel": "poly"}, "unknown kernel 'poly'"),
     ({"pooling": "max"}, "unknown pooling 'max'"),
     ({"task": "sst3"}, "unknown task 'sst3'"),
@@ -157,7 +192,7 @@ def test_plot_nan_cells_are_grey_not_numbers():
     ({"seeds": ()}, "seeds=()"),
     ({"checkpoint_steps": (0, 999)}, r"checkpoint_steps \[999\]"),
     ({"ci_cell": ("ft_xx", 1, 1)}, "ci_cell comparison 'ft_xx'"),
-    ({"rsa_metric": "euclid"}, "unknown rsa_metric 'euclid'"),
+    ({"rsa_dissimilarity": "euclid"}, "unknown rsa_dissimilarity 'euclid'"),
 ])
 def test_bad_config_raises_clear_errors(change, match):
     """Each bad value is named, with the valid choices or the fix."""
@@ -175,7 +210,7 @@ def test_lists_from_papermill_become_tuples():
 def test_explorer_calls_run_similarity_with_widget_values(result, monkeypatch):
     """The widget maps its controls onto the config and renders through run_similarity."""
     import plotly.io as pio
-    from layerscope import similarity_ui
+    from layerscope.studies.similarity import ui as similarity_ui
 
     seen = []
     monkeypatch.setattr(pio.renderers, "default", "json")

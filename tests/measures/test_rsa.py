@@ -6,7 +6,7 @@ import torch
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
-from layerscope import rsa as R
+from layerscope.measures import rsa as R
 
 F64 = torch.float64
 
@@ -22,7 +22,7 @@ def _data(n=60, widths=(6, 20, 11), seed=0):
     return out
 
 
-@pytest.mark.parametrize("metric", R.METRICS)
+@pytest.mark.parametrize("metric", R.DISSIMILARITIES)
 def test_rdm_matches_scipy_pdist(metric):
     x = _data()[1]
     assert np.allclose(R.rdm(x, metric).numpy(), pdist(x.numpy(), metric), atol=1e-12)
@@ -37,7 +37,7 @@ def test_rsa_is_spearman_of_rdms():
 def test_identical_and_scaled_inputs_give_one():
     x, y, _ = _data()
     assert R.rsa(x, x) == pytest.approx(1.0, abs=1e-12)
-    assert R.rsa(x, 3.0 * x, metric="cosine") == pytest.approx(1.0, abs=1e-12)
+    assert R.rsa(x, 3.0 * x, dissimilarity="cosine") == pytest.approx(1.0, abs=1e-12)
     assert R.rsa(x, y) == pytest.approx(R.rsa(0.2 * x, 50.0 * y), abs=1e-12)
     assert R.rsa(x, y) < 0.99
 
@@ -89,11 +89,11 @@ def test_bad_inputs():
     flat[3] = 2.0  # one example with all features equal: Pearson correlation undefined
     with pytest.raises(ValueError, match="example 3 of x has constant features"):
         R.rsa(flat, y)
-    assert np.isfinite(R.rsa(flat, y, metric="cosine"))
+    assert np.isfinite(R.rsa(flat, y, dissimilarity="cosine"))
     with pytest.raises(ValueError, match="example 0 of x is an all-zero vector"):
-        R.rdm(torch.zeros(5, 3), metric="cosine")
-    with pytest.raises(ValueError, match="unknown metric 'euclid'; valid values"):
-        R.rsa(x, y, metric="euclid")
+        R.rdm(torch.zeros(5, 3), dissimilarity="cosine")
+    with pytest.raises(ValueError, match="unknown dissimilarity 'euclid'; valid values"):
+        R.rsa(x, y, dissimilarity="euclid")
     with pytest.raises(ValueError, match="at least 3 examples"):
         R.rsa(x[:2], y[:2])
     with pytest.raises(ValueError, match=r"must be \[n, d\]"):

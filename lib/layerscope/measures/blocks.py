@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+
 __all__ = ["BlockStructure", "find_block_boundary", "block_scores"]
 
 
@@ -39,13 +41,13 @@ def _as_square(matrix) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(matrix) if not isinstance(matrix, torch.Tensor) else matrix)
     m = m.to(torch.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"matrix must be a square layer x layer similarity matrix; got shape"
+        raise ConfigError(f"matrix must be a square layer x layer similarity matrix; got shape"
                          f" {tuple(m.shape)}")
     if m.shape[0] < 3:
-        raise ValueError(f"a block boundary needs at least 3 layers (so that some block has"
+        raise ConfigError(f"a block boundary needs at least 3 layers (so that some block has"
                          f" off-diagonal cells); got {m.shape[0]}")
     if torch.isinf(m).any():
-        raise ValueError("matrix contains inf values")
+        raise ConfigError("matrix contains inf values")
     return m
 
 
@@ -87,7 +89,7 @@ def find_block_boundary(matrix) -> BlockStructure:
     """
     scores = block_scores(matrix)
     if torch.isnan(scores).all():
-        raise ValueError("no boundary has defined within- and between-block cells (too many NaN"
+        raise ConfigError("no boundary has defined within- and between-block cells (too many NaN"
                          " cells in the matrix)")
     b = int(torch.argmax(torch.nan_to_num(scores, nan=-float("inf")))) + 1
     within, between = _contrast(_as_square(matrix), b)

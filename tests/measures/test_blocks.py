@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerscope.blocks import BlockStructure, block_scores, find_block_boundary
+from layerscope.measures.blocks import BlockStructure, block_scores, find_block_boundary
 
 
 def _two_blocks(n=12, b=5, within=0.9, between=0.3, noise=0.05, seed=0):

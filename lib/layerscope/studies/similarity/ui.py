@@ -8,26 +8,23 @@ import dataclasses
 
 import ipywidgets as widgets
 
-from . import cka, models, tasks
-from .activations import POOLINGS
-from .studies import similarity as sim
-from .ui import explorer
-
-_COMPARISONS = [("all four (Phang et al. Fig. 1)", "all"), ("ORIG–ORIG", "orig_orig"),
-                ("FT–ORIG", "ft_orig"), ("FT–FT", "ft_ft"), ("FT[1]–FT[2]", "ft1_ft2")]
+from ...activations import POOLINGS
+from ...measures import cka
+from ...ui import common_controls, explorer
+from . import run as sim
+from .comparisons import COMPARISONS
 
 
 def similarity_controls(default: sim.SimilarityConfig) -> dict[str, widgets.ValueWidget]:
-    """Task, model, seed, comparison, metric, kernel and pooling, starting at ``default``."""
-    comparisons = _COMPARISONS + ([("cross-model", "cross")] if default.cross_model else [])
+    """Task, model, seed, comparison, measure, kernel and pooling, starting at ``default``."""
+    options = [("all four (Phang et al. Fig. 1)", "all")] + [
+        (c.title, c.name) for c in COMPARISONS.values()
+        if c.phang_panel or (c.name == "cross" and default.cross_model)]
     return {
-        "task": widgets.Dropdown(options=tasks.TASK_NAMES, value=default.task, description="task"),
-        "model": widgets.Combobox(options=models.MODEL_NAMES, value=default.model,
-                                  description="model", ensure_option=False),
-        "seed": widgets.BoundedIntText(value=default.seeds[0], min=0, max=10_000,
-                                       description="seed"),
-        "comparison": widgets.Dropdown(options=comparisons, value="all", description="compare"),
-        "metric": widgets.Dropdown(options=sim.METRICS, value=default.metric, description="metric"),
+        **common_controls(default.task, default.model, default.seeds[0]),
+        "comparison": widgets.Dropdown(options=options, value="all", description="compare"),
+        "measure": widgets.Dropdown(options=sim.MEASURES, value=default.measure,
+                                    description="measure"),
         "kernel": widgets.Dropdown(options=cka.KERNELS, value=default.kernel,
                                    description="kernel"),
         "pooling": widgets.Dropdown(options=POOLINGS, value=default.pooling,
@@ -36,17 +33,17 @@ def similarity_controls(default: sim.SimilarityConfig) -> dict[str, widgets.Valu
 
 
 def config_for(default: sim.SimilarityConfig, *, task: str, model: str, seed: int,
-               metric: str, kernel: str, pooling: str) -> sim.SimilarityConfig:
+               measure: str, kernel: str, pooling: str) -> sim.SimilarityConfig:
     """``default`` with the widget values; FT[2] is seed + 1 when the default has two seeds."""
     seeds = (seed, seed + 1) if len(default.seeds) > 1 else (seed,)
-    return dataclasses.replace(default, task=task, model=model, seeds=seeds, metric=metric,
+    return dataclasses.replace(default, task=task, model=model, seeds=seeds, measure=measure,
                                kernel=kernel, pooling=pooling)
 
 
 def similarity_explorer(default: sim.SimilarityConfig) -> widgets.Widget:
     """Controls + a Run button; shows the chosen comparison and the findings for that run."""
-    def render(task, model, seed, comparison, metric, kernel, pooling):
-        cfg = config_for(default, task=task, model=model, seed=seed, metric=metric,
+    def render(task, model, seed, comparison, measure, kernel, pooling):
+        cfg = config_for(default, task=task, model=model, seed=seed, measure=measure,
                          kernel=kernel, pooling=pooling)
         result = sim.run_similarity(cfg, verbose=False)
         print(result.verdict())

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from layerscope import cka as C
+from layerscope.measures import cka as C
+from layerscope.measures import _cka_engine as E
+from layerscope.measures import cka_stats as S
 
 F64 = torch.float64
 
@@ -162,9 +164,9 @@ def test_chunked_accumulation_paths_agree(debiased, monkeypatch):
     a = _data(n=101, widths=(7, 7, 12), dtype=torch.float32)
     b = _data(n=101, widths=(5,), seed=9, dtype=torch.float32)
     ref_self, ref_cross = _matrix_ref(a, a, debiased), _matrix_ref(a, b, debiased)
-    monkeypatch.setattr(C, "_FEATURE_ROWS", 16)
-    monkeypatch.setattr(C, "_INNER_CHUNK", 64)
-    monkeypatch.setattr(C, "_PANEL_COLS", 24)
+    monkeypatch.setattr(E, "_FEATURE_ROWS", 16)
+    monkeypatch.setattr(E, "_INNER_CHUNK", 64)
+    monkeypatch.setattr(E, "_PANEL_COLS", 24)
     for method in ("feature", "gram"):
         got = C.cka_matrix(a, method=method, debiased=debiased, chunk_size=10)
         assert torch.allclose(got, ref_self, atol=1e-6, rtol=0), method
@@ -218,28 +220,28 @@ def test_debiased_can_be_negative_and_is_not_clamped():
 def test_minibatch_cka_approaches_full_data_as_batches_grow():
     x, y, _ = _data(n=512, widths=(10, 30, 20), seed=2)
     full = C.linear_cka(x, y, debiased=True)
-    errs = [np.mean([abs(C.minibatch_cka(x, y, bs, seed=s) - full) for s in range(5)])
+    errs = [np.mean([abs(S.minibatch_cka(x, y, bs, seed=s) - full) for s in range(5)])
             for bs in (8, 32, 128)]
     assert errs[0] > errs[1] > errs[2]
-    assert C.minibatch_cka(x, y, 512) == pytest.approx(full, abs=1e-10)
+    assert S.minibatch_cka(x, y, 512) == pytest.approx(full, abs=1e-10)
 
 
 def test_minibatch_accumulator_stacks_and_small_batches():
     a, b = _data(n=64, widths=(5, 9)), _data(n=64, widths=(7,), seed=4)
-    acc = C.MinibatchCKA()
+    acc = S.MinibatchCKA()
     for s in range(0, 64, 16):
         acc.update([x[s:s + 16] for x in a], [y[s:s + 16] for y in b])
     m = acc.compute()
     assert m.shape == (2, 1) and acc.n_batches == 4 and acc.n_examples == 64
-    one = C.MinibatchCKA()
+    one = S.MinibatchCKA()
     for s in range(0, 64, 16):
         one.update(a[1][s:s + 16], b[0][s:s + 16])
     assert one.compute() == pytest.approx(float(m[1, 0]), abs=1e-10)
     with pytest.raises(ValueError, match="needs >= 4 examples per batch"):
         one.update(a[1][:3], b[0][:3])
     with pytest.raises(ValueError, match="call update"):
-        C.MinibatchCKA().compute()
-    assert isinstance(C.minibatch_cka(a[0][:63], b[0][:63], 20), float)  # remainder 3 merged
+        S.MinibatchCKA().compute()
+    assert isinstance(S.minibatch_cka(a[0][:63], b[0][:63], 20), float)  # remainder 3 merged
 
 
 def test_rbf_kernel():
@@ -257,28 +259,28 @@ def test_rbf_kernel():
 def test_permutation_baseline():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(40, 30, generator=g), torch.randn(40, 20, generator=g)
-    deb = C.permutation_cka(x, y, n_perm=200, debiased=True)
-    bia = C.permutation_cka(x, y, n_perm=50)
+    deb = S.permutation_cka(x, y, n_perm=200, debiased=True)
+    bia = S.permutation_cka(x, y, n_perm=50)
     assert deb.shape == (200,) and abs(float(deb.mean())) < 0.01
     assert float(bia.mean()) > 0.2  # what "no similarity" looks like for biased CKA at n=40
     # the feature path (large n) gives the same values for the same permutations
-    ref = C.permutation_cka(x, y, n_perm=5, debiased=True)
-    old, C._BOOT_GRAM_MAX_N = C._BOOT_GRAM_MAX_N, 0
+    ref = S.permutation_cka(x, y, n_perm=5, debiased=True)
+    old, S._BOOT_GRAM_MAX_N = S._BOOT_GRAM_MAX_N, 0
     try:
-        assert torch.allclose(C.permutation_cka(x, y, n_perm=5, debiased=True), ref, atol=1e-6)
+        assert torch.allclose(S.permutation_cka(x, y, n_perm=5, debiased=True), ref, atol=1e-6)
     finally:
-        C._BOOT_GRAM_MAX_N = old
+        S._BOOT_GRAM_MAX_N = old
 
 
 @pytest.mark.parametrize("debiased", [False, True])
 @pytest.mark.parametrize("gram_path", [True, False])
 def test_bootstrap_replicates_equal_explicit_resamples(debiased, gram_path, monkeypatch):
     x, y, _ = _data(n=30, seed=7)
-    xc, yc = C._centred64(x, y)
+    xc, yc = S._centred64(x, y)
     idx = torch.randint(0, 30, (3, 30), generator=torch.Generator().manual_seed(0))
     w = torch.zeros(3, 30, dtype=F64).scatter_add_(1, idx, torch.ones(3, 30, dtype=F64))
-    monkeypatch.setattr(C, "_BOOT_GRAM_MAX_N", 10**9 if gram_path else 0)
-    got = C._bootstrap_replicates(xc, yc, w, debiased)
+    monkeypatch.setattr(S, "_BOOT_GRAM_MAX_N", 10**9 if gram_path else 0)
+    got = S._bootstrap_replicates(xc, yc, w, debiased)
     want = [C.linear_cka(x[i], y[i], debiased) for i in idx]  # duplicates kept as positions
     assert torch.allclose(got, torch.tensor(want, dtype=F64), atol=1e-6)
 
@@ -286,12 +288,12 @@ def test_bootstrap_replicates_equal_explicit_resamples(debiased, gram_path, monk
 def test_bootstrap_interval():
     x, y, _ = _data(n=200, seed=3)
     for debiased in (False, True):
-        est, lo, hi = C.bootstrap_cka(x, y, n_boot=100, debiased=debiased)
+        est, lo, hi = S.bootstrap_cka(x, y, n_boot=100, debiased=debiased)
         assert est == pytest.approx(C.linear_cka(x, y, debiased))
         assert lo < est < hi and hi - lo < 0.3
     # the width tracks real sampling variability: independent datasets of the same size
     spread = np.std([C.linear_cka(*_data(n=200, seed=s)[:2]) for s in range(100, 130)])
-    _, lo, hi = C.bootstrap_cka(*_data(n=200, seed=100)[:2], n_boot=200)
+    _, lo, hi = S.bootstrap_cka(*_data(n=200, seed=100)[:2], n_boot=200)
     assert 0.4 < (hi - lo) / (2 * 1.96 * spread) < 2.5
 
 
@@ -354,8 +356,8 @@ def test_bad_inputs_raise_informative_errors():
     with pytest.raises(ValueError, match="chunk_size must be a positive"):
         C.cka_matrix(a, method="gram", chunk_size=0)
     with pytest.raises(ValueError, match="batch_size must be an int >= 4"):
-        C.minibatch_cka(a[0], a[1], 2)
+        S.minibatch_cka(a[0], a[1], 2)
     with pytest.raises(ValueError, match="confidence must be in"):
-        C.bootstrap_cka(a[0], a[1], confidence=95)
+        S.bootstrap_cka(a[0], a[1], confidence=95)
     with pytest.raises(ValueError, match="gram must be symmetric"):
         C.center_gram(torch.randn(5, 5))

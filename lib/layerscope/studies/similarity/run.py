@@ -1,0 +1,251 @@
+"""Study 02: how similar are layers before and after fine-tuning? (notebook 02_similarity)
+
+``run_similarity(cfg)`` computes, in one call, the comparisons of Phang et al. (2021, §3 and
+Fig. 1): ORIG–ORIG (the untuned encoder with itself), FT–ORIG (fine-tuned layers as rows,
+untuned as columns), FT–FT, FT[1]–FT[2] (two fine-tuning seeds), optionally a cross-model
+comparison (their Fig. 7) and the drift of every layer over fine-tuning checkpoints (similarity
+of layer l at step s with layer l untuned). The measure is CKA (Kornblith et al. 2019; linear
+as in Phang et al., or RBF; biased or debiased) or RSA (Merchant et al. 2020, §4), over the
+pooled representations of validation examples (``activations``; Phang et al. use the CLS
+token). Layer convention: 0 = embeddings, i = block i.
+
+Beyond the papers: the block structure of FT–FT vs ORIG–ORIG (``measures.blocks``), and
+findings whose verdicts rest on bootstrap intervals over examples (``findings``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import activations as acts
+from ... import finetune, models
+from ...errors import ConfigError, check_choice
+from ...measures import cka, rsa
+from ...measures.blocks import find_block_boundary
+from ...plots import layer_labels
+from .comparisons import COMPARISON_NAMES, COMPARISONS
+from .findings import effect_intervals
+from .result import SimilarityResult, aligned
+
+MEASURES: tuple[str, ...] = ("cka", "rsa")
+CROSS_STATES: tuple[str, ...] = ("orig", "ft")
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """One similarity study; every field is a literal (papermill/widget friendly).
+
+    Attributes:
+        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
+            ``max_steps`` None: the preset's).
+        seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
+        pooling, n_examples, split, dtype, max_length, seed: see ``activations.ActivationSpec``
+            (``max_length`` None: the preset's). Phang et al. use CLS on validation examples.
+        measure: "cka" (Kornblith et al. 2019) or "rsa" (Merchant et al. 2020).
+        kernel, debiased: CKA kernel ("linear" | "rbf") and unbiased HSIC estimator.
+        rsa_dissimilarity: how RSA compares two examples ("correlation": 1 - Pearson r,
+            "cosine": 1 - cosine similarity; ``measures.rsa.rsa_matrix(dissimilarity=...)``).
+        cross_model: another model to compare with (Phang et al. Fig. 7); None: none.
+        cross_state: compare both models "orig" (untuned) or "ft" (fine-tuned, first seed).
+        checkpoint_steps: fine-tuning steps at which to measure each layer's drift from the
+            untuned layer (snapshots of the first seed).
+        ci_cell: (comparison, row layer, column layer) that gets a bootstrap interval and a
+            permutation baseline (negative layers count from the top); None: skip.
+        n_boot, n_perm: bootstrap resamples (of ``ci_cell`` and of every finding's effect) and
+            permutations for ``ci_cell``.
+    """
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seeds: tuple[int, ...] = (0, 1)
+    max_steps: int | None = None
+    pooling: str = "cls"
+    measure: str = "cka"
+    kernel: str = "linear"
+    debiased: bool = False
+    rsa_dissimilarity: str = "correlation"
+    n_examples: int | None = 1000
+    split: str = "validation"
+    dtype: str = "float32"
+    max_length: int | None = None
+    seed: int = 0
+    cross_model: str | None = None
+    cross_state: str = "orig"
+    checkpoint_steps: tuple[int, ...] = ()
+    ci_cell: tuple[str, int, int] | None = ("ft_orig", -1, -1)
+    n_boot: int = 200
+    n_perm: int = 100
+
+    def __post_init__(self):
+        for name in ("seeds", "checkpoint_steps"):  # papermill passes lists
+            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+        if self.ci_cell is not None:
+            object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
+                                                 int(self.ci_cell[2])))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
+                              f"e.g. (0, 1)")
+        check_choice(self.measure, MEASURES, "measure")
+        check_choice(self.rsa_dissimilarity, rsa.DISSIMILARITIES, "rsa_dissimilarity")
+        check_choice(self.kernel, cka.KERNELS, "kernel")
+        if self.n_examples is not None and self.n_examples < 4:
+            raise ConfigError(f"n_examples={self.n_examples} is too small: similarity needs at "
+                              f"least 4 examples (debiased HSIC needs n >= 4); use 100 or more")
+        if self.cross_model is not None:
+            models.check_model_name(self.cross_model)
+        check_choice(self.cross_state, CROSS_STATES, "cross_state")
+        if self.ci_cell is not None:
+            check_choice(self.ci_cell[0], COMPARISON_NAMES, "ci_cell comparison")
+        if self.n_boot < 2 or self.n_perm < 1:
+            raise ConfigError(f"n_boot={self.n_boot}, n_perm={self.n_perm}: need n_boot >= 2 "
+                              "and n_perm >= 1 (200 and 100 are the defaults)")
+        self.finetune_configs()  # validates task, model, preset (and steps below)
+        self.activation_spec()  # validates pooling, split, dtype, ...
+        top = self.max_steps or finetune.PRESETS[self.preset].max_steps
+        late = [s for s in self.checkpoint_steps if s < 0 or (top > 0 and s > top)]
+        if late:
+            raise ConfigError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
+                              f"preset's steps); pick steps in that range")
+
+    def activation_spec(self) -> acts.ActivationSpec:
+        max_length = self.max_length or finetune.PRESETS[self.preset].max_length
+        return acts.ActivationSpec(task=self.task, split=self.split, n_examples=self.n_examples,
+                                   pooling=self.pooling, dtype=self.dtype, max_length=max_length,
+                                   seed=self.seed)
+
+    def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
+        """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots."""
+        return [finetune.FinetuneConfig(task=self.task, model=model or self.model,
+                                        preset=self.preset, seed=s, max_steps=self.max_steps,
+                                        save_steps=self.checkpoint_steps if i == 0 and not model
+                                        else ()) for i, s in enumerate(self.seeds)]
+
+    def measure_label(self) -> str:
+        if self.measure == "rsa":
+            return f"RSA ({self.rsa_dissimilarity})"
+        return f"{'debiased ' if self.debiased else ''}{self.kernel} CKA"
+
+
+# --------------------------------------------------------------------------- computing
+def similarity_matrix(cfg: SimilarityConfig, a, b=None) -> np.ndarray:
+    """[La, Lb] similarity of two stacks [L, n, d] (b None: a with itself, symmetrised);
+    constant layers give NaN rows/columns."""
+    if cfg.measure == "rsa":
+        m = rsa.rsa_matrix(a, b, dissimilarity=cfg.rsa_dissimilarity, seed=cfg.seed,
+                           undefined="nan")
+    else:
+        m = cka.cka_matrix(a, b, kernel=cfg.kernel, debiased=cfg.debiased, undefined="nan")
+    m = np.asarray(m, dtype=np.float64)
+    if b is None:  # symmetric by construction; float32 sums leave ~1e-7 between (i,j), (j,i)
+        m = (m + m.T) / 2
+    return m
+
+
+def undefined_reasons(name: str, states: np.ndarray, cfg: SimilarityConfig) -> dict[int, str]:
+    """Layer -> why similarity with it is undefined (constant across examples)."""
+    out = {}
+    for layer in cka.constant_layers(states):
+        why = (" (BERT-style models: the first token at layer 0 is its token embedding + "
+               "position 0 + segment 0 only, before any attention)"
+               if layer == 0 and cfg.pooling == "cls" else "")
+        out[layer] = (f"{name} layer {layer_labels(states.shape[0] - 1)[layer]}: the "
+                      f"{cfg.pooling} vector is the same for every example{why}, so "
+                      f"{cfg.measure.upper()} with it is undefined")
+    return out
+
+
+def block_structure(m: np.ndarray) -> dict | None:
+    """find_block_boundary on the defined part of a symmetric matrix (layer indices kept)."""
+    keep = np.flatnonzero(np.isfinite(np.diag(m)))
+    if len(keep) < 3:
+        return None
+    b = find_block_boundary(m[np.ix_(keep, keep)])
+    return {"boundary": int(keep[b.boundary]), "score": float(b.score),
+            "within": float(b.within), "between": float(b.between)}
+
+
+def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> SimilarityResult:
+    """All comparisons of ``cfg`` (fine-tuning and extraction come from the cache when there).
+
+    Returns:
+        A ``SimilarityResult``; each matrix is [L+1, L+1] (cross-model: [L+1, L'+1]), float64,
+        rows = first-named set, NaN where undefined (reason in ``result.undefined``).
+    """
+    t0 = time.time()
+    spec = cfg.activation_spec()
+    words = spec.pooling in ("word", "pair")
+    log = print if verbose else (lambda *a, **k: None)
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    sets: dict[str, acts.Activations] = {}
+
+    def extract(name: str, source, step: int | None = None) -> acts.Activations:
+        log(f"[similarity] representations: {name}")
+        model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words)
+        return acts.load_or_extract(spec, model, tok, progress=verbose)
+
+    sets["orig"] = extract("orig", cfg.model)
+    sets["ft"] = extract("ft", ft[0])
+    if len(ft) > 1:
+        sets["ft2"] = extract("ft2", ft[1])
+    if cfg.cross_model is not None:
+        sets["self"] = sets["orig"] if cfg.cross_state == "orig" else sets["ft"]
+        src = (cfg.cross_model if cfg.cross_state == "orig" else
+               finetune.load_or_train(cfg.finetune_configs(cfg.cross_model)[0], verbose=verbose))
+        sets["cross"] = extract("cross", src)
+    for s in cfg.checkpoint_steps:
+        sets[f"step-{s}"] = extract(f"step {s}", ft[0], step=s)
+
+    names = {"orig": f"ORIG {cfg.model}", "ft": "FT", "ft2": "FT[2]",
+             "cross": f"{cfg.cross_state.upper()} {cfg.cross_model}",
+             "self": f"{cfg.cross_state.upper()} {cfg.model}"}
+    reasons = {k: undefined_reasons(names.get(k, k), np.asarray(v.states), cfg)
+               for k, v in sets.items()}
+    matrices, undefined = {}, {}
+    for comp in COMPARISONS.values():
+        if comp.rows not in sets or comp.cols not in sets:
+            continue
+        ra, rb = sets[comp.rows], sets[comp.cols]
+        ia, ib = aligned(ra, rb)
+        a = ra.states if len(ia) == len(ra.ids) else ra.states[:, ia]
+        b = None if comp.symmetric else (rb.states if len(ib) == len(rb.ids)
+                                         else rb.states[:, ib])
+        m = similarity_matrix(cfg, a, b)
+        matrices[comp.name] = m
+        why = sorted(set(reasons[comp.rows].values()) | set(reasons[comp.cols].values()))
+        if np.isnan(m).sum() > 0 and not why:
+            why = ["NaN from the similarity kernel on layers that are not constant (unexpected)"]
+        undefined[comp.name] = tuple(why)
+    drift = None
+    if cfg.checkpoint_steps:  # per layer: similarity(layer l at step s, layer l untuned)
+        orig = sets["orig"].states
+        drift = np.array([[similarity_matrix(cfg, sets[f"step-{s}"].states[i:i + 1],
+                                             orig[i:i + 1])[0, 0]
+                           for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
+    log("[similarity] bootstrap intervals of the findings")
+    stacks = {k: np.asarray(v.states) for k, v in sets.items() if k in ("orig", "ft", "ft2")}
+    if cfg.checkpoint_steps:
+        stacks["last_step"] = np.asarray(sets[f"step-{cfg.checkpoint_steps[-1]}"].states)
+    effects = effect_intervals(stacks, lambda a: similarity_matrix(cfg, a), cfg.n_boot,
+                               seed=cfg.seed, measure=cfg.measure_label())
+    result = SimilarityResult(
+        config=cfg, matrices=matrices, undefined=undefined,
+        blocks={k: block_structure(matrices[k]) for k in ("orig_orig", "ft_ft") if k in matrices},
+        drift_steps=cfg.checkpoint_steps, drift=drift, effects=effects,
+        activation_keys={k: v.key for k, v in sets.items()},
+        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
+                             "baseline": r.baseline} for r in ft),
+        n_rows=int(sets["orig"].states.shape[1]))
+    if cfg.ci_cell is not None and cfg.measure == "cka" and cfg.kernel == "linear" \
+            and cfg.ci_cell[0] in matrices:
+        comp, i, j = cfg.ci_cell
+        try:
+            cell = {**result.cell_bootstrap(comp, i, j, n_boot=cfg.n_boot),
+                    **result.cell_permutation(comp, i, j, n_perm=cfg.n_perm)}
+        except ValueError as e:  # e.g. the chosen cell is undefined: say so, keep the rest
+            cell = {"comparison": comp, "row": i, "col": j, "error": str(e)}
+        result = result.with_cell(cell)
+    return result.with_seconds(round(time.time() - t0, 1))
