@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import transformers as tr
 
 from . import cache, metrics, models
 from .adapters import EncoderAdapter
-from .encoding import collator_for, encode_split
+from .encoding import collator_for, encode_split, subset
 from .tasks import TaskSpec, data_identity, get_task, load_split
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
@@ -295,6 +296,68 @@ def load_finetuned(result: FinetuneResult, step: int | None = None) -> tr.PreTra
     task = get_task(result.config.task)
     folder = result.model_dir if step is None else result.snapshot_dir(step)
     return models.task_model_class(task).from_pretrained(str(folder)).eval()
+
+
+PREDICTIONS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-example outputs of a fine-tuned model on one split (tagging: one row per word).
+
+    predictions: [n] class ids (regression: scores); labels: [n]; logits: [n, C] (regression:
+    [n, 1]); baseline: the majority-class (regression: mean) prediction of the training labels.
+    """
+
+    predictions: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+    baseline: float | int
+
+
+def predictions(result: FinetuneResult, split: str = "validation") -> Predictions:
+    """The fine-tuned model's predictions on ``split`` (cached under ``predictions/``).
+
+    On the validation split these reproduce ``result.metrics`` exactly (same examples, same
+    encoding as training's evaluation), which notebook 01 asserts.
+    """
+    cfg, task = result.config, get_task(result.config.task)
+    key = cache.content_key({"finetune": result.path.name, "split": split,
+                             "code": PREDICTIONS_VERSION})
+    folder = cache.entry_dir("predictions", key)
+    names = ("predictions.npy", "labels.npy", "logits.npy")
+    if folder.exists():
+        ok, reason = cache.verify(folder)
+        if ok:
+            arrays = [np.load(folder / n) for n in names]
+            return Predictions(*arrays, baseline=cache.read_meta(folder)["baseline"])
+        cache.quarantine(folder, reason)
+    hp = cfg.hyperparameters()
+    tokenizer = tr.AutoTokenizer.from_pretrained(str(result.model_dir))
+    ds = encode_split(task, load_split(cfg.task, split), tokenizer, hp["max_length"],
+                      hp["max_eval_examples"] if split == "validation" else None, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = tr.TrainingArguments(output_dir=tmp, per_device_eval_batch_size=64, report_to=[],
+                                    disable_tqdm=True, dataloader_num_workers=0)
+        out = tr.Trainer(model=load_finetuned(result), args=args,
+                         data_collator=collator_for(task, tokenizer)).predict(ds)
+    logits, labels = np.asarray(out.predictions), np.asarray(out.label_ids)
+    if task.kind == "tagging":  # one row per labelled word (first sub-word)
+        keep = labels != -100
+        logits, labels = logits[keep], labels[keep]
+    logits = logits.reshape(len(labels), -1)
+    preds = metrics.predictions_from_logits(task, logits)
+    train_rows = subset(load_split(cfg.task, "train"), hp["max_train_examples"], seed=0)
+    train_labels = (np.concatenate([np.asarray(t) for t in train_rows["tags"]])
+                    if task.kind == "tagging" else np.asarray(train_rows["label"]))
+    baseline = metrics.majority_prediction(task, train_labels)
+    baseline = float(baseline) if task.kind == "regression" else int(baseline)
+    with cache.atomic_dir(folder) as tmp:
+        for n, arr in zip(names, (preds, labels, logits), strict=True):
+            np.save(tmp / n, arr)
+        cache.write_meta(tmp, {"finetune": result.path.name, "split": split, "key": key,
+                               "baseline": baseline}, list(names))
+    return Predictions(preds, labels, logits, baseline)
 
 
 def summary_line(result: FinetuneResult) -> str:

@@ -52,16 +52,33 @@ def compute(task: TaskSpec, predictions: np.ndarray, labels: np.ndarray) -> dict
     return out
 
 
+def majority_prediction(task: TaskSpec, train_labels):
+    """The baseline's one prediction: the most frequent training label (regression: the mean
+    training target, the "mean predictor"; its correlation metrics are undefined)."""
+    train = np.asarray(train_labels).reshape(-1)
+    if task.kind == "tagging":
+        train = train[train >= 0]
+    if task.kind == "regression":
+        return float(train.mean())
+    values, counts = np.unique(train, return_counts=True)
+    return values[counts.argmax()]
+
+
 def majority_baseline(task: TaskSpec, train_labels, eval_labels) -> dict[str, float]:
     """Metrics of always predicting the most frequent training label (regression: the mean)."""
-    train = np.asarray(train_labels).reshape(-1)
     evals = np.asarray(eval_labels).reshape(-1)
     if task.kind == "tagging":
-        train, evals = train[train >= 0], evals[evals >= 0]
+        evals = evals[evals >= 0]
+    pred = np.full(evals.shape, majority_prediction(task, train_labels))
     if task.kind == "regression":
-        pred = np.full(evals.shape, float(train.mean()))
         return {"mse": float(skm.mean_squared_error(evals, pred)),
                 "pearson_undefined": "constant predictions"}  # type: ignore[dict-item]
-    values, counts = np.unique(train, return_counts=True)
-    pred = np.full(evals.shape, values[counts.argmax()])
     return compute(task, pred, evals)
+
+
+def headline_metric(task: TaskSpec) -> tuple[str, bool]:
+    """(metric, higher_is_better) used to compare a model with its baseline: the task's primary
+    metric, except regression (the mean predictor has no correlation), which uses MSE."""
+    if task.kind == "regression":
+        return "mse", False
+    return task.primary_metric, True

@@ -187,7 +187,7 @@ def get_task(name: str) -> TaskSpec:
     """The spec for ``name``; an unknown name lists the valid ones."""
     if name not in TASKS:
         raise unknown("task", name, TASK_NAMES,
-                      f"Offline, no hub needed: {', '.join(OFFLINE_TASK_NAMES)}")
+                      f"offline tasks (no hub needed): {', '.join(OFFLINE_TASK_NAMES)}")
     return TASKS[name]
 
 

@@ -1,0 +1,64 @@
+"""Findings of notebook 01 (fine-tuning): the quality claims, as statistics with intervals.
+
+Quality is a finding, not an assert: a papermill sweep over a hard task (RTE, CoLA), where a
+seed can land at chance, records INCONCLUSIVE or NOT SUPPORTED instead of failing (DESIGN §3).
+
+* beats_baseline: the fine-tuned model's validation metric minus the majority-class baseline's
+  (regression: the mean predictor's MSE minus the model's), bootstrap over validation examples;
+* loss_fell: mean training loss over the first third of the logged steps minus the last third,
+  with a Welch t interval over the logged values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from .. import finetune, metrics
+from ..measures.intervals import bootstrap_interval
+from ..tasks import get_task
+from .base import Interval, finding, undefined_finding, verdict_lines
+
+
+def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
+                      seed: int = 0) -> dict:
+    """{claim id: {claim, numbers, interval, verdict}} for one fine-tuned model."""
+    task = get_task(result.config.task)
+    pred = finetune.predictions(result)
+    metric, higher = metrics.headline_metric(task)
+    sign = 1.0 if higher else -1.0
+    base = np.full(pred.labels.shape, pred.baseline)
+
+    def effect(idx: np.ndarray) -> float:
+        m = metrics.compute(task, pred.predictions[idx], pred.labels[idx])[metric]
+        b = metrics.compute(task, base[idx], pred.labels[idx])[metric]
+        return sign * (m - b)
+
+    est, lo, hi = bootstrap_interval(effect, len(pred.labels), n_boot=n_boot, seed=seed)
+    out = {"beats_baseline": finding(
+        f"the fine-tuned model beats the majority-class baseline on validation {metric}",
+        {"metric": metric, "model": result.metrics.get(metric),
+         "baseline": result.baseline.get(metric), "n_examples": len(pred.labels)},
+        Interval(est, lo, hi, f"{metric} {'gain' if higher else 'reduction'} over the baseline",
+                 f"95% bootstrap over {len(pred.labels)} validation examples, {n_boot} "
+                 "resamples"))}
+    loss = np.asarray(result.learning_curve()["train_loss"], dtype=float)
+    claim = "training loss fell (first vs last third of the logged steps)"
+    if len(loss) < 6:
+        out["loss_fell"] = undefined_finding(claim, f"only {len(loss)} logged losses; need 6")
+    else:
+        k = len(loss) // 3
+        first, last = loss[:k], loss[-k:]
+        diff = float(first.mean() - last.mean())
+        se = float(np.sqrt(first.var(ddof=1) / k + last.var(ddof=1) / k))
+        half = float(stats.t.ppf(0.975, 2 * k - 2) * se)
+        out["loss_fell"] = finding(claim, {"first_third": float(first.mean()),
+                                           "last_third": float(last.mean()), "logged": len(loss)},
+                                   Interval(diff, diff - half, diff + half,
+                                            "mean loss, first minus last third",
+                                            f"95% t interval over {k}+{k} logged steps"))
+    return out
+
+
+def finetune_verdict(result: finetune.FinetuneResult, **kw) -> str:
+    return verdict_lines(finetune.summary_line(result), finetune_findings(result, **kw))
