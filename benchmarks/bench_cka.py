@@ -275,8 +275,10 @@ def main():
             for deb in (False, True):
                 bb = b if cross else None
                 rate = gemm_rate()  # measured right before ours: the machine's speed drifts
-                t_ours, mem, ours = timed(lambda: cka_matrix(a, bb, debiased=deb), reps)
-                t_loop, mem_loop, loop = timed(lambda: loop_matrix(a, bb, deb), 1)
+                t_ours, mem, ours = timed(
+                    lambda a=a, bb=bb, deb=deb: cka_matrix(a, bb, debiased=deb), reps)
+                t_loop, mem_loop, loop = timed(
+                    lambda a=a, bb=bb, deb=deb: loop_matrix(a, bb, deb), 1)
                 err_ours = float((ours - ref[deb]).abs().max())
                 err_loop = float((loop - ref[deb]).abs().max())
                 t_naive = err_naive = None

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+
 from layerscope import activations as acts
 from layerscope import cache
 

@@ -68,7 +68,8 @@ def _weights(result):
 
 
 def test_interrupted_run_resumes(tmp_path, monkeypatch):
-    """Stopped at step 30 (checkpoint at 20), rerun resumes and ends where an uninterrupted run ends."""
+    """Stopped at step 30 (checkpoint at 20), a rerun resumes and ends where an uninterrupted
+    run ends."""
     cfg = FinetuneConfig(**SMOKE, seed=3)
     monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "a"))
     with pytest.raises(KeyboardInterrupt):

@@ -27,7 +27,7 @@ def test_adapter_reproduces_model(arch, task):
                                   enc.get("token_type_ids"))
         logits = ad.head(states[-1])
     assert len(states) == len(out.hidden_states) == ad.n_layers + 1 == 5
-    for mine, theirs in zip(states, out.hidden_states):
+    for mine, theirs in zip(states, out.hidden_states, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
     torch.testing.assert_close(logits, out.logits, rtol=0, atol=1e-6)
 

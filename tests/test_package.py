@@ -10,8 +10,9 @@ import pkgutil
 import sys
 from pathlib import Path
 
-import layerscope
 import pytest
+
+import layerscope
 
 PKG = Path(layerscope.__file__).parent
 MODULES = sorted(m.name for m in pkgutil.walk_packages([str(PKG)], prefix="layerscope."))

@@ -75,7 +75,7 @@ def test_fixture_tasks():
     ds = load_split("tiny-sentiment", "train")
     assert len(ds) == 600 and set(ds["label"]) == {0, 1}
     pos = load_split("tiny-pos", "validation")
-    assert all(len(t) == len(g) for t, g in zip(pos["tokens"], pos["tags"]))
+    assert all(len(t) == len(g) for t, g in zip(pos["tokens"], pos["tags"], strict=True))
 
 
 def _write_jsonl(path, rows):

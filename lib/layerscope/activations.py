@@ -39,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 import transformers as tr
+from tqdm.auto import tqdm
 
 from . import cache, models
 from .errors import CacheError

@@ -74,7 +74,8 @@ class EncoderAdapter:
 
     def _check_block(self, i: int) -> None:
         if not 1 <= i <= self.n_layers:
-            raise IndexError(f"block index {i} out of range: this model has blocks 1..{self.n_layers}"
+            raise IndexError(f"block index {i} out of range: this model has blocks "
+                             f"1..{self.n_layers}"
                              f" (hidden state 0 is the embedding output)")
 
     def run_blocks(self, hidden: torch.Tensor, mask, blocks: Iterable[int]) -> torch.Tensor:

@@ -113,7 +113,7 @@ def read_meta(folder: Path) -> dict | None:
 
 
 def write_meta(folder: Path, meta: dict, files: list[str]) -> dict:
-    """Finish an entry: record sha256 of ``files`` (relative to ``folder``) and write the sidecar."""
+    """Finish an entry: record sha256 of ``files`` (relative to ``folder``), write the sidecar."""
     meta = dict(meta)
     meta["files"] = {f: file_sha256(folder / f) for f in files}
     meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -110,9 +110,10 @@ def _table(rows: list[dict], cols: list[str]) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in cols]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(cols, widths)),
+    lines = [" | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
              "-|-".join("-" * w for w in widths)]
-    lines += [" | ".join(fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)) for r in rows]
+    lines += [" | ".join(fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths, strict=True))
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_libraries() -> None:
-    """Silence load reports and progress bars of transformers/datasets (our output stays readable)."""
+    """Silence load reports and progress bars of transformers/datasets (keeps output readable)."""
     # datasets' sort() trips a pyarrow deprecation notice that says nothing about our results
     warnings.filterwarnings("ignore", category=FutureWarning, module="pyarrow")
     transformers.logging.set_verbosity_error()

@@ -35,7 +35,8 @@ def encode_split(task: TaskSpec, ds: datasets.Dataset, tokenizer, max_length: in
             enc = tokenizer(batch["text"], batch["text_pair"], truncation=True,
                             max_length=max_length)
         elif kind == "multiple_choice":
-            firsts = [c for c, ch in zip(batch["context"], batch["choices"]) for _ in ch]
+            firsts = [c for c, ch in zip(batch["context"], batch["choices"], strict=True)
+                      for _ in ch]
             seconds = [x for ch in batch["choices"] for x in ch]
             flat = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
             sizes = [len(ch) for ch in batch["choices"]]

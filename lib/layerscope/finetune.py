@@ -228,7 +228,8 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     eval_ds = encode_split(task, load_split(cfg.task, "validation"), tokenizer, hp["max_length"],
                            hp["max_eval_examples"], seed=0)
     # Sorting the evaluation set by length changes no metric and cuts padding.
-    eval_ds = eval_ds.map(lambda r: {"_len": len(r["input_ids"])}).sort("_len").remove_columns("_len")
+    eval_ds = (eval_ds.map(lambda r: {"_len": len(r["input_ids"])}).sort("_len")
+               .remove_columns("_len"))
     ckpt_dir = folder / "checkpoints"
     resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     args = tr.TrainingArguments(

@@ -8,7 +8,6 @@ needs the hub. The per-architecture adapter lives in :mod:`layerscope.adapters`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -155,7 +154,7 @@ def task_model_class(task: TaskSpec):
 
 
 def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
-    """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if it has one)."""
+    """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if any)."""
     kwargs: dict = {}
     if task.kind != "multiple_choice":
         kwargs["num_labels"] = task.num_labels

@@ -2,7 +2,8 @@
 
 Everything generated lives under one home folder so a user can see (and delete) it:
 ``$LAYERSCOPE_HOME`` if set, else ``<repo>/data`` when running from a clone, else
-``~/.cache/layerscope``. Sub-folders: ``assets/`` (archives + extracted), ``cache/`` (content-addressed
+``~/.cache/layerscope``. Sub-folders: ``assets/`` (archives + extracted), ``cache/``
+(content-addressed
 results), ``runs/`` (main-job and papermill outputs).
 """
 

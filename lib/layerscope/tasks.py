@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import datasets
 
@@ -191,7 +192,8 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def load_split(name: str, split: str, *, hub_data_dir: str | Path | None = None) -> datasets.Dataset:
+def load_split(name: str, split: str, *,
+               hub_data_dir: str | Path | None = None) -> datasets.Dataset:
     """One split of a task in the schema of its kind (see module docstring)."""
     spec = get_task(name)
     if split not in spec.splits:
@@ -292,6 +294,7 @@ def _convert(spec: TaskSpec, raw: datasets.Dataset) -> datasets.Dataset:
         labels = set(converted["label"])
         bad = labels - set(range(spec.num_labels))
         if bad:  # e.g. GLUE test splits carry label -1 (hidden)
-            raise ConfigError(f"task {spec.name!r}: labels {sorted(bad)} outside 0..{spec.num_labels - 1}"
+            raise ConfigError(f"task {spec.name!r}: labels {sorted(bad)} outside "
+                              f"0..{spec.num_labels - 1}"
                               f"; is this a split with hidden labels?")
     return converted

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from layerscope.measures import cka as C
 from layerscope.measures import _cka_engine as E
+from layerscope.measures import cka as C
 from layerscope.measures import cka_stats as S
 
 F64 = torch.float64

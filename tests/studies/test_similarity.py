@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from layerscope import activations as acts
 from layerscope import paths, plots
 from layerscope.errors import CacheError
@@ -210,6 +211,7 @@ def test_lists_from_papermill_become_tuples():
 def test_explorer_calls_run_similarity_with_widget_values(result, monkeypatch):
     """The widget maps its controls onto the config and renders through run_similarity."""
     import plotly.io as pio
+
     from layerscope.studies.similarity import ui as similarity_ui
 
     seen = []

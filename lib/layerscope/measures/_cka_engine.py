@@ -31,9 +31,18 @@ import math
 import numpy as np
 import torch
 
-from ._inputs import (DEFAULT_RTOL, UNDEFINED, as_single, check_choice, check_finite,
-                      constant_error, layer_label, same_examples, to_tensor)
 from ..errors import ConfigError
+from ._inputs import (
+    DEFAULT_RTOL,
+    UNDEFINED,
+    as_single,
+    check_choice,
+    check_finite,
+    constant_error,
+    layer_label,
+    same_examples,
+    to_tensor,
+)
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -276,10 +285,10 @@ def _feature_products(layers, means, widths, na, cross, dtype) -> tuple[Tensor, 
             zi = c[:, offs[i]:offs[i + 1]]
             torch.sub(x[s:s + step], mu[i], out=zi)
             rows[i, s:s + step] = torch.linalg.vector_norm(zi, dim=1).to(F64).square().cpu()
-        for (i, j0, j1), acc in zip(spans, accs):
+        for (i, j0, j1), acc in zip(spans, accs, strict=True):
             acc.addmm_(c[:, offs[i]:offs[i + 1]].T, c[:, offs[j0]:offs[j1]])
     p = torch.full((t, t), float("nan"), dtype=F64)
-    for (i, j0, j1), acc in zip(spans, accs):
+    for (i, j0, j1), acc in zip(spans, accs, strict=True):
         vals = []
         for _, g, w, off in _width_groups(widths[j0:j1]):
             # per-row partial norms over w entries, then float64 accumulation over rows
@@ -364,7 +373,8 @@ def cka_core(la, lb, *, names, single, kernel, debiased, threshold, method, unde
     for i in range(len(layers)):
         if not const[i] and not diag[i] > 0:
             raise ConfigError(f"{'debiased' if debiased else 'biased'} self-HSIC of"
-                             f" {layer_label(i, na, names, single)} is {float(diag[i]):.3g} <= 0, so"
+                              f" {layer_label(i, na, names, single)} is"
+                              f" {float(diag[i]):.3g} <= 0, so"
                              " CKA is undefined; use more examples (or debiased=False)")
     da, db = diag[:na], (diag[na:] if cross else diag[:na])
     num = h[:na, na:] if cross else h[:na, :na].clone()

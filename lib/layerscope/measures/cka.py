@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from ._cka_engine import (DEFAULT_RTOL, KERNELS, METHODS, UNDEFINED, center_gram, cka_core,
-                          gram_rbf)
-from ._inputs import as_single, as_stack, is_constant
 from ..errors import ConfigError
+from ._cka_engine import DEFAULT_RTOL, KERNELS, METHODS, UNDEFINED, center_gram, cka_core, gram_rbf
+from ._inputs import as_single, as_stack, is_constant
 
 Tensor = torch.Tensor
 F64 = torch.float64

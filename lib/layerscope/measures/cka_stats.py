@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ._cka_engine import DEFAULT_RTOL, check_inputs, cka_core
 from ._inputs import as_single, as_stack
-from ..errors import ConfigError
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -90,7 +90,8 @@ class MinibatchCKA:
             for i, v in enumerate(d.tolist()):
                 if not v > 0:
                     where = name if self._pair else f"layer {i} of {name}"
-                    raise ConfigError(f"mean unbiased self-HSIC of {where} is {v:.3g} <= 0 (constant"
+                    raise ConfigError(f"mean unbiased self-HSIC of {where} is {v:.3g} <= 0"
+                                      " (constant"
                                      " across examples?), so minibatch CKA is undefined")
         out = self._xy / torch.sqrt(torch.outer(self._xx, self._yy))
         return float(out[0, 0]) if self._pair else out

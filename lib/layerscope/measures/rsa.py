@@ -16,9 +16,19 @@ from __future__ import annotations
 import torch
 from scipy.stats import rankdata
 
-from ._inputs import (DEFAULT_RTOL, UNDEFINED, as_single, as_stack, check_choice, check_finite,
-                      constant_error, is_constant, layer_label, same_examples)
 from ..errors import ConfigError
+from ._inputs import (
+    DEFAULT_RTOL,
+    UNDEFINED,
+    as_single,
+    as_stack,
+    check_choice,
+    check_finite,
+    constant_error,
+    is_constant,
+    layer_label,
+    same_examples,
+)
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -51,7 +61,8 @@ def rdm(x, dissimilarity: str = "correlation") -> Tensor:
     """Representational dissimilarity matrix, condensed. x: [n, d] -> [n(n-1)/2] float64.
 
     dissimilarity="correlation": 1 - Pearson correlation of two examples' feature vectors;
-    dissimilarity="cosine": 1 - cosine similarity. Entry order matches scipy's pdist (i < j, row-major).
+    dissimilarity="cosine": 1 - cosine similarity. Entry order matches scipy's pdist (i < j,
+    row-major).
     """
     check_choice(dissimilarity, DISSIMILARITIES, "dissimilarity")
     x = as_single(x, "x")

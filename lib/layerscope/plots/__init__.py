@@ -10,8 +10,15 @@ the output of block i; matrix rows run top to bottom.
 """
 
 from .curves import Line, learning_curves, lines_figure, lines_png, metric_bars, per_layer_lines
-from .layers import COLORSCALE, UNDEFINED_GREY, Panel, grid_figure, layer_labels, panels_figure
-from .layers import panels_png
+from .layers import (
+           COLORSCALE,
+           UNDEFINED_GREY,
+           Panel,
+           grid_figure,
+           layer_labels,
+           panels_figure,
+           panels_png,
+)
 
 __all__ = ["Line", "learning_curves", "lines_figure", "lines_png", "metric_bars",
            "per_layer_lines", "COLORSCALE", "UNDEFINED_GREY", "Panel", "grid_figure",

@@ -140,7 +140,8 @@ def flat_config(config) -> dict[str, Any]:
 class StudyResult(ABC):
     """Base of every study's result: implements ``verdict``, ``to_record`` and ``save``.
 
-    A subclass is a frozen dataclass with a ``config`` field. It sets ``study`` (file stem and record column), and implements ``figure()``,
+    A subclass is a frozen dataclass with a ``config`` field. It sets ``study`` (file stem and
+    record column), and implements ``figure()``,
     ``findings()``, ``title()``, ``headline()`` (the scalars a results table shows),
     ``png(path)`` (the static twin of ``figure()``) and ``to_dict()`` (JSON-ready data); it
     may add more figures with ``extra_figures()``.
