@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test suite: unit tests and notebook tests (papermill --prepare-only + nbval), offline.
-# Sets up the environment first if it is missing. Extra arguments go to pytest.
+# The test suite: ruff, unit tests and notebook tests (papermill --prepare-only + nbval), offline.
+# Sets up the environment first if it is missing. Extra arguments go to pytest, e.g.
+#   bash scripts/test.sh -m "not slow"     # the fast inner loop (about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${LAYERSCOPE_VENV:-.venv}"
+"$VENV/bin/python" -m ruff check lib tests benchmarks scripts
 "$VENV/bin/python" -m layerscope.cli fetch
 exec "$VENV/bin/python" -m pytest -q "$@"

@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from layerscope import cli
 
 
+@pytest.mark.slow
 def test_main_job_on_tiny_model(tmp_path, capsys):
     """The main job's code path end to end on a tiny model: table, summary, exit 0."""
     code = cli.main(["main", "--task", "tiny-sentiment", "--model", "tiny-bert", "--preset",

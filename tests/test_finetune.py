@@ -67,6 +67,7 @@ def _weights(result):
     return {k: v.clone() for k, v in load_finetuned(result).state_dict().items()}
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path, monkeypatch):
     """Stopped at step 30 (checkpoint at 20), a rerun resumes and ends where an uninterrupted
     run ends."""

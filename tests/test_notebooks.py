@@ -46,6 +46,7 @@ def test_notebook_is_stripped_and_paired(nb: Path):
     assert a == b, f"{nb.name} and {paired.name} differ: run jupytext --sync {paired}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_with_smoke_parameters(nb: Path, tmp_path: Path):
     """papermill --prepare-only with smoke parameters, then nbval-lax on the prepared copy."""
