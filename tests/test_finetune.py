@@ -32,12 +32,32 @@ def test_cache_hit_does_not_train(tiny_sentiment_ft, monkeypatch):
 @pytest.mark.parametrize("change", [
     {"task": "tiny-pos"}, {"model": "tiny-roberta"}, {"preset": "demo"}, {"seed": 1},
     {"max_steps": 7}, {"learning_rate": 1e-4}, {"batch_size": 8}, {"max_train_examples": 50},
-    {"save_steps": (5,)}, {"freeze_bottom": 1}, {"drop_top": 1},
+    {"freeze_bottom": 1}, {"drop_top": 1},
 ])
 def test_cache_key_changes_with_every_input(change):
     base = FinetuneConfig(**SMOKE)
     assert cache_key(dataclasses.replace(base, **change)) != cache_key(base)
     assert cache_key(FinetuneConfig(**SMOKE)) == cache_key(base)
+
+
+def test_snapshots_are_not_part_of_the_key_and_are_added_without_retraining(monkeypatch,
+                                                                           tmp_path):
+    """Asking a cached run for snapshots adds them to the same entry (issue 8: notebook 05
+    reuses the main job's runs); the final model is untouched, the replay retraces the run."""
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    base = FinetuneConfig(**SMOKE, max_steps=12)
+    assert cache_key(dataclasses.replace(base, save_steps=(5,))) == cache_key(base)
+    first = load_or_train(base, verbose=False)
+    weights = (first.model_dir / "model.safetensors").read_bytes()
+    more = load_or_train(dataclasses.replace(base, save_steps=(0, 10)), verbose=False)
+    assert more.path == first.path and more.meta["saved_steps"] == [0, 10]
+    assert (first.model_dir / "model.safetensors").read_bytes() == weights
+    replay = more.meta["snapshot_replay"]
+    assert replay["max_loss_diff"] < 1e-6 and replay["max_weight_diff"] < 1e-6, replay
+    assert load_finetuned(more, step=10) is not None
+    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("retrained"))
+    again = load_or_train(dataclasses.replace(base, save_steps=(10,)), verbose=False)
+    assert again.meta["saved_steps"] == [0, 10]
 
 
 def test_cache_key_changes_with_code_version(monkeypatch):

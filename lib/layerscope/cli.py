@@ -8,6 +8,7 @@ majority-class baseline and the time taken, and write a summary into ``<home>/ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -23,7 +24,14 @@ import transformers  # noqa: E402
 
 from . import assets  # noqa: E402
 from .errors import LayerscopeError  # noqa: E402
-from .finetune import PRESETS, FinetuneConfig, cache_key, load_or_train, summary_line  # noqa: E402
+from .finetune import (  # noqa: E402
+    PRESETS,
+    FinetuneConfig,
+    cache_key,
+    load_or_train,
+    summary_line,
+    trace_steps,
+)
 from .models import MODELS  # noqa: E402
 from .paths import runs_dir  # noqa: E402
 from .studies.similarity import SimilarityConfig, run_similarity  # noqa: E402
@@ -51,8 +59,10 @@ def _cmd_models(args) -> int:
 
 def _finetune_all(task, model, preset, seeds, max_steps) -> list:
     results = []
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
         cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
+        if i == 0:  # snapshots of the first seed, for drift (02) and geometry over training (05)
+            cfg = dataclasses.replace(cfg, save_steps=trace_steps(cfg))
         res = load_or_train(cfg, verbose=sys.stderr.isatty())
         print(f"  {summary_line(res)}" + (" [from cache]" if res.cached else ""), flush=True)
         results.append(res)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers as tr
+from safetensors.numpy import load_file
 
 from . import cache, metrics, models
 from .adapters import EncoderAdapter
@@ -140,9 +141,22 @@ class FinetuneResult:
         return load_finetuned(self)
 
 
+def trace_steps(cfg: FinetuneConfig, n: int = 4) -> tuple[int, ...]:
+    """Evenly spaced snapshot steps 0, T/n, ..., T of a run of T steps: the snapshots the main
+    job saves for the first seed, so that notebooks 02 (drift) and 05 (geometry over training)
+    find them in the cache. () when the run is sized in epochs (T unknown before training)."""
+    total = cfg.hyperparameters()["max_steps"]
+    if total <= 0:
+        return ()
+    return tuple(sorted({round(total * i / n) for i in range(n + 1)}))
+
+
 def cache_key(cfg: FinetuneConfig) -> str:
+    """Names the fine-tuned model. ``save_steps`` is left out: snapshots are extra files of the
+    same run, not another model, so asking for them never retrains what the cache holds."""
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "save_steps"}
     return cache.content_key({
-        "config": dataclasses.asdict(cfg), "hyperparameters": cfg.hyperparameters(),
+        "config": config, "hyperparameters": cfg.hyperparameters(),
         "model": models.model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
         "code": FINETUNE_VERSION,
     })
@@ -155,10 +169,55 @@ def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
     if folder.exists():
         ok, reason = cache.verify(folder)
         if ok:
-            return FinetuneResult(cfg, folder, cache.read_meta(folder), cached=True)
+            result = FinetuneResult(cfg, folder, cache.read_meta(folder), cached=True)
+            missing = sorted(set(cfg.save_steps) - set(result.meta.get("saved_steps", [])))
+            return add_snapshots(result, missing, verbose=verbose) if missing else result
         if cache.read_meta(folder) is not None:  # finished once, damaged since: recompute
             cache.quarantine(folder, reason)
     return train(cfg, folder, callbacks=callbacks, verbose=verbose)
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    """Largest absolute difference between the weights of two saved models (same layout)."""
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    if wa.keys() != wb.keys():
+        return float("inf")
+    return max((float(np.abs(wa[k].astype(np.float64) - wb[k]).max()) for k in wa
+                if wa[k].size), default=0.0)
+
+
+def add_snapshots(result: FinetuneResult, steps: list[int], *,
+                  verbose: bool = True) -> FinetuneResult:
+    """Add snapshots at ``steps`` to a cached run without touching its final model.
+
+    Training is seeded (model head, data order, dropout), so replaying the same configuration
+    retraces the same trajectory; the replay runs to the end (stopping early changes the
+    Trainer's bookkeeping and with it the trajectory), its snapshots are moved into the entry,
+    and how far it strayed is recorded: the largest difference of the logged losses and of the
+    final weights from the cached run (``meta["snapshot_replay"]``; 0 on the same machine and
+    thread count). It costs one training run; ask for snapshots up front to avoid it.
+    """
+    folder, cfg = result.path, result.config
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.replay") as tmp:
+        scratch = Path(tmp) / "run"
+        replay = train(dataclasses.replace(cfg, save_steps=tuple(steps)), scratch,
+                       verbose=verbose)
+        weight_diff = max_weight_difference(result.model_dir, scratch / "model")
+        (folder / "steps").mkdir(exist_ok=True)
+        for s in steps:
+            dest = folder / "steps" / f"step-{s}"
+            if not dest.exists():
+                (scratch / "steps" / f"step-{s}").rename(dest)
+    old = {h["step"]: h["loss"] for h in result.meta.get("log_history", []) if "loss" in h}
+    new = {h["step"]: h["loss"] for h in replay.meta["log_history"] if "loss" in h}
+    diffs = [abs(old[s] - new[s]) for s in old.keys() & new.keys()]
+    meta = dict(result.meta)
+    meta["saved_steps"] = sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
+    meta["snapshot_replay"] = {"steps": list(steps), "max_loss_diff": max(diffs) if diffs
+                               else None, "max_weight_diff": weight_diff}
+    files = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != cache.META]
+    return FinetuneResult(cfg, folder, cache.write_meta(folder, meta, files), cached=True)
 
 
 def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:

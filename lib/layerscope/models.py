@@ -200,8 +200,11 @@ def tiny_model_dir(arch: str) -> Path:
                   eos_token_id=tok.eos_token_id, max_position_embeddings=66, type_vocab_size=1)
     else:
         kw["pad_token_id"] = tok.pad_token_id
-    torch.manual_seed(0)
-    model = model_cls(config_cls(**kw))
+    # A private RNG: building the model on first use must not move the global RNG, or the first
+    # fine-tuning run after it (seeded before loading) would differ from every later one.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = model_cls(config_cls(**kw))
     with cache.atomic_dir(out) as tmp:  # another process may win the race: keep its copy
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
