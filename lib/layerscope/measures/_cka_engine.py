@@ -4,16 +4,8 @@ Moved here from ``cka.py`` unchanged in its numerics (DESIGN §4): every layer i
 layers are stacked side by side, and the L x L HSIC matrix comes either from streamed row panels
 of the Gram matrices (sample space, cheaper below n ~ L d) or from X^T Y products (feature
 space), in float32 with float64 accumulation of every reduction. ``cka_core`` is the one entry
-point; ``cka`` and ``cka_stats`` call it.
-CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) (Kornblith et al. 2019, ICML, "Similarity
-of Neural Network Representations Revisited", eq. 4). Two HSIC estimators:
-
-* biased (plug-in, Gretton et al. 2005): HSIC = tr(K H L H) / (n-1)^2 with H = I - 11^T/n;
-* debiased (U-statistic, Song et al. 2007/2012 JMLR eq. 5), equivalently the inner product of
-  U-centred Gram matrices (Szekely & Rizzo 2014, "Partial distance correlation..."). Its values
-  may be negative; they are reported, never clamped.
-
-For the linear kernel with column-centred features X, Y ([n, d]):
+point; ``cka`` and ``cka_stats`` call it. Definitions (CKA, biased and debiased HSIC) are in
+``cka``. For the linear kernel with column-centred features X, Y ([n, d]):
   tr(K H L H)            = ||X^T Y||_F^2                  (Kornblith et al. 2019, eq. 7 / §3)
   HSIC_u * n(n-3)        = ||X^T Y||_F^2 + t_x t_y / ((n-1)(n-2)) - n/(n-2) * sum_a k_aa l_aa
 with k_aa = ||x_a||^2, t_x = sum_a k_aa. Derivation: with centred X, K1 = 0, so for K~ = K with
@@ -24,6 +16,7 @@ translation invariant (U-centring removes any a_i + a_j + c), so centring first 
 Shapes: x: [n, d] (examples x features); a stack of layers: [L, n, d] or a sequence of [n, d_l].
 Layer index 0 is the embedding output, i the output of block i (HF ``hidden_states[i]``).
 """
+
 from __future__ import annotations
 
 import math

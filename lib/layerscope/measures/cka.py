@@ -8,18 +8,14 @@ of Neural Network Representations Revisited", eq. 4). Two HSIC estimators:
   U-centred Gram matrices (Szekely & Rizzo 2014, "Partial distance correlation..."). Its values
   may be negative; they are reported, never clamped.
 
-For the linear kernel with column-centred features X, Y ([n, d]):
-  tr(K H L H)            = ||X^T Y||_F^2                  (Kornblith et al. 2019, eq. 7 / §3)
-  HSIC_u * n(n-3)        = ||X^T Y||_F^2 + t_x t_y / ((n-1)(n-2)) - n/(n-2) * sum_a k_aa l_aa
-with k_aa = ||x_a||^2, t_x = sum_a k_aa. Derivation: with centred X, K1 = 0, so for K~ = K with
-its diagonal zeroed, K~1 = -k, 1^T K~ 1 = -t_x, tr(K~L~) = tr(KL) - k.l and 1^T K~ L~ 1 = k.l;
-substituting into Song et al.'s formula gives the line above. The debiased estimator is
-translation invariant (U-centring removes any a_i + a_j + c), so centring first is exact.
+For the linear kernel both reduce to products of centred features; the identities and their
+derivation are in ``_cka_engine``, which computes every layer pair with a few large GEMMs.
 
 Shapes: x: [n, d] (examples x features); a stack of layers: [L, n, d] or a sequence of [n, d_l].
 Layer index 0 is the embedding output, i the output of block i (HF ``hidden_states[i]``).
 The GEMM engine is ``_cka_engine``; minibatch CKA, bootstrap and permutation: ``cka_stats``.
 """
+
 from __future__ import annotations
 
 import torch
