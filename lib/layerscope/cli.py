@@ -119,6 +119,9 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     def fmt(v):
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
+    rows = [{k: (f"{v:.1f}" if k.endswith("seconds") and isinstance(v, float) else v)
+             for k, v in r.items()} for r in rows]
+
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in cols]
     lines = [" | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
              "-|-".join("-" * w for w in widths)]

@@ -30,15 +30,25 @@ def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def percentile_interval(replicates, confidence: float = 0.95) -> tuple[float, float]:
+def percentile_interval(replicates, confidence: float = 0.95, *,
+                        recentre_on: float | None = None) -> tuple[float, float]:
     """(low, high) percentiles of bootstrap replicates; NaN replicates (degenerate resamples)
-    are dropped, and more than half NaN makes the interval undefined (NaN, NaN)."""
+    are dropped, and more than half NaN makes the interval undefined (NaN, NaN).
+
+    ``recentre_on``: shift the interval so that the replicates' median sits on this estimate.
+    For CKA-like statistics resampled rows repeat, and repeats inflate similarity: the
+    replicates move away from the estimate while their spread barely changes (the same
+    correction as ``cka_stats.bootstrap_cka``). Without it the interval can miss its own
+    estimate.
+    """
     reps = np.asarray(replicates, dtype=float)
     ok = np.isfinite(reps)
     if ok.mean() < 0.5:
         return float("nan"), float("nan")
     a = (1 - confidence) / 2
-    lo, hi = np.quantile(reps[ok], [a, 1 - a])
+    lo, mid, hi = np.quantile(reps[ok], [a, 0.5, 1 - a])
+    if recentre_on is not None:
+        lo, hi = recentre_on + lo - mid, recentre_on + hi - mid
     return float(lo), float(hi)
 
 

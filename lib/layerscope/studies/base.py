@@ -78,8 +78,12 @@ class Interval:
 
 
 def finding(claim: str, numbers: dict, interval: Interval | None, *, threshold: float = 0.0,
-            verdict: str | None = None, why: str = "") -> dict:
-    """One entry of ``findings()``: the verdict follows from the interval unless given."""
+            verdict: str | None = None, why: str = "", summary: str = "") -> dict:
+    """One entry of ``findings()``: the verdict follows from the interval unless given.
+
+    ``summary``: the key numbers in words (printed by ``verdict_lines``), e.g. "FT–ORIG
+    diagonal top 0.110 vs bottom 0.977"; all numbers are in ``numbers`` too.
+    """
     if verdict is None:
         verdict = UNDEFINED if interval is None else verdict_of(interval.low, interval.high,
                                                                  threshold)
@@ -90,11 +94,14 @@ def finding(claim: str, numbers: dict, interval: Interval | None, *, threshold: 
            "threshold": threshold, "verdict": verdict}
     if why:
         out["why"] = why
+    if summary:
+        out["summary"] = summary
     return out
 
 
-def undefined_finding(claim: str, why: str, numbers: dict | None = None) -> dict:
-    return finding(claim, numbers or {}, None, verdict=UNDEFINED, why=why)
+def undefined_finding(claim: str, why: str, numbers: dict | None = None,
+                      summary: str = "") -> dict:
+    return finding(claim, numbers or {}, None, verdict=UNDEFINED, why=why, summary=summary)
 
 
 def _clean(v):
@@ -121,6 +128,8 @@ def verdict_lines(title: str, findings: dict) -> str:
                                          ("estimate", "low", "high") else iv[k])
                                      for k in ("estimate", "low", "high", "of", "method")}).text()
             tail += f"; threshold {f['threshold']:g}."
+        if f.get("summary"):
+            tail += f" {f['summary']}."
         if f.get("why"):
             tail += f" {f['why']}."
         lines.append(f"- {cid}: {f['verdict']}. {f['claim']}.{tail}")

@@ -115,7 +115,8 @@ def effect_intervals(stacks: dict[str, np.ndarray], matrix: Callable[[np.ndarray
         n_boot: resamples; each recomputes one [T, T] matrix over all sets stacked (for CKA a
             few GEMMs), so every comparison of a resample uses the same rows. Resampled rows
             repeat, which shifts biased CKA up a little on every model alike; the effects are
-            differences, where that shift largely cancels.
+            differences, where that shift largely cancels; what is left is removed by
+            recentring the interval on the estimate (``percentile_interval``).
 
     Returns:
         claim id -> ``Interval.to_dict()`` (estimate on all examples, percentile low/high).
@@ -126,10 +127,11 @@ def effect_intervals(stacks: dict[str, np.ndarray], matrix: Callable[[np.ndarray
     estimate = effects(*_split(matrix(allstack), sizes), n_layers)
     reps = [effects(*_split(matrix(allstack[:, idx]), sizes), n_layers)
             for idx in bootstrap_indices(n, n_boot, seed)]
-    method = f"{confidence:.0%} bootstrap over {n} examples, {n_boot} resamples, {measure}"
+    method = (f"{confidence:.0%} bootstrap over {n} examples, {n_boot} resamples, recentred, "
+              f"{measure}")
     out = {}
     for claim, est in estimate.items():
-        lo, hi = percentile_interval([r[claim] for r in reps], confidence)
+        lo, hi = percentile_interval([r[claim] for r in reps], confidence, recentre_on=est)
         out[claim] = Interval(est, lo, hi, EFFECT_OF[claim], method).to_dict()
     return out
 
@@ -138,6 +140,22 @@ def _interval(d: dict) -> Interval:
     nan = float("nan")
     return Interval(*(nan if d[k] is None else d[k] for k in ("estimate", "low", "high")),
                     d["of"], d["method"])
+
+
+def _summary(claim: str, x: dict) -> str:
+    """The claim's key numbers in words (all of them are in ``numbers``)."""
+    if claim == "block_structure":
+        return (f"FT–FT splits before layer {x['ft_ft_boundary']} (score {x['ft_ft_score']:.3f});"
+                f" ORIG–ORIG before layer {x['orig_orig_boundary']} (score "
+                f"{x['orig_orig_score']:.3f})")
+    if claim == "top_layers_change_most":
+        return (f"FT–ORIG diagonal top {x['diag_top']:.3f} vs bottom {x['diag_bottom']:.3f}; "
+                f"best match of a top FT layer among all ORIG layers "
+                f"{x['top_best_match_any_orig']:.3f}")
+    if claim == "seeds_agree_on_top":
+        return (f"FT[1]–FT[2] top diagonal {x['ft1_ft2_diag_top']:.3f} vs FT–ORIG "
+                f"{x['ft_orig_diag_top']:.3f}")
+    return f"at step {x['step']}: top {x['top']:.3f} vs bottom {x['bottom']:.3f}"
 
 
 def findings(result) -> dict:
@@ -166,12 +184,12 @@ def findings(result) -> dict:
                                                                             bottom),
                             "top": _mean(last[i] for i in top), **layers}
     for claim, nums in numbers.items():
-        iv = result.effects.get(claim)
+        iv, summary = result.effects.get(claim), _summary(claim, nums)
         if iv is None or iv["estimate"] is None:
             out[claim] = undefined_finding(CLAIMS[claim], "; ".join(result.undefined_notes())
-                                           or "a needed cell is undefined", nums)
+                                           or "a needed cell is undefined", nums, summary)
         else:
-            out[claim] = finding(CLAIMS[claim], nums, _interval(iv))
+            out[claim] = finding(CLAIMS[claim], nums, _interval(iv), summary=summary)
     c = result.cell
     if c and "error" not in c:
         title = COMPARISONS[c["comparison"]].title
@@ -180,7 +198,9 @@ def findings(result) -> dict:
                       f"{c['confidence']:.0%} bootstrap over examples, {c['n_boot']} resamples")
         out["cell"] = finding(CLAIMS["cell"], {k: c[k] for k in (
             "comparison", "row", "col", "perm_mean", "perm_q99", "p_value", "n_perm")}, iv,
-            threshold=c["perm_q99"])
+            threshold=c["perm_q99"],
+            summary=f"shuffled-examples mean {c['perm_mean']:.3f}, {c['n_reached']} of "
+                    f"{c['n_perm']} shuffles reached the value, p = {c['p_value']:.3g}")
     elif c:
         out["cell"] = undefined_finding(CLAIMS["cell"], c["error"])
     return out
