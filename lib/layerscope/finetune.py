@@ -21,7 +21,7 @@ import torch
 import transformers as tr
 from safetensors.numpy import load_file
 
-from . import cache, metrics, models
+from . import cache, metrics, models, surgery
 from .adapters import EncoderAdapter
 from .encoding import collator_for, encode_split, subset
 from .tasks import TaskSpec, data_identity, get_task, load_split
@@ -221,14 +221,9 @@ def add_snapshots(result: FinetuneResult, steps: list[int], *,
 
 
 def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
+    if cfg.drop_top:  # by block index through the adapter (exact for ALBERT's shared blocks)
+        surgery.drop_top_blocks(model, cfg.drop_top)
     ad = EncoderAdapter(model)
-    L = ad.n_layers
-    if cfg.drop_top:
-        if cfg.drop_top >= L:
-            raise ValueError(f"drop_top={cfg.drop_top} would remove all {L} blocks; use < {L}")
-        if ad.kind != "albert":
-            ad.base.encoder.layer = ad.base.encoder.layer[: L - cfg.drop_top]
-        model.config.num_hidden_layers = L - cfg.drop_top
     if cfg.freeze_bottom:
         if ad.kind == "albert":
             raise ValueError("freeze_bottom is undefined for ALBERT: all its blocks share one "

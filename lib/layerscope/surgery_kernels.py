@@ -1,0 +1,165 @@
+"""Study kernels for truncation and skipping: every layer, or every span, from shared work.
+
+Both kernels start from one base pass that computes hidden states 0..L block by block through
+:class:`~layerscope.adapters.EncoderAdapter` (equal to the model's own ``hidden_states``):
+
+- UNTUNED truncation (Phang et al. 2021 §4): the fine-tuned head applied, as is, to each hidden
+  state — L+1 head calls on top of one forward pass, instead of one pass per layer.
+- Skipping every contiguous span [i..j] (§4.1, Figure 4): the model without blocks i..j maps
+  hidden state i-1 through blocks j+1..L, so the base pass supplies the input and only the
+  blocks after the span run. Spans that end at the same j share those blocks: their inputs are
+  stacked along the batch dimension so each block runs once per j on one large batch (large
+  GEMMs). For L = 12: Σ (12 - j) = 286 block evaluations (+ 12 for the base pass) instead of 572
+  for separate passes that each leave their span out (DESIGN.md §4); see ``span_block_evaluations``.
+
+Both equal what :func:`layerscope.surgery.truncated` / :func:`~layerscope.surgery.skipped` give
+when the model is called inside them (tests/test_surgery.py), up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .adapters import EncoderAdapter
+from .errors import ConfigError
+
+BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the kernels read
+IGNORED_KEYS = ("labels",)
+
+
+class MissingHeadError(ConfigError, TypeError):
+    """The model has no task head (a bare ``AutoModel``): there are no logits to compute.
+    A TypeError too, like ``EncoderAdapter.head``'s own error."""
+
+
+class SpanCost(NamedTuple):
+    """Block evaluations (one block applied to one batch of B examples) for all spans."""
+
+    base: int  # the base pass: L
+    reused: int  # reused prefixes: Σ over spans of (L - j)
+    separate: int  # one pass per span, each leaving its span out: Σ (L - (j - i + 1))
+
+
+def spans(n_layers: int) -> list[tuple[int, int]]:
+    """Every contiguous span (i, j), 1 <= i <= j <= L, first and last skipped block inclusive,
+    ordered by j then i — except (1, L): skipping every block leaves no model (the embedding
+    output through the head is ``untuned_truncation_logits(...)[0]``). L(L+1)/2 - 1 spans."""
+    return [(i, j) for j in range(1, n_layers + 1) for i in range(1, j + 1)
+            if (i, j) != (1, n_layers)]
+
+
+def span_block_evaluations(n_layers: int) -> SpanCost:
+    """What ``all_span_skipping_logits`` costs vs separate passes. L = 12: (12, 286, 572)."""
+    s = spans(n_layers)
+    return SpanCost(base=n_layers, reused=sum(n_layers - j for _, j in s),
+                    separate=sum(n_layers - (j - i + 1) for i, j in s))
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for the kernel, each module's own flag restored afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _prepare(model: nn.Module, batch: Mapping) -> tuple[EncoderAdapter, dict, int | None]:
+    """Adapter, flat inputs [N, T] and the number of choices (multiple choice) or None."""
+    ad = EncoderAdapter(model)
+    if not hasattr(model, "classifier"):  # the condition EncoderAdapter.head checks
+        raise MissingHeadError(
+            f"{type(model).__name__} has no task head, so truncation/skipping logits are "
+            f"undefined; load a task model (models.load_for_task or a fine-tuned checkpoint)")
+    unknown = sorted(set(batch) - set(BATCH_KEYS) - set(IGNORED_KEYS))
+    if unknown or "input_ids" not in batch:
+        raise ConfigError(f"batch keys {sorted(batch)}: need 'input_ids', may have "
+                          f"{BATCH_KEYS[1:]} (and {IGNORED_KEYS}, ignored); unsupported: {unknown}")
+    ids = batch["input_ids"]
+    n_choices = ids.shape[1] if ids.dim() == 3 else None  # [B, C, T] -> rows [B*C, T]
+    flat = {k: (batch[k].reshape(-1, batch[k].shape[-1]) if batch.get(k) is not None else None)
+            for k in BATCH_KEYS}
+    return ad, flat, n_choices
+
+
+def _head(ad: EncoderAdapter, hidden: torch.Tensor, n_choices: int | None) -> torch.Tensor:
+    """Logits for rows of hidden states [R, T, H]: [R, C] (tokens: [R, T, C]; multiple choice:
+    [R / n_choices, n_choices])."""
+    logits = ad.head(hidden)
+    return logits if n_choices is None else logits.reshape(-1, n_choices)
+
+
+def _base_states(ad: EncoderAdapter, inputs: dict) -> list[torch.Tensor]:
+    """Hidden states 0..L, each [N, T, H], from one pass."""
+    return ad.hidden_states(inputs["input_ids"], inputs["attention_mask"],
+                            inputs["token_type_ids"])
+
+
+# --- kernels --------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def untuned_truncation_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
+    """UNTUNED truncation at every depth from one forward pass (Phang et al. 2021 §4).
+
+    batch: ``input_ids`` [B, T] (multiple choice [B, C, T]), optional ``attention_mask`` and
+    ``token_type_ids``. Returns [L+1, B, num_labels] (token tasks [L+1, B, T, num_labels]):
+    row k is the fine-tuned head applied to hidden state k, through the architecture's own head
+    path (BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on ``<s>``, ELECTRA's
+    head); row L is the full model. Row 0 (the embedding output) is included so rows index
+    layers, but it is only meaningful where the first-token vector varies across examples (not
+    in BERT-style models, where layer-0 [CLS] is constant: DESIGN.md §5). Runs in eval mode.
+    """
+    ad, inputs, n_choices = _prepare(model, batch)
+    with _evaluating(model):
+        states = _base_states(ad, inputs)
+        return torch.stack([_head(ad, h, n_choices) for h in states])
+
+
+@torch.inference_mode()
+def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int | None = None
+                             ) -> dict[tuple[int, int], torch.Tensor]:
+    """Logits with each contiguous span of blocks skipped, every span of ``spans(L)``.
+
+    Returns {(i, j): [B, num_labels]} (token tasks [B, T, num_labels]): the model with blocks
+    i..j (inclusive) replaced by the identity, no further tuning (Phang et al. 2021 §4.1) —
+    blocks j+1..L applied to hidden state i-1 of one base pass, the spans ending at the same j
+    stacked into one batch. ``max_rows`` caps the rows (sequences) per block call to bound
+    memory; it does not change the block-evaluation count. Runs in eval mode.
+    """
+    if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) != max_rows
+                                 or max_rows < 1):
+        raise ConfigError(f"max_rows={max_rows!r}: use a positive number of sequences or None")
+    ad, inputs, n_choices = _prepare(model, batch)
+    L, mask_rows = ad.n_layers, inputs["attention_mask"]
+    out: dict[tuple[int, int], torch.Tensor] = {}
+    with _evaluating(model):
+        states = _base_states(ad, inputs)
+        n = states[0].shape[0]  # rows of one copy of the batch (B, or B*C for multiple choice)
+        by_end: dict[int, list[int]] = {}
+        for i, j in spans(L):
+            by_end.setdefault(j, []).append(i)
+        for j, starts in by_end.items():
+            stacked = torch.cat([states[i - 1] for i in starts])  # [len(starts) * n, T, H]
+            rows = None if mask_rows is None else mask_rows.repeat(len(starts), 1)
+            step = len(stacked) if max_rows is None else int(max_rows)
+            logits = []
+            for r in range(0, len(stacked), step):
+                h = stacked[r:r + step]
+                if j < L:  # j == L: nothing after the span, the head reads hidden state i-1
+                    m = None if rows is None else rows[r:r + step]
+                    h = ad.run_blocks(h, ad.layer_mask(m, h), range(j + 1, L + 1))
+                logits.append(ad.head(h))
+            per_span = torch.cat(logits).split(n)  # one [n, ...] chunk per span, in start order
+            for i, lg in zip(starts, per_span, strict=True):
+                out[(i, j)] = lg if n_choices is None else lg.reshape(-1, n_choices)
+    return out
