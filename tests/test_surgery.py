@@ -103,6 +103,23 @@ def test_token_task_truncation():
         torch.testing.assert_close(_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
 
 
+def test_multiple_choice_kernels():
+    """input_ids [B, C, T] are flattened to B*C rows and the logits come back as [B, C]."""
+    torch.manual_seed(0)
+    cfg = tr.ElectraConfig(vocab_size=99, embedding_size=8, hidden_size=16, num_hidden_layers=3,
+                           num_attention_heads=2, intermediate_size=32, max_position_embeddings=16)
+    model = tr.ElectraForMultipleChoice(cfg).eval()
+    ids = torch.randint(5, 99, (2, 3, 7))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    per_layer = untuned_truncation_logits(model, batch)
+    by_span = all_span_skipping_logits(model, batch)
+    assert per_layer.shape == (4, 2, 3) and by_span[(2, 2)].shape == (2, 3)
+    with truncated(model, 2):
+        torch.testing.assert_close(_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
+    with skipped(model, {2}):
+        torch.testing.assert_close(_logits(model, batch), by_span[(2, 2)], rtol=0, atol=ATOL)
+
+
 # --- skipping ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch", models.ARCHS)

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
+from .errors import MissingHeadError
+
 SUPPORTED = ("bert", "roberta", "albert", "electra")
 
 
@@ -39,7 +41,16 @@ class EncoderAdapter:
         self.kind = kind
         self.base = model.base_model
         self.config = model.config
-        self.n_layers: int = model.config.num_hidden_layers
+
+    @property
+    def n_layers(self) -> int:
+        """Blocks L, read live from the config (surgery contexts change it)."""
+        return self.config.num_hidden_layers
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the wrapped model is a task model (has a classifier head)."""
+        return hasattr(self.model, "classifier")
 
     # --- pieces -------------------------------------------------------------------------
 
@@ -105,9 +116,9 @@ class EncoderAdapter:
         choice: [B*C, 1], reshape to [B, C]); token classification: [B, T, num_labels].
         """
         m = self.model
-        if not hasattr(m, "classifier"):
-            raise TypeError(f"{type(m).__name__} has no task head; load it with "
-                            f"models.load_for_task or a fine-tuned checkpoint")
+        if not self.has_head:
+            raise MissingHeadError(f"{type(m).__name__} has no task head; load it with "
+                                   f"models.load_for_task or a fine-tuned checkpoint")
         name = type(m).__name__
         if name.endswith("ForTokenClassification"):
             return m.classifier(m.dropout(hidden))

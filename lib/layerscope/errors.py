@@ -26,6 +26,10 @@ class CacheError(LayerscopeError, RuntimeError):
     """A cache entry a result refers to is missing or damaged (the message says how to redo it)."""
 
 
+class MissingHeadError(ConfigError, TypeError):
+    """The model has no task head (a bare ``AutoModel``): there are no logits to compute."""
+
+
 class HubUnavailableError(LayerscopeError, RuntimeError):
     """A task or model needs the Hugging Face hub, which could not be reached."""
 

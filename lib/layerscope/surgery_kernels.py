@@ -26,15 +26,10 @@ import torch
 from torch import nn
 
 from .adapters import EncoderAdapter
-from .errors import ConfigError
+from .errors import ConfigError, MissingHeadError
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the kernels read
 IGNORED_KEYS = ("labels",)
-
-
-class MissingHeadError(ConfigError, TypeError):
-    """The model has no task head (a bare ``AutoModel``): there are no logits to compute.
-    A TypeError too, like ``EncoderAdapter.head``'s own error."""
 
 
 class SpanCost(NamedTuple):
@@ -77,7 +72,7 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 def _prepare(model: nn.Module, batch: Mapping) -> tuple[EncoderAdapter, dict, int | None]:
     """Adapter, flat inputs [N, T] and the number of choices (multiple choice) or None."""
     ad = EncoderAdapter(model)
-    if not hasattr(model, "classifier"):  # the condition EncoderAdapter.head checks
+    if not ad.has_head:
         raise MissingHeadError(
             f"{type(model).__name__} has no task head, so truncation/skipping logits are "
             f"undefined; load a task model (models.load_for_task or a fine-tuned checkpoint)")
