@@ -80,7 +80,9 @@ def _cmd_main(args) -> int:
     print(f"layerscope main job: {args.model} on {args.task}, preset {args.preset}, "
           f"seeds {args.seeds} (steps: {args.max_steps or PRESETS[args.preset].max_steps})",
           flush=True)
-    print("1/2 fine-tuning (cached runs are reused; an interrupted run resumes)", flush=True)
+    wanted = [n for n in args.studies if n in STUDY_STEPS]
+    print(f"1/{len(wanted) + 1} fine-tuning (cached runs are reused; an interrupted run "
+          "resumes)", flush=True)
     results = _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps)
     out = (Path(args.out) if args.out else
            runs_dir() / "main" / f"{args.task}-{args.model.replace('/', '_')}-{args.preset}")
@@ -91,20 +93,24 @@ def _cmd_main(args) -> int:
              "checkpoint": str(r.model_dir), "key": cache_key(r.config)} for r in results]
     print("\n" + _table(rows, ["seed", *task.metrics, "baseline_" + main_metric,
                                "train_seconds"]), flush=True)
-    similarity = None
-    if not args.skip_similarity and len(results) >= 2:
-        print("\n2/2 layer similarity (CKA) of the untuned and fine-tuned models", flush=True)
-        sim = run_similarity(SimilarityConfig(
-            task=args.task, model=args.model, preset=args.preset, seeds=tuple(args.seeds[:2]),
-            n_examples=args.n_examples, max_steps=args.max_steps), verbose=sys.stderr.isatty())
-        files = sim.save(out / "similarity")
-        print(sim.verdict(), flush=True)
-        similarity = {"findings": sim.findings(), "record": sim.to_record(),
-                      "files": {k: str(v) for k, v in files.items()}}
-        print(f"  figures: {out / 'similarity'}", flush=True)
+    studies = {}
+    wanted = [n for n in args.studies if n in STUDY_STEPS]
+    for k, name in enumerate(wanted, start=2):
+        title, step = STUDY_STEPS[name]
+        print(f"\n{k}/{len(wanted) + 1} {title}", flush=True)
+        t0 = time.time()
+        result = step(args)
+        if result is None:
+            print("  skipped (needs two seeds)", flush=True)
+            continue
+        files = result.save(out / name)
+        print(result.verdict(), flush=True)
+        print(f"  figures: {out / name} ({time.time() - t0:.0f} s)", flush=True)
+        studies[name] = {"findings": result.findings(), "record": result.to_record(),
+                         "files": {kk: str(v) for kk, v in files.items()}}
     total = time.time() - t_start
     summary = {"task": args.task, "model": args.model, "preset": args.preset, "runs": rows,
-               "similarity": similarity, "wall_seconds": round(total, 1)}
+               **studies, "wall_seconds": round(total, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"\nwrote {out}/summary.json; total wall time {total:.0f}s", flush=True)
     bad = [r for r in rows if task.kind != "regression"
@@ -113,6 +119,22 @@ def _cmd_main(args) -> int:
         print(f"WARNING: seeds {[r['seed'] for r in bad]} did not beat the majority baseline")
         return 1
     return 0
+
+
+def _similarity_step(args):
+    """Phang et al.'s four comparisons (linear CKA of CLS) on the main job's two seeds."""
+    if len(args.seeds) < 2:
+        return None
+    return run_similarity(SimilarityConfig(
+        task=args.task, model=args.model, preset=args.preset, seeds=tuple(args.seeds[:2]),
+        n_examples=args.n_examples, max_steps=args.max_steps), verbose=sys.stderr.isatty())
+
+
+# study name -> (what the step prints, function(args) -> StudyResult or None)
+STUDY_STEPS = {
+    "similarity": ("layer similarity (CKA) of the untuned and fine-tuned models",
+                   _similarity_step),
+}
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -145,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("main", help="the main job on the offline default")
     common(m)
     m.add_argument("--out", default=None, help="run folder (default: <home>/runs/main/...)")
-    m.add_argument("--skip-similarity", action="store_true", help="fine-tune only")
+    m.add_argument("--studies", nargs="*", default=list(STUDY_STEPS),
+                   help=f"studies after fine-tuning (default: all of {list(STUDY_STEPS)}; "
+                        "none: fine-tune only)")
     m.add_argument("--n-examples", type=int, default=1000,
                    help="validation sentences for the similarity step (Phang et al. use all)")
     m.set_defaults(func=_cmd_main)
