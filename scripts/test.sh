@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Debian's chromium + Playwright for the browser tests; if that fails they fail, never skip
+bash scripts/install_browser.sh || echo "warning: browser tests will fail: chromium/playwright missing" >&2
 VENV="${LAYERSCOPE_VENV:-.venv}"
 "$VENV/bin/python" -m ruff check lib tests benchmarks scripts
 "$VENV/bin/python" -m layerscope.cli fetch

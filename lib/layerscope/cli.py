@@ -1,4 +1,4 @@
-"""Command line: ``python -m layerscope.cli {main,fetch,finetune,tasks,models}``.
+"""Command line: ``python -m layerscope.cli {main,fetch,finetune,tasks,models,sweep,gallery}``.
 
 ``main`` is the project's main job on the offline default (README): fine-tune ``minilm-l6`` on
 ``movies`` with the ``demo`` preset for two seeds, print validation metrics next to the
@@ -23,6 +23,7 @@ import datasets  # noqa: E402  (after the environment settings above, which they
 import transformers  # noqa: E402
 
 from . import assets  # noqa: E402
+from .batch.command import add_parsers as add_batch_parsers  # noqa: E402
 from .errors import LayerscopeError  # noqa: E402
 from .finetune import (  # noqa: E402
     PRESETS,
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     fe.set_defaults(func=_cmd_fetch)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)
     sub.add_parser("models", help="list models").set_defaults(func=_cmd_models)
+    add_batch_parsers(sub)  # `sweep GRID ...` and `gallery [SWEEP ...]`
     return p
 
 

@@ -1,0 +1,230 @@
+"""The gallery: one static HTML page per sweep (``<sweep>/gallery.html``) and an index of the
+sweeps beside them (``index.html``).
+
+A sweep's page holds: the findings summarised across the grid ("similarity · block_structure:
+SUPPORTED in 5 of 6 runs"), Phang et al. (2021) Fig. 2-style grids of FT–FT heatmaps (models x
+tasks) built with ``studies.similarity.grid_figure`` from the runs' ``similarity.json``, the
+results table (sortable, filterable), and a card per run with its parameters, status or error,
+verdicts and every figure it saved (``<study>.html`` and extras, re-drawn from their plotly JSON;
+an iframe of the file where that JSON cannot be read). It opens from disk with no server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from ..cache import atomic_write_text
+from ..studies.base import VERDICTS, verdict_lines
+from ..studies.similarity import SimilarityConfig, grid_figure
+from . import gallery_page as ui
+from . import runner, table
+
+NEWPLOT = "Plotly.newPlot("
+
+
+def figure_json(path: Path) -> str | None:
+    """``{"data": ..., "layout": ...}`` of the first figure in a plotly HTML file, or None.
+
+    Reads the arguments of ``Plotly.newPlot(id, data, layout, config)`` as written by plotly's
+    ``to_html``: JSON values, decoded one after another.
+    """
+    text = path.read_text(errors="replace")
+    at = text.find(NEWPLOT)
+    if at < 0:
+        return None
+    dec, pos, args = json.JSONDecoder(), at + len(NEWPLOT), []
+    try:
+        for _ in range(3):
+            while text[pos] in " \t\r\n,":
+                pos += 1
+            start = pos
+            _, pos = dec.raw_decode(text, pos)
+            args.append(text[start:pos])
+    except (ValueError, IndexError):
+        return None
+    return f'{{"data":{args[1]},"layout":{args[2]}}}'
+
+
+def study_files(run: runner.Run) -> list[dict]:
+    """The study JSONs (``save()``: study, record, findings, ...) in the run folder."""
+    out = []
+    for p in sorted(run.run_dir.glob("*.json")) if run.run_dir.is_dir() else []:
+        try:
+            data = json.loads(p.read_text())
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "study" in data and "findings" in data:
+            out.append(data)
+    return out
+
+
+def figure_files(run: runner.Run, studies: list[dict]) -> list[Path]:
+    """HTML figures of the run: each study's main figure first, then the others by name."""
+    if not run.run_dir.is_dir():
+        return []
+    files = sorted(run.run_dir.glob("*.html"))
+    main = [run.run_dir / f"{s['study']}.html" for s in studies]
+    return [p for p in main if p in files] + [p for p in files if p not in main]
+
+
+def findings_summary(rows: list[dict], claims: dict[tuple[str, str], str]) -> list[str]:
+    """Lines "<study> · <claim>: SUPPORTED in 5 of 6 runs (INCONCLUSIVE 1) — <claim text>"."""
+    counts: dict[tuple[str, str], Counter] = {}
+    for r in rows:
+        if r["status"] != runner.OK:
+            continue
+        for k, v in r.items():
+            if k.startswith(table.VERDICT_PREFIX) and v:
+                key = (str(r.get("study") or r["notebook"]), k[len(table.VERDICT_PREFIX):])
+                counts.setdefault(key, Counter())[v] += 1
+    lines = []
+    for (study, claim), c in counts.items():
+        n = sum(c.values())
+        order = [v for v in VERDICTS if c[v]] + [v for v in c if v not in VERDICTS]
+        first, rest = order[0], order[1:]
+        text = f"{study} · {claim}: {first} in {c[first]} of {n} run{'s' * (n != 1)}"
+        if rest:
+            text += " (" + ", ".join(f"{v} {c[v]}" for v in rest) + ")"
+        if claims.get((study, claim)):
+            text += f" — {claims[(study, claim)]}"
+        lines.append(text)
+    return lines
+
+
+def _matrix(m) -> np.ndarray:
+    return np.array([[np.nan if x is None else x for x in row] for row in m], dtype=float)
+
+
+def similarity_grids(studies: list[dict], comparison: str = "ft_ft") -> list[tuple[str, str]]:
+    """(heading, figure JSON) per group of similarity runs that differ only in model and task.
+
+    ``grid_figure`` reads ``config.model``, ``config.task``, ``config.measure_label()`` and
+    ``matrices``; the JSON gives them without re-validating the config against this machine's
+    registries (a model folder of the machine that ran it need not exist here).
+    """
+    groups: dict[str, list] = {}
+    for s in studies:
+        if s.get("study") != "similarity" or comparison not in s.get("matrices", {}):
+            continue
+        cfg = dict(s["config"])
+        rest = {k: v for k, v in cfg.items() if k not in ("model", "task")}
+        ns = SimpleNamespace(**cfg)
+        label = SimilarityConfig.measure_label(ns)  # the study's own wording of the measure
+        ns.measure_label = lambda label=label: label
+        res = SimpleNamespace(config=ns, matrices={comparison: _matrix(s["matrices"][comparison])})
+        groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append((rest, res))
+    if not groups:
+        return []
+    varying = sorted({k for g in groups.values() for k, v in g[0][0].items()
+                      if any(h[0][0].get(k) != v for h in groups.values())})
+    out = []
+    for members in groups.values():
+        rest = members[0][0]
+        heading = ", ".join(f"{k}={rest.get(k)}" for k in varying) or "all runs"
+        fig = grid_figure([m[1] for m in members], comparison)
+        out.append((heading, pio.to_json(fig)))
+    return out
+
+
+def run_card(n: int, run: runner.Run, row: dict, studies: list[dict], figs: list) -> str:
+    status = row["status"]
+    links = [f'<a href="{ui.esc(run.notebook)}/{ui.esc(run.key)}.ipynb">executed notebook</a>'
+             if run.output.exists() else "", f'<a href="{ui.esc(run.notebook)}/'
+             f'{ui.esc(run.key)}.log">log</a>' if run.log.exists() else ""]
+    parts = [f'<article class="run" id="run-{n}"><h3>{ui.esc(run.notebook)} · '
+             f'{ui.esc(run.key)} <span class="{status}">{status}</span></h3>',
+             ui.params_list(run.params), " · ".join(filter(None, links))]
+    if row.get("duration_s") is not None:
+        parts.append(f'<span class="muted"> · {row["duration_s"]:.1f} s</span>')
+    if row.get("error"):
+        parts.append(f"<pre class=\"error\">{ui.esc(row['error'])}</pre>")
+    if row.get("note"):
+        parts.append(f'<p class="muted">{ui.esc(row["note"])}</p>')
+    for s in studies:
+        parts.append(f"<pre>{ui.esc(verdict_lines(s['study'], s['findings']))}</pre>")
+    parts.extend(figs)
+    return "".join(parts) + "</article>"
+
+
+def write_gallery(sweep_dir: str | Path) -> Path:
+    """Write ``<sweep_dir>/gallery.html`` from the sweep's plan, markers and run folders."""
+    sweep_dir = Path(sweep_dir)
+    plan = table.load_plan(sweep_dir)
+    runs = table.plan_runs(sweep_dir)
+    rows = [table.row_of(r, runner.read_outcome(r)) for r in runs]
+    columns = list(table.frame(rows).columns)
+    run_ids = {r.key: f"run-{i}" for i, r in enumerate(runs)}
+    cards, all_studies, claims, n_fig = [], [], {}, 0
+    for i, (run, row) in enumerate(zip(runs, rows, strict=True)):
+        studies = study_files(run) if row["status"] == runner.OK else []
+        all_studies += studies
+        for s in studies:
+            for cid, f in s["findings"].items():
+                claims.setdefault((s["study"], cid), f.get("claim", ""))
+        figs = []
+        for p in figure_files(run, studies):
+            spec = figure_json(p)
+            caption = f"{run.notebook}/{run.key}/{p.name}"
+            if spec is None:
+                figs.append(ui.iframe_block(str(p.relative_to(sweep_dir)), caption))
+            else:
+                figs.append(ui.figure_block(f"fig-{n_fig}", spec, caption))
+                n_fig += 1
+        cards.append(run_card(i, run, row, studies, figs))
+    grids = []
+    for heading, spec in similarity_grids(all_studies):
+        grids.append(ui.figure_block(f"fig-{n_fig}", spec, f"FT–FT per model and task: "
+                                                          f"{heading}"))
+        n_fig += 1
+    counts = Counter(r["status"] for r in rows)
+    summary = findings_summary(rows, claims)
+    body = [f"<h1>Sweep {ui.esc(plan['name'])}</h1>",
+            f"<p>{ui.esc(plan.get('description', ''))}</p>",
+            f'<p class="muted">{len(rows)} runs: ' + ", ".join(
+                f"{v} {k}" for k, v in sorted(counts.items())) +
+            f" · grid {ui.esc(plan.get('grid'))} · written "
+            f"{time.strftime('%Y-%m-%d %H:%M')} · <a href=\"../index.html\">all sweeps</a></p>",
+            '<nav><a href="#summary">findings</a><a href="#grid">FT–FT grid</a>'
+            '<a href="#table">table</a><a href="#runs">runs</a></nav>',
+            '<h2 id="summary">Findings across the grid</h2>',
+            "<ul>" + "".join(f"<li>{ui.esc(s)}</li>" for s in summary) + "</ul>"
+            if summary else "<p class=\"muted\">no findings recorded yet</p>",
+            '<h2 id="grid">FT–FT similarity per model and task (Phang et al. 2021, Fig. 2)</h2>',
+            "".join(grids) or '<p class="muted">no similarity runs in this sweep</p>',
+            '<h2 id="table">Results</h2>', ui.results_table(rows, columns, run_ids),
+            '<h2 id="runs">Runs</h2>', "".join(cards)]
+    path = sweep_dir / "gallery.html"
+    atomic_write_text(path, ui.page(f"layerscope sweep {plan['name']}", "".join(body),
+                                    get_plotlyjs() if n_fig else None))
+    return path
+
+
+def write_index(root: str | Path) -> Path:
+    """``<root>/index.html``: every sweep folder under ``root`` with its counts and gallery."""
+    root = Path(root)
+    items = []
+    for d in sorted(p for p in root.iterdir() if (p / table.PLAN).exists()):
+        try:
+            rows = table.collect(d)
+            plan = table.load_plan(d)
+        except (OSError, ValueError, TypeError):
+            continue
+        c = Counter(r["status"] for r in rows)
+        link = (f'<a href="{ui.esc(d.name)}/gallery.html">{ui.esc(plan["name"])}</a>'
+                if (d / "gallery.html").exists() else ui.esc(plan["name"]))
+        items.append(f"<li>{link}: {len(rows)} runs ("
+                     + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
+                     + f") <span class=\"muted\">{ui.esc(plan.get('description', ''))}</span></li>")
+    body = (f"<h1>layerscope sweeps</h1><p class=\"muted\">{ui.esc(root)}</p><ul>"
+            + "".join(items) + "</ul>")
+    path = root / "index.html"
+    atomic_write_text(path, ui.page("layerscope sweeps", body, None))
+    return path

@@ -1,0 +1,241 @@
+"""Sweep grids: a YAML file of notebooks x parameters, checked before anything runs.
+
+A grid file::
+
+    name: smoke                    # the sweep's folder under runs/ (default: the file's stem)
+    description: tiny models, seconds
+    notebooks_dir: ../notebooks    # optional, relative to this file (default: <repo>/notebooks)
+    params: {preset: smoke}        # fixed parameters of every notebook
+    grid: {task: [tiny-sentiment]} # axes of every notebook (cartesian product)
+    notebooks:
+      01_finetune:
+        params: {max_steps: 40}    # fixed parameters of this notebook (override the common ones)
+        grid: {seed: [0, 1]}       # axes of this notebook (added to the common axes)
+      02_similarity: {}
+      02_similarity@rsa:           # the same notebook again, other parameters, own folder
+        params: {measure: rsa}
+
+Each notebook runs once per point of the product of its axes, with ``interactive=False`` and
+``out_dir`` set by the runner. Names are checked against the notebook's ``parameters`` cell
+(read with papermill's ``inspect_notebook``, no kernel): an unknown notebook or parameter, a
+value of the wrong type (``seeds: [0, 1]`` as an axis gives ints to a list parameter) or a
+parameter the runner sets is a ``ConfigError`` naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import paths
+from ..cache import content_key
+from ..errors import ConfigError, unknown
+
+GRIDS_DIR = paths.RESOURCES / "grids"
+RUNNER_PARAMS = ("interactive", "out_dir")  # set by the runner for every run, never by a grid
+TOP_KEYS = ("name", "description", "notebooks_dir", "params", "grid", "notebooks")
+NOTEBOOK_KEYS = ("params", "grid", "path")
+# papermill's inferred type name -> the Python types a grid value may have
+TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float),
+                                      "bool": (bool,), "list": (list,), "dict": (dict,)}
+
+
+@dataclass(frozen=True)
+class NotebookGrid:
+    """One notebook entry of a grid: fixed parameters and axes (name -> list of values).
+
+    ``name`` is the entry (and the runs' folder); ``NAME@variant`` runs notebook NAME with other
+    parameters, e.g. ``02_similarity@pos`` with word pooling beside ``02_similarity``.
+    """
+
+    name: str
+    path: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def notebook(self) -> str:
+        """The notebook's file stem (an entry ``02_similarity@pos`` runs ``02_similarity``)."""
+        return self.path.stem
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every parameter set: fixed params + one value per axis (cartesian product)."""
+        names = list(self.axes)
+        return [{**self.params, **dict(zip(names, combo, strict=True))}
+                for combo in itertools.product(*(self.axes[n] for n in names))]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A parsed grid file (``load_grid``); ``validate`` checks it against the notebooks."""
+
+    name: str
+    description: str
+    source: str
+    notebooks: tuple[NotebookGrid, ...]
+
+    def only(self, names: list[str] | None) -> Grid:
+        """The grid restricted to ``names``: entries (``02_similarity@pos``) or notebooks
+        (``02_similarity``: all its entries); each must be in the grid."""
+        if not names:
+            return self
+        have = [nb.name for nb in self.notebooks]
+        for n in names:
+            if n not in have and n not in {nb.notebook for nb in self.notebooks}:
+                raise unknown("notebook", n, have, f"the notebooks of grid {self.name!r}")
+        return Grid(self.name, self.description, self.source,
+                    tuple(nb for nb in self.notebooks if {nb.name, nb.notebook} & set(names)))
+
+
+def shipped_grids() -> dict[str, Path]:
+    """Grid name -> file for the grids that ship in ``resources/grids``."""
+    return {p.stem: p for p in sorted(GRIDS_DIR.glob("*.yaml"))}
+
+
+def default_notebooks_dir() -> Path | None:
+    root = paths.repo_root()
+    return None if root is None else root / "notebooks"
+
+
+def load_grid(name_or_path: str | Path, *, notebooks_dir: str | Path | None = None) -> Grid:
+    """Parse a grid file, or a shipped grid by name (``demo``, ``smoke``, ...)."""
+    path = Path(name_or_path)
+    if not path.exists():
+        shipped = shipped_grids()
+        if str(name_or_path) not in shipped:
+            raise unknown("grid", str(name_or_path), shipped,
+                          "or give the path of a grid YAML file")
+        path = shipped[str(name_or_path)]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"grid file {path} is not valid YAML: {e}") from e
+    return parse_grid(data, path, notebooks_dir=notebooks_dir)
+
+
+def _mapping(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a mapping of name: value, not {value!r}")
+    return dict(value)
+
+
+def _axes(value, what: str) -> dict[str, list]:
+    axes = _mapping(value, what)
+    for k, v in axes.items():
+        if not isinstance(v, list) or not v:
+            raise ConfigError(f"{what}.{k} must be a non-empty list of values, not {v!r} "
+                              f"(a single value goes under params)")
+    return axes
+
+
+def _check_keys(data: dict, valid: tuple[str, ...], what: str) -> None:
+    for k in data:
+        if k not in valid:
+            raise unknown(f"key in {what}", k, valid)
+
+
+def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = None) -> Grid:
+    """A ``Grid`` from the loaded YAML ``data`` of file ``source`` (structure checks only)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"grid file {source} must hold a mapping (name, notebooks, ...)")
+    _check_keys(data, TOP_KEYS, f"grid file {source.name}")
+    if notebooks_dir is not None:
+        nb_dir = Path(notebooks_dir)
+    elif data.get("notebooks_dir"):
+        nb_dir = (source.parent / data["notebooks_dir"]).resolve()
+    else:
+        nb_dir = default_notebooks_dir()
+    common = _mapping(data.get("params"), "params")
+    common_axes = _axes(data.get("grid"), "grid")
+    entries = data.get("notebooks")
+    if isinstance(entries, list):
+        entries = {n: {} for n in entries}
+    entries = _mapping(entries, "notebooks")
+    if not entries:
+        raise ConfigError(f"grid file {source} lists no notebooks: add notebooks: {{...}}")
+    notebooks = []
+    for name, spec in entries.items():
+        spec = _mapping(spec, f"notebooks.{name}")
+        _check_keys(spec, NOTEBOOK_KEYS, f"notebooks.{name}")
+        if spec.get("path"):
+            path = (source.parent / spec["path"]).resolve()
+        elif nb_dir is None:
+            raise ConfigError(f"notebook {name!r}: no notebooks folder (not running from a "
+                              "clone); set notebooks_dir in the grid or pass --notebooks DIR")
+        else:  # "02_similarity@pos": notebook 02_similarity, runs under 02_similarity@pos/
+            path = nb_dir / f"{str(name).partition('@')[0]}.ipynb"
+        axes = {**common_axes, **_axes(spec.get("grid"), f"notebooks.{name}.grid")}
+        params = {k: v for k, v in {**common, **_mapping(spec.get("params"),
+                                                         f"notebooks.{name}.params")}.items()
+                  if k not in axes}
+        notebooks.append(NotebookGrid(str(name), path, params, axes))
+    return Grid(str(data.get("name") or source.stem), str(data.get("description") or ""),
+                str(source), tuple(notebooks))
+
+
+def notebook_parameters(path: Path) -> dict[str, dict]:
+    """The notebook's parameters cell: name -> {inferred_type_name, default, help}."""
+    import papermill  # imported here: a few seconds, and only validation needs it
+
+    return papermill.inspect_notebook(str(path))
+
+
+def available_notebooks(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+
+
+def _type_ok(value, type_name: str) -> bool:
+    ok = TYPES.get(type_name)
+    if ok is None or value is None:  # unknown annotation or an explicit None: papermill decides
+        return True
+    return isinstance(value, ok) and not (isinstance(value, bool) and bool not in ok)
+
+
+def validate(grid: Grid) -> dict[str, dict[str, dict]]:
+    """Check every notebook and parameter name and value type; returns each notebook's
+    parameters (``notebook_parameters``). Raises ``ConfigError`` before anything runs."""
+    found = {}
+    for nb in grid.notebooks:
+        if not nb.path.exists():
+            raise unknown("notebook", nb.notebook, available_notebooks(nb.path.parent),
+                          f"notebooks in {nb.path.parent}")
+        params = notebook_parameters(nb.path)
+        if not params:
+            raise ConfigError(f"notebook {nb.name!r} has no cell tagged 'parameters'")
+        valid = [p for p in params if p not in RUNNER_PARAMS]
+        for k in [*nb.params, *nb.axes]:
+            if k in RUNNER_PARAMS:
+                raise ConfigError(f"notebook {nb.name!r}: parameter {k!r} is set by the sweep "
+                                  f"runner (interactive=False, out_dir=<run folder>); remove it")
+            if k not in params:
+                raise unknown(f"parameter of notebook {nb.name!r}", k, valid)
+        for k, values in [*((k, [v]) for k, v in nb.params.items()), *nb.axes.items()]:
+            want = params[k]["inferred_type_name"]
+            bad = [v for v in values if not _type_ok(v, want)]
+            if bad:
+                hint = (f"; an axis of lists is a list of lists: {k}: [{json.dumps(values)}]"
+                        if want == "list" and k in nb.axes else "")
+                raise ConfigError(f"notebook {nb.name!r}: parameter {k!r} is a {want} "
+                                  f"(default {params[k]['default']}), got {bad[0]!r}{hint}")
+        found[nb.name] = params
+    return found
+
+
+def _slug(v) -> str:
+    text = ",".join(map(str, v)) if isinstance(v, list) else str(v)
+    return re.sub(r"[^A-Za-z0-9.,=+-]+", "-", text).strip("-") or "x"
+
+
+def run_key(params: dict[str, Any], axes: list[str]) -> str:
+    """Folder-safe run name: the axis values, readable, + a short hash of all parameters
+    (fixed ones too, so changing a fixed value makes new runs instead of reusing old ones)."""
+    readable = "_".join(f"{k}={_slug(params[k])}" for k in axes) or "default"
+    return f"{readable[:80]}-{content_key(params, length=8)}"

@@ -1,0 +1,161 @@
+"""A sweep: plan the runs of a grid, run the unfinished ones, write the table and the gallery.
+
+``run_sweep(grid)`` validates the grid (before anything runs), writes ``sweep.json`` (the plan),
+skips finished runs (``runner.is_finished``), runs the rest on the local backend (N worker
+threads, each waiting on one run's process) or on Dask, shows a tqdm bar over runs, records
+failures and goes on, then writes ``results.csv``/``results.parquet`` and ``gallery.html``.
+Rerunning the same grid resumes: only unfinished or failed runs are executed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import paths
+from ..cache import atomic_write_text
+from ..errors import ConfigError, check_choice
+from . import runner, table
+from .grid import Grid, run_key, validate
+
+BACKENDS = ("local", "dask")
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: runs executed now, skipped (finished before), failed; output files."""
+
+    sweep_dir: Path
+    rows: list[dict]
+    executed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        done = sum(r["status"] == runner.OK for r in self.rows)
+        return (f"{len(self.rows)} runs: {done} ok, {len(self.failed)} failed "
+                f"({len(self.executed)} executed now, {len(self.skipped)} already finished)")
+
+
+def sweep_dir_for(grid: Grid, out: str | Path | None = None) -> Path:
+    """``out`` or ``<home>/runs/<grid name>``."""
+    return Path(out).resolve() if out else paths.runs_dir() / grid.name
+
+
+def plan(grid: Grid, sweep_dir: Path,
+         parameters: dict[str, dict] | None = None) -> list[runner.Run]:
+    """Every run of the grid, in grid order (``parameters``: from ``validate``)."""
+    parameters = parameters if parameters is not None else validate(grid)
+    runs, seen = [], set()
+    for nb in grid.notebooks:
+        for params in nb.points():
+            key = run_key(params, list(nb.axes))
+            if (nb.name, key) in seen:
+                raise ConfigError(f"notebook {nb.name!r}: the grid has the run {params} twice "
+                                  "(a repeated value in an axis)")
+            seen.add((nb.name, key))
+            runs.append(runner.Run(
+                sweep=grid.name, notebook=nb.name, key=key, params=params,
+                notebook_path=str(nb.path), sweep_dir=str(sweep_dir), home=str(paths.home()),
+                has_out_dir="out_dir" in parameters[nb.name], axes=tuple(nb.axes)))
+    return runs
+
+
+
+def write_plan(grid: Grid, sweep_dir: Path, runs: list[runner.Run]) -> Path:
+    """``sweep.json``: the grid's name, description and source, and every planned run."""
+    path = sweep_dir / table.PLAN
+    atomic_write_text(path, json.dumps({
+        "name": grid.name, "description": grid.description, "grid": grid.source,
+        "runs": [dataclasses.asdict(r) for r in runs]}, indent=1, default=str))
+    return path
+
+
+def run_local(runs: list[runner.Run], *, workers: int, threads: int,
+              on_done: Callable[[dict], None], timeout: float | None = None) -> None:
+    """Run on ``workers`` threads here; each waits on one run's process."""
+    runner.allow_runs()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(runner.execute, r, threads, timeout=timeout): r for r in runs}
+        try:
+            for f in as_completed(futures):
+                try:
+                    out = f.result()
+                except OSError as e:  # the disk failed under execute(): record, go on
+                    out = runner.record_failure(futures[f], f"{type(e).__name__}: {e}")
+                on_done(out)
+        except BaseException:  # Ctrl-C or SIGTERM: stop the runs (they will be redone)
+            for f in futures:
+                f.cancel()
+            runner.kill_active()
+            raise
+
+
+def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
+              backend: str = "local", scheduler: str | None = None, client=None,
+              timeout: float | None = None, progress: bool = True,
+              gallery: bool = True) -> SweepReport:
+    """Run every unfinished run of ``grid``; see the module docstring.
+
+    ``scheduler``: address of a running Dask scheduler (backend "dask"); ``client``: a
+    ``distributed.Client`` to use instead (e.g. on a ``dask_jobqueue`` cluster).
+    """
+    check_choice(backend, BACKENDS, "backend")
+    if workers < 1:
+        raise ConfigError(f"workers={workers}: use 1 or more")
+    parameters = validate(grid)  # before anything runs or any folder is made
+    sweep_dir = sweep_dir_for(grid, out)
+    runs = plan(grid, sweep_dir, parameters)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_plan(grid, sweep_dir, runs)
+    report = SweepReport(sweep_dir=sweep_dir, rows=[])
+    todo = []
+    for r in runs:
+        (report.skipped if runner.is_finished(r) else todo).append(r)
+    report.skipped = [r.label() for r in report.skipped]
+    cores = runner.available_cores()
+    if backend == "local" and workers > cores:
+        print(f"warning: {workers} workers on {cores} cores: each gets 1 torch thread, but "
+              f"workers x threads > cores slows every run down; use --workers {cores}",
+              file=sys.stderr)
+    bar = tqdm(total=len(runs), initial=len(report.skipped), unit="run", desc=grid.name,
+               disable=not progress, file=sys.stderr)
+
+    def on_done(outcome: dict) -> None:
+        label = f"{outcome['notebook']}/{outcome['key']}"
+        report.executed.append(label)
+        if outcome["status"] != runner.OK:
+            report.failed.append(label)
+            bar.write(f"FAILED {label}: {outcome['error']}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix(failed=len(report.failed))
+
+    try:
+        if todo and backend == "local":
+            run_local(todo, workers=workers, threads=runner.threads_per_run(workers, cores),
+                      on_done=on_done, timeout=timeout)
+        elif todo:
+            from . import dask_backend  # dask is only needed for this backend
+
+            dask_backend.run_dask(todo, workers=workers, scheduler=scheduler, client=client,
+                                  on_done=on_done, timeout=timeout)
+    finally:
+        bar.close()
+    report.rows = table.collect(sweep_dir)
+    report.failed = [f"{r['notebook']}/{r['key']}" for r in report.rows
+                     if r["status"] == runner.FAILED]
+    report.files.update(table.write_table(report.rows, sweep_dir))
+    if gallery:
+        from . import gallery as gal  # plotly + the similarity study: only for the page
+
+        report.files["gallery"] = gal.write_gallery(sweep_dir)
+        report.files["index"] = gal.write_index(sweep_dir.parent)
+    return report

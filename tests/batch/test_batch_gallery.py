@@ -1,0 +1,100 @@
+"""The gallery page as HTML (the browser tests open it): every figure embedded once, plotly.js
+inlined once, the table, the findings summary; the FT–FT grid from a real notebook-02 run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layerscope.batch import gallery, gallery_page, table
+from layerscope.batch.grid import load_grid
+from layerscope.batch.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def figure_files(sweep_dir: Path) -> list[Path]:
+    return sorted(p for p in sweep_dir.glob("*/*/*.html") if ".partial" not in str(p))
+
+
+@pytest.mark.slow
+def test_gallery_of_a_sweep(sweep_2x2):
+    report, _ = sweep_2x2
+    page = report.files["gallery"].read_text()
+    assert page.count(gallery.get_plotlyjs()[:200]) == 1  # plotly.js inlined exactly once
+    assert page.count('class="figure" data-fig=') == len(figure_files(report.sweep_dir)) == 4
+    assert "<iframe" not in page  # every saved figure was read back as plotly JSON
+    body = page.split('<table class="results">')[1].split("</table>")[0]
+    assert body.count("<tr>") == 1 + 4  # header + one row per run
+    assert "echo · positive: SUPPORTED in 2 of 2 runs — x is positive" in page
+    assert "square · big: SUPPORTED in 1 of 2 runs (INCONCLUSIVE 1)" in page
+    assert "<script src=" not in page and "<link " not in page  # nothing to fetch: no server
+    index = report.files["index"].read_text()
+    assert 'href="twobytwo/gallery.html"' in index and "4 runs (4 ok)" in index
+
+
+def test_figure_json_reads_plotly_html(tmp_path):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(z=[[1, 2], [3, None]]), layout={"title": "t </script> x"})
+    for include in (True, False):
+        p = tmp_path / f"f{include}.html"
+        p.write_text(fig.to_html(include_plotlyjs=include))
+        spec = json.loads(gallery.figure_json(p))
+        assert spec["data"][0]["type"] == "heatmap" and spec["data"][0]["z"][1] == [3, None]
+        assert spec["layout"]["title"]["text"] == "t </script> x"
+    block = gallery_page.figure_block("f1", '{"data":[],"layout":{"title":"</script>"}}', "c")
+    assert block.count("</script>") == 1  # only the tag's own end: the JSON cannot close it
+    (tmp_path / "plain.html").write_text("<p>no figure</p>")
+    assert gallery.figure_json(tmp_path / "plain.html") is None
+
+
+def test_findings_summary_counts_only_finished_runs():
+    rows = [{"status": "ok", "study": "s", "notebook": "n", "verdict.a": "SUPPORTED"},
+            {"status": "ok", "study": "s", "notebook": "n", "verdict.a": "NOT SUPPORTED"},
+            {"status": "ok", "study": "s", "notebook": "n", "verdict.a": "SUPPORTED"},
+            {"status": "failed", "study": None, "notebook": "n", "verdict.a": None}]
+    assert gallery.findings_summary(rows, {("s", "a"): "claim"}) == [
+        "s · a: SUPPORTED in 2 of 3 runs (NOT SUPPORTED 1) — claim"]
+
+
+@pytest.mark.slow
+def test_a_real_similarity_run_feeds_table_and_ft_ft_grid(write_grid, tmp_path):
+    """One real smoke run of notebook 02: its to_record() becomes the row; its matrices the grid."""
+    smoke = yaml.safe_load((ROOT / "tests" / "notebooks" / "02_similarity.yaml").read_text())
+    smoke.pop("interactive")
+    path = write_grid({"notebooks_dir": str(ROOT / "notebooks"),
+                       "notebooks": {"02_similarity": {"params": smoke}}})
+    report = run_sweep(load_grid(path), out=tmp_path / "real", progress=False)
+    (row,) = report.rows
+    assert row["status"] == "ok", row["error"]
+    assert row["study"] == "similarity" and row["n_layers"] == 4 and row["seeds"] == "0,1"
+    verdicts = [k for k in row if k.startswith("verdict.")]
+    assert "verdict.block_structure" in verdicts and all(row[k] for k in verdicts)
+    df = table.read_table(report.sweep_dir)
+    assert df.loc[0, "ft_ft_block_score"] == pytest.approx(row["ft_ft_block_score"])
+    page = report.files["gallery"].read_text()
+    n = len(figure_files(report.sweep_dir))
+    assert n >= 3  # similarity, cross, drift
+    assert page.count('class="figure" data-fig=') == n + 1  # + the FT–FT grid
+    assert "FT–FT per model and task" in page and "<iframe" not in page
+    grid_json = re.findall(r'<script type="application/json" id="fig-(\d+)">', page)
+    assert len(grid_json) == n + 1
+
+
+@pytest.mark.slow
+def test_gallery_command_rewrites_pages(sweep_2x2, tmp_path):
+    import shutil
+
+    from layerscope.batch.command import main
+
+    report, _ = sweep_2x2
+    d = tmp_path / "copy" / "twobytwo"
+    shutil.copytree(report.sweep_dir, d)
+    (d / "gallery.html").unlink()
+    assert main(["gallery", str(d)]) == 0
+    assert (d / "gallery.html").exists() and (d.parent / "index.html").exists()
