@@ -29,6 +29,7 @@ model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # demo | phang2021 | zhou2022 | smoke
 seed: int = 0  # fine-tuning seed (head initialisation and data order)
 max_steps: int = 0  # 0: the preset's number of steps
+out_dir: str = ""  # folder for finetune.json + figures (sweeps set it); empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
 # %%
@@ -36,7 +37,7 @@ import numpy as np
 
 from layerscope import finetune, metrics, plots
 from layerscope.finetune import FinetuneConfig, load_or_train, summary_line
-from layerscope.studies.training import finetune_findings, finetune_verdict
+from layerscope.studies.training import TrainingResult
 from layerscope.tasks import get_task
 
 cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed,
@@ -86,8 +87,11 @@ plots.metric_bars({f"seed {seed}": value, **({"majority": baseline} if baseline 
 # only when the whole interval clears zero, INCONCLUSIVE when it straddles it.
 
 # %%
-findings = finetune_findings(result)
-print(finetune_verdict(result))
+study = TrainingResult.of(result)
+findings = study.findings()
+print(study.verdict())
+if out_dir:
+    print(study.save(out_dir))
 
 # %% [markdown]
 # ## Explore

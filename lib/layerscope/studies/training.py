@@ -11,13 +11,17 @@ seed can land at chance, records INCONCLUSIVE or NOT SUPPORTED instead of failin
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import numpy as np
 from scipy import stats
 
-from .. import finetune, metrics
+from .. import finetune, metrics, plots
 from ..measures.intervals import bootstrap_interval
 from ..tasks import get_task
-from .base import Interval, finding, undefined_finding, verdict_lines
+from .base import Interval, StudyResult, finding, undefined_finding, verdict_lines
 
 
 def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
@@ -62,3 +66,56 @@ def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
 
 def finetune_verdict(result: finetune.FinetuneResult, **kw) -> str:
     return verdict_lines(finetune.summary_line(result), finetune_findings(result, **kw))
+
+
+@dataclass(frozen=True)
+class TrainingResult(StudyResult):
+    """Notebook 01's result in the protocol of ``studies.base`` (so sweeps can collect it).
+
+    Holds the fine-tuning cache key (``finetune_key``), never a path; ``run`` is the
+    ``FinetuneResult`` it was made from (not saved).
+    """
+
+    study: ClassVar[str] = "finetune"
+    config: finetune.FinetuneConfig
+    finetune_key: str
+    metrics: dict
+    baseline: dict
+    curve: dict
+    found: dict = field(default_factory=dict)
+    summary: str = ""
+
+    @classmethod
+    def of(cls, run: finetune.FinetuneResult, **kw) -> TrainingResult:
+        return cls(config=run.config, finetune_key=run.path.name, metrics=dict(run.metrics),
+                   baseline=dict(run.baseline), curve=run.learning_curve(),
+                   found=finetune_findings(run, **kw), summary=finetune.summary_line(run))
+
+    def title(self) -> str:
+        return self.summary
+
+    def findings(self) -> dict:
+        return self.found
+
+    def _lines(self):
+        c, metric = self.curve, get_task(self.config.task).primary_metric
+        return ([plots.Line("training loss", c["train_step"], c["train_loss"]),
+                 plots.Line(f"validation {metric}", c["eval_step"], c["eval_metric"])],
+                dict(title=self.summary[:90], x_title="step", y_title="loss / metric"))
+
+    def figure(self):
+        metric = get_task(self.config.task).primary_metric
+        return plots.learning_curves({f"seed {self.config.seed}": self.curve}, metric=metric,
+                                     baseline=self.baseline.get(metric), title=self.summary)
+
+    def png(self, path):
+        lines, kw = self._lines()
+        return plots.lines_png(lines, path, **kw)
+
+    def headline(self) -> dict:
+        return {**self.metrics, **{f"baseline_{k}": v for k, v in self.baseline.items()
+                                   if isinstance(v, float)}}
+
+    def to_dict(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "finetune_key": self.finetune_key,
+                "metrics": self.metrics, "baseline": self.baseline, "curve": self.curve}
