@@ -1,0 +1,151 @@
+"""The result of study 04 (``run_skipping``): logits and scores per span, findings, files.
+
+Follows the result protocol of ``studies.base``; holds fine-tuning cache keys, never paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ... import plots
+from ...tasks import get_task
+from ..base import StudyResult
+from . import findings as fnd
+from . import plots as splots
+
+
+@dataclass(frozen=True)
+class SkippingResult(StudyResult):
+    """Everything one ``run_skipping`` call measured.
+
+    Attributes:
+        config: the ``SkippingConfig``; n_layers: L blocks.
+        metric, higher_is_better: the scored metric (``metrics.headline_metric``).
+        rows, labels: [n] split row indices and gold labels.
+        spans: the R spans (i, j), first and last skipped block inclusive
+            (``surgery_kernels.spans(L)``: every span but (1, L)).
+        span_logits: [S, R, n, C] per seed; full_logits: [S, n, C], nothing skipped.
+        span_scores, span_bands: [R] metric (mean over seeds) and [R] [low, high] intervals.
+        full, baseline: {value, band} (+ baseline prediction).
+        by_length: per span length {length, mean_drop, low, high, min_drop, max_drop}.
+        effects: claim id -> interval (``findings.effect_intervals``).
+        parity: per seed, nothing skipped against ``finetune.predictions``.
+    """
+
+    study: ClassVar[str] = "skipping"
+    config: Any
+    n_layers: int
+    metric: str
+    higher_is_better: bool
+    rows: np.ndarray
+    labels: np.ndarray
+    spans: tuple[tuple[int, int], ...]
+    span_logits: np.ndarray
+    full_logits: np.ndarray
+    span_scores: list[float]
+    span_bands: list[list[float]]
+    full: dict
+    baseline: dict
+    by_length: list[dict] = field(default_factory=list)
+    effects: dict[str, dict] = field(default_factory=dict)
+    parity: tuple[dict, ...] = ()
+    finetune_runs: tuple[dict, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+
+    def with_seconds(self, seconds: float) -> SkippingResult:
+        return dataclasses.replace(self, seconds=seconds)
+
+    def _predict(self, logits: np.ndarray) -> np.ndarray:
+        if get_task(self.config.task).kind == "regression":
+            return logits[..., 0]
+        return logits.argmax(-1)
+
+    def full_predictions(self) -> np.ndarray:
+        """[S, n] predictions of the model with nothing skipped."""
+        return self._predict(self.full_logits)
+
+    def span_index(self, first: int, last: int) -> int:
+        i, j = splots.check_span(self, first, last)
+        return self.spans.index((i, j))
+
+    def predictions(self, first: int, last: int) -> np.ndarray:
+        """[S, n] predictions with blocks first..last skipped."""
+        return self._predict(self.span_logits[:, self.span_index(first, last)])
+
+    def score(self, first: int, last: int) -> float:
+        return self.span_scores[self.span_index(first, last)]
+
+    def matrix(self) -> np.ndarray:
+        """[L, L] metric with blocks i..j skipped at [i-1, j-1]; NaN where j < i and at
+        (1, L)."""
+        m = np.full((self.n_layers, self.n_layers), np.nan)
+        for (i, j), v in zip(self.spans, self.span_scores, strict=True):
+            m[i - 1, j - 1] = v
+        return m
+
+    def title(self) -> str:
+        c = self.config
+        return (f"Skipping (Phang et al. 2021 §4.1): {c.model} on {c.task}, {len(self.rows)} "
+                f"{c.split} examples, {self.metric}")
+
+    def figure(self):
+        """The span heatmap after Phang et al. Fig. 4."""
+        return plots.panels_figure([splots.heatmap_panel(self)], **splots.heatmap_args(self))
+
+    def png(self, path: Path) -> Path:
+        return plots.panels_png([splots.heatmap_panel(self)], path, **splots.heatmap_args(self))
+
+    def curves_figure(self):
+        lines, kw = splots.curves(self)
+        return plots.lines_figure(lines, **kw)
+
+    def length_figure(self):
+        lines, kw = splots.length_curve(self)
+        return plots.lines_figure(lines, **kw)
+
+    def span_figure(self, first: int, last: int):
+        """One span's predictions against the full model's (``plots.span_figure``)."""
+        return splots.span_figure(self, first, last)
+
+    def extra_figures(self) -> dict:
+        out = {}
+        for stem, make in (("skipping_position", splots.curves),
+                           ("skipping_length", splots.length_curve)):
+            lines, kw = make(self)
+            out[stem] = (plots.lines_figure(lines, **kw),
+                         lambda p, lines=lines, kw=kw: plots.lines_png(lines, p, **kw))
+        return out
+
+    def findings(self) -> dict:
+        return fnd.findings(self)
+
+    def headline(self) -> dict:
+        out = {"n_layers": self.n_layers, "n_rows": len(self.rows), "metric": self.metric,
+               "full": self.full["value"], "baseline": self.baseline["value"],
+               "seconds": self.seconds}
+        for (i, j), v in zip(self.spans, self.span_scores, strict=True):
+            out[f"skip_{i}_{j}"] = v
+        for d in self.by_length:
+            out[f"mean_drop_len{d['length']}"] = d["mean_drop"]
+        out["full_parity_max_abs"] = max(p["max_abs_logit_diff"] for p in self.parity)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the matrix (NaN as null), per-span scores, bands and predictions."""
+        return {"config": dataclasses.asdict(self.config), "n_layers": self.n_layers,
+                "metric": self.metric, "higher_is_better": self.higher_is_better,
+                "rows": self.rows.tolist(), "labels": self.labels.tolist(),
+                "spans": [list(s) for s in self.spans], "matrix": self.matrix().tolist(),
+                "span_scores": self.span_scores, "span_bands": self.span_bands,
+                "span_predictions": np.round(self._predict(self.span_logits), 5).tolist(),
+                "full_predictions": np.round(self.full_predictions(), 5).tolist(),
+                "full": self.full, "baseline": self.baseline, "by_length": self.by_length,
+                "effects": self.effects, "parity": list(self.parity),
+                "finetune_runs": list(self.finetune_runs), "timings": self.timings,
+                "seconds": self.seconds}

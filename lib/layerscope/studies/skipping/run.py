@@ -1,0 +1,155 @@
+"""Study 04: skipping contiguous spans of blocks (Phang et al. 2021 §4.1, Fig. 4).
+
+The fine-tuned model is evaluated with every contiguous span of blocks [i..j] (first and last
+skipped block, inclusive) replaced by the identity, no further tuning, on the same validation
+examples as study 03. All spans come from one base pass per batch plus blocks j+1..L applied
+once per j to the stacked inputs of the spans ending at j (``surgery_kernels``: for L = 6, 35
+block evaluations + 6 for the base pass instead of 70 + 6 for separate passes). Skipping
+blocks 1..L leaves no model: that cell is undefined (grey). "Skipping nothing" is the model
+itself, run inside ``surgery.skipped(model, ())``; it must equal ``finetune.predictions``
+(notebook 04 asserts it).
+
+Seeds: every cell is the mean over ``seeds`` of each fine-tuned model's metric on the same
+examples (bootstrap intervals over examples; one seed by default).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import activations as acts
+from ... import finetune
+from ...errors import ConfigError
+from ..truncation import evaluation
+from ..truncation.scoring import Scorer, predict
+from .findings import effect_intervals
+from .result import SkippingResult
+
+
+@dataclass(frozen=True)
+class SkippingConfig:
+    """One skipping study; every field is a literal.
+
+    Attributes:
+        task, model, preset, seeds, max_steps: the fine-tuned models (one line per cell is the
+            mean over seeds).
+        n_examples, split, seed, max_length: evaluation rows (the seeded subset
+            ``activations.task_inputs`` picks, as in studies 02 and 03; ``max_length`` None:
+            the preset's, which makes "skip nothing" reproduce ``finetune.predictions``).
+            ``seed`` also seeds the bootstrap.
+        n_boot: bootstrap resamples behind every interval.
+        tolerance: how far below the full model (metric units) a skip may be and still count
+            as costing nothing (0.01 = 1 point of accuracy).
+    """
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int | None = None
+    n_examples: int | None = 1000
+    split: str = "validation"
+    max_length: int | None = None
+    seed: int = 0
+    n_boot: int = 200
+    tolerance: float = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
+                              f"e.g. (0,)")
+        evaluation.check_sequence_task(self.task, "skipping")
+        if self.n_examples is not None and self.n_examples < 10:
+            raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
+                              f"examples (1000 is the default), or None for the whole split")
+        if self.n_boot < 2:
+            raise ConfigError(f"n_boot={self.n_boot}: need at least 2 resamples (200 default)")
+        if not self.tolerance >= 0:
+            raise ConfigError(f"tolerance={self.tolerance!r} must be >= 0 (metric units)")
+        self.finetune_configs()
+        self.spec()
+
+    def resolved_max_length(self) -> int:
+        return self.max_length or finetune.PRESETS[self.preset].max_length
+
+    def spec(self) -> acts.ActivationSpec:
+        """The rows' definition (the same subset as studies 02/03 with the same values)."""
+        return acts.ActivationSpec(task=self.task, split=self.split, n_examples=self.n_examples,
+                                   pooling="cls", max_length=self.resolved_max_length(),
+                                   seed=self.seed)
+
+    def finetune_configs(self) -> list[finetune.FinetuneConfig]:
+        return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
+                                        seed=s, max_steps=self.max_steps) for s in self.seeds]
+
+
+def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:
+    """Every contiguous span skipped, for every seed of ``cfg`` (fine-tuning from the cache
+    when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
+    t0, times = time.time(), {}
+    log = print if verbose else (lambda *a, **k: None)
+    task = evaluation.check_sequence_task(cfg.task, "skipping")
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    times["finetune"] = time.time() - t0
+    _, labels, rows = acts.task_inputs(cfg.spec())
+    spans, span_logits, full, parity = None, [], [], []
+    t1 = time.time()
+    for res in ft:
+        model, tok = acts.encoder_and_tokenizer(res)
+        es = evaluation.eval_set(cfg.task, cfg.split, rows, tok, cfg.resolved_max_length())
+        log(f"[skipping] seed {res.config.seed}: the model as is, then every span")
+        f = evaluation.full_logits(model, es)
+        s = evaluation.span_logits(model, es)
+        spans = spans or list(s)
+        ref = finetune.predictions(res, cfg.split)
+        parity.append({"seed": res.config.seed,
+                       "max_abs_logit_diff": float(np.abs(f - ref.logits[rows]).max()),
+                       "prediction_agreement": float(np.mean(predict(task, f)
+                                                             == ref.predictions[rows]))})
+        full.append(f)
+        span_logits.append(np.stack([s[k] for k in spans]))
+    times["spans"] = time.time() - t1
+    t1 = time.time()
+    full, span_logits = np.stack(full), np.stack(span_logits)  # [S, n, C], [S, R, n, C]
+    scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
+    full_t = scorer.table(predict(task, full))[0]
+    span_t = scorer.table(np.moveaxis(predict(task, span_logits), 1, 0))  # [R, 1 + B]
+    baseline = finetune.predictions(ft[0], cfg.split).baseline
+    base_t = scorer.table(np.full((len(ft), len(rows)), baseline))[0]
+    L = int(model.config.num_hidden_layers)
+    effects = effect_intervals(spans, span_t, full_t, sign=scorer.sign, n_layers=L,
+                               tolerance=cfg.tolerance, method=scorer.method(),
+                               metric=scorer.metric)
+    times["statistics"] = time.time() - t1
+    result = SkippingResult(
+        config=cfg, n_layers=L, metric=scorer.metric, higher_is_better=scorer.higher,
+        rows=rows, labels=labels, spans=tuple(spans), span_logits=span_logits,
+        full_logits=full, span_scores=span_t[:, 0].tolist(),
+        span_bands=[list(scorer.interval(r)[1:]) for r in span_t],
+        full={"value": float(full_t[0]), "band": list(scorer.interval(full_t)[1:])},
+        baseline={"prediction": baseline, "value": float(base_t[0]),
+                  "band": list(scorer.interval(base_t)[1:])},
+        by_length=_by_length(spans, span_t, full_t, scorer), effects=effects,
+        parity=tuple(parity),
+        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics}
+                            for r in ft),
+        timings={k: round(v, 1) for k, v in times.items()})
+    return result.with_seconds(round(time.time() - t0, 1))
+
+
+def _by_length(spans, span_t: np.ndarray, full_t: np.ndarray, scorer: Scorer) -> list[dict]:
+    """Per span length: mean drop (sign (full - span), so higher = worse) over positions, with
+    its bootstrap interval, and the smallest and largest drop."""
+    out = []
+    for n_skip in sorted({j - i + 1 for i, j in spans}):
+        idx = [r for r, (i, j) in enumerate(spans) if j - i + 1 == n_skip]
+        drops = scorer.sign * (full_t - span_t[idx])  # [m, 1 + B]
+        est, lo, hi = scorer.interval(drops.mean(0))
+        out.append({"length": n_skip, "mean_drop": est, "low": lo, "high": hi,
+                    "min_drop": float(drops[:, 0].min()), "max_drop": float(drops[:, 0].max()),
+                    "n_spans": len(idx)})
+    return out

@@ -1,0 +1,146 @@
+"""The result of study 03 (``run_truncation``): per-layer logits and scores, findings, files.
+
+Follows the result protocol of ``studies.base``; holds cache keys (activations, fine-tuning
+runs), never paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ... import plots
+from ...tasks import get_task
+from ..base import StudyResult
+from . import findings as fnd
+from . import plots as tplots
+
+
+@dataclass(frozen=True)
+class TruncationResult(StudyResult):
+    """Everything one ``run_truncation`` call measured.
+
+    Attributes:
+        config: the ``TruncationConfig``; n_layers: L.
+        metric, higher_is_better: the scored metric (``metrics.headline_metric``).
+        rows, labels: [n] split row indices and gold labels of the evaluation examples.
+        logits: line ("untuned", "tuned", "tunedorig") -> [S, L+1, n, C] float32 per seed and
+            layer; NaN rows where a layer is undefined (reason in ``undefined``).
+        scores: line -> [L+1] metric (mean over seeds; NaN undefined); bands: line -> [L+1]
+            [low, high] 95% bootstrap intervals.
+        layer_metrics: line -> [L+1] {metric: value} for every metric of the task.
+        baseline: {prediction, value, band} of the majority-class (regression: mean) baseline.
+        ablations: per ablation {kind, k, x, value, band, metrics, minus_untuned (drop_top:
+            [estimate, low, high] of ablation minus UNTUNED at L-k), keys, predictions [S, n]}.
+        blocks: FT–FT CKA block structure {boundary, score, ...} or None.
+        effects: claim id -> interval (``findings.effect_intervals``).
+        undefined: line -> {layer: why}; head_fits: line -> per seed training record.
+        parity: per seed, UNTUNED at L against ``finetune.predictions`` (max |logit diff|,
+            agreement of predictions).
+    """
+
+    study: ClassVar[str] = "truncation"
+    config: Any
+    n_layers: int
+    metric: str
+    higher_is_better: bool
+    rows: np.ndarray
+    labels: np.ndarray
+    logits: dict[str, np.ndarray]
+    scores: dict[str, list[float]]
+    bands: dict[str, list]
+    layer_metrics: dict[str, list[dict]]
+    baseline: dict
+    ablations: tuple[dict, ...] = ()
+    blocks: dict | None = None
+    effects: dict[str, dict] = field(default_factory=dict)
+    undefined: dict[str, dict[int, str]] = field(default_factory=dict)
+    head_fits: dict[str, list[dict]] = field(default_factory=dict)
+    parity: tuple[dict, ...] = ()
+    activation_keys: dict[str, str] = field(default_factory=dict)
+    finetune_runs: tuple[dict, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+
+    def with_seconds(self, seconds: float) -> TruncationResult:
+        return dataclasses.replace(self, seconds=seconds)
+
+    def layers(self, line: str) -> list[int]:
+        """Layers where ``line`` is defined (all seeds)."""
+        return [k for k in range(self.n_layers + 1)
+                if np.isfinite(self.logits[line][:, k]).all()]
+
+    def predictions(self, line: str) -> np.ndarray:
+        """[S, L+1, n] class ids (regression: scores); undefined layers hold NaN."""
+        lg = self.logits[line]
+        if get_task(self.config.task).kind == "regression":
+            return lg[..., 0].astype(np.float64)
+        p = np.nan_to_num(lg).argmax(-1).astype(np.float64)
+        p[~np.isfinite(lg).all(-1)] = np.nan
+        return p
+
+    @property
+    def smallest_depth(self) -> int:
+        """The fewest blocks UNTUNED keeps within tolerance (L - top_layers_droppable)."""
+        return self.n_layers - int(self.effects["top_layers_droppable"]["estimate"])
+
+    def title(self) -> str:
+        c = self.config
+        return (f"Truncation (Phang et al. 2021 §4): {c.model} on {c.task}, {len(self.rows)} "
+                f"{c.split} examples, {self.metric}")
+
+    def figure(self):
+        """Plotly figure after Phang et al. Fig. 3 (see ``plots``)."""
+        return plots.lines_figure(tplots.lines(self), **tplots.figure_args(self))
+
+    def png(self, path: Path) -> Path:
+        return plots.lines_png(tplots.lines(self), path, **tplots.figure_args(self))
+
+    def layer_figure(self, layer: int):
+        """Confusion matrices (classification) or score distributions (regression) at one
+        layer, for the three lines."""
+        return tplots.layer_figure(self, layer)
+
+    def findings(self) -> dict:
+        return fnd.findings(self)
+
+    def headline(self) -> dict:
+        L, out = self.n_layers, {"n_layers": self.n_layers, "n_rows": len(self.rows),
+                                 "metric": self.metric, "seconds": self.seconds}
+        for line, s in self.scores.items():
+            for k in self.layers(line):
+                out[f"{line}_{k}"] = s[k]
+        e = self.effects["top_layers_droppable"]
+        out.update(full=self.scores["untuned"][L], baseline=self.baseline["value"],
+                   n_droppable=e["estimate"], n_droppable_low=e["low"],
+                   n_droppable_high=e["high"], smallest_depth=self.smallest_depth)
+        if "tunedorig_below_tuned" in self.effects:
+            out["tuned_minus_tunedorig"] = self.effects["tunedorig_below_tuned"]["estimate"]
+        if self.blocks:
+            out["ft_ft_block_boundary"] = self.blocks["boundary"]
+        for a in self.ablations:
+            out[f"{a['kind']}_{a['k']}"] = a["value"]
+        out["untuned_parity_max_abs"] = max(p["max_abs_logit_diff"] for p in self.parity)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready: scores, bands, metrics, predictions (not logits), NaN as null."""
+        return {"config": dataclasses.asdict(self.config), "n_layers": self.n_layers,
+                "layer_labels": plots.layer_labels(self.n_layers), "metric": self.metric,
+                "higher_is_better": self.higher_is_better, "rows": self.rows.tolist(),
+                "labels": self.labels.tolist(), "scores": self.scores, "bands": self.bands,
+                "layer_metrics": self.layer_metrics, "baseline": self.baseline,
+                "predictions": {k: np.round(self.predictions(k), 5).tolist()
+                                for k in self.logits},
+                "ablations": list(self.ablations), "blocks": self.blocks,
+                "effects": self.effects,
+                "undefined": {k: {str(i): w for i, w in v.items()}
+                              for k, v in self.undefined.items()},
+                "head_fits": self.head_fits, "parity": list(self.parity),
+                "activation_keys": self.activation_keys,
+                "finetune_runs": list(self.finetune_runs), "timings": self.timings,
+                "seconds": self.seconds}

@@ -1,0 +1,302 @@
+"""Study 03: truncation (Phang et al. 2021 §4, Fig. 3) and Merchant et al. 2020's ablations.
+
+For every layer k (hidden state k fed to the task head; layer 0 only where the first-token
+vector varies across examples, which it does not in BERT-style models):
+
+* UNTUNED: the fine-tuned head applied as is to hidden state k, all k from one forward pass
+  per batch (``surgery_kernels.untuned_truncation_logits``); row L is the full model and
+  reproduces ``finetune.predictions`` (asserted in tests and notebook 03).
+* TUNED: the head retrained on layer-k CLS features of the fine-tuned encoder (encoder frozen,
+  features from the activation cache on ``n_train`` training examples), starting from the
+  fine-tuned head's weights (``heads.train_heads``: all layers as one batched model).
+* TUNEDORIG: the same, on layer-k CLS features of the untuned encoder, starting from the *same*
+  fine-tuned head weights (Phang et al. do not say how their TUNEDORIG head starts; the same
+  start makes the encoder the only difference between TUNED and TUNEDORIG).
+* the majority-class baseline (regression: the mean training target, scored by MSE).
+* ablations (Merchant et al. 2020): fine-tunes with blocks 1..k frozen (``freeze_bottom``) or
+  the top k blocks removed before fine-tuning (``drop_top``), scored on the same examples;
+  drop_top k is drawn at depth L - k, next to UNTUNED truncation at L - k.
+
+Seeds: every line is the mean over ``seeds`` of each fine-tuned model's metric on the same
+examples (bootstrap intervals over examples; one seed by default). The figure marks the FT–FT
+block boundary (linear CKA of the cached fine-tuned validation CLS states, first seed,
+``similarity.run.block_structure``) when ``mark_blocks``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import activations as acts
+from ... import finetune, metrics
+from ...adapters import EncoderAdapter
+from ...errors import ConfigError
+from ...measures import cka
+from ..similarity.run import block_structure
+from . import evaluation, heads
+from .findings import effect_intervals
+from .result import TruncationResult
+from .scoring import Scorer, predict
+
+LINES = ("untuned", "tuned", "tunedorig")
+
+
+@dataclass(frozen=True)
+class TruncationConfig:
+    """One truncation study; every field is a literal (papermill/widget friendly).
+
+    Attributes:
+        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
+        seeds: fine-tuning seeds; each line is the mean over them (one line, not one per seed).
+        n_examples, split, seed, dtype, max_length: the evaluation rows and CLS features
+            (``activations.ActivationSpec``; ``max_length`` None: the preset's, which is what
+            makes UNTUNED at L reproduce ``finetune.predictions``). ``dtype`` applies to the
+            cached features only; the UNTUNED pass runs in float32. ``seed`` also seeds the
+            bootstrap and head training.
+        n_train: training examples whose CLS features train the TUNED/TUNEDORIG heads.
+        head_lr, head_batch_size, head_max_epochs, head_patience, head_holdout: Adam learning
+            rate, minibatch, epochs, early-stopping patience and held-out fraction
+            (``heads.HeadTraining``).
+        n_boot: bootstrap resamples behind every band and finding.
+        tolerance: "within 1 point": how far below the full model (in metric units) a truncated
+            model may be and still count as keeping its performance.
+        freeze_bottom, drop_top: Merchant et al. 2020 ablations, lists of k (empty: none).
+        mark_blocks: mark the FT–FT CKA block boundary on the figure.
+    """
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int | None = None
+    n_examples: int | None = 1000
+    n_train: int = 2000
+    split: str = "validation"
+    dtype: str = "float32"
+    max_length: int | None = None
+    seed: int = 0
+    head_lr: float = 1e-3
+    head_batch_size: int = 128
+    head_max_epochs: int = 50
+    head_patience: int = 5
+    head_holdout: float = 0.2
+    n_boot: int = 200
+    tolerance: float = 0.01
+    freeze_bottom: tuple[int, ...] = ()
+    drop_top: tuple[int, ...] = ()
+    mark_blocks: bool = True
+
+    def __post_init__(self):
+        for name in ("seeds", "freeze_bottom", "drop_top"):  # papermill passes lists
+            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
+                              f"e.g. (0,)")
+        evaluation.check_sequence_task(self.task, "truncation")
+        if self.n_examples is not None and self.n_examples < 10:
+            raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
+                              f"examples (1000 is the default), or None for the whole split")
+        if self.n_train < 10:
+            raise ConfigError(f"n_train={self.n_train}: head training needs at least 10 "
+                              f"training examples (2000 is the default)")
+        if self.n_boot < 2:
+            raise ConfigError(f"n_boot={self.n_boot}: need at least 2 resamples (200 default)")
+        if not self.tolerance >= 0:
+            raise ConfigError(f"tolerance={self.tolerance!r} must be >= 0 (metric units, "
+                              f"0.01 = 1 point of accuracy)")
+        bad = [k for k in self.freeze_bottom + self.drop_top if k < 1]
+        if bad:
+            raise ConfigError(f"freeze_bottom/drop_top values {bad}: each k is a number of "
+                              f"blocks >= 1 (empty list: no ablation)")
+        self.head_training()
+        self.finetune_configs()  # validates task, model, preset, steps
+        self.activation_spec()
+        self.activation_spec("train")
+
+    def head_training(self) -> heads.HeadTraining:
+        return heads.HeadTraining(lr=self.head_lr, batch_size=self.head_batch_size,
+                                  max_epochs=self.head_max_epochs, patience=self.head_patience,
+                                  holdout=self.head_holdout)
+
+    def resolved_max_length(self) -> int:
+        return self.max_length or finetune.PRESETS[self.preset].max_length
+
+    def activation_spec(self, split: str | None = None) -> acts.ActivationSpec:
+        """CLS features: evaluation rows (``split``) or, with "train", the head-training rows."""
+        train = split == "train"
+        return acts.ActivationSpec(task=self.task, split=split or self.split,
+                                   n_examples=self.n_train if train else self.n_examples,
+                                   pooling="cls", dtype=self.dtype,
+                                   max_length=self.resolved_max_length(), seed=self.seed)
+
+    def finetune_configs(self, **ablation) -> list[finetune.FinetuneConfig]:
+        return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
+                                        seed=s, max_steps=self.max_steps, **ablation)
+                for s in self.seeds]
+
+
+def check_ablations(cfg: TruncationConfig, model) -> None:
+    """freeze_bottom/drop_top against the model's L blocks (before any ablation trains)."""
+    ad = EncoderAdapter(model)
+    L = ad.n_layers
+    if cfg.freeze_bottom and ad.kind == "albert":
+        raise ConfigError("freeze_bottom is undefined for ALBERT (all its blocks share one "
+                          "layer's weights); use drop_top, or an unshared model")
+    bad = [k for k in cfg.freeze_bottom if k > L] + [k for k in cfg.drop_top if k >= L]
+    if bad:
+        raise ConfigError(f"ablation k {bad} out of range for this {L}-block model: "
+                          f"freeze_bottom k in 1..{L}, drop_top k in 1..{L - 1}")
+
+
+def _defined(states: np.ndarray) -> list[int]:
+    """Layers whose first-token vector varies across examples (layer 0 of BERT-style models
+    is the same [CLS] embedding for every sentence: DESIGN §5)."""
+    constant = set(cka.constant_layers(states))
+    return [k for k in range(states.shape[0]) if k not in constant]
+
+
+def _retrain(line: str, init: heads.HeadParams, train: acts.Activations,
+             val: acts.Activations, cfg: TruncationConfig, seed: int, regression: bool
+             ) -> tuple[list[int], np.ndarray, dict]:
+    """TUNED or TUNEDORIG for one seed: every defined layer's head trained at once on ``train``
+    features and applied to ``val`` features -> (layers, logits [K, n, C], training record)."""
+    layers = [k for k in _defined(np.asarray(train.states))
+              if k in _defined(np.asarray(val.states))]
+    fit = heads.train_heads(init, np.asarray(train.states)[layers], train.labels,
+                            regression=regression, settings=cfg.head_training(), seed=seed)
+    record = {"line": line, "layers": layers, "best_epoch": fit.best_epoch.tolist(),
+              "epochs": fit.epochs, "holdout_loss": fit.holdout_loss.tolist(),
+              "initial_loss": fit.initial_loss.tolist(), "n_fit": fit.n_fit,
+              "n_holdout": fit.n_holdout}
+    return layers, heads.apply(fit.params, np.asarray(val.states)[layers]).numpy(), record
+
+
+def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
+               verbose: bool) -> list[dict]:
+    """Merchant et al. 2020: one fine-tune per (kind, k, seed), predictions [S, n] on rows."""
+    out = []
+    for kind, ks in (("drop_top", cfg.drop_top), ("freeze_bottom", cfg.freeze_bottom)):
+        for k in ks:
+            if verbose:
+                print(f"[truncation] ablation {kind}={k}")
+            runs = [finetune.load_or_train(c, verbose=verbose)
+                    for c in cfg.finetune_configs(**{kind: k})]
+            preds = np.stack([finetune.predictions(r, cfg.split).predictions[rows]
+                              for r in runs])
+            out.append({"kind": kind, "k": k, "x": n_layers - k if kind == "drop_top" else k,
+                        "keys": [r.path.name for r in runs], "predictions": preds})
+    return out
+
+
+def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> TruncationResult:
+    """UNTUNED, TUNED, TUNEDORIG at every layer, the baseline and the ablations of ``cfg``
+    (fine-tuning and features come from the cache when there). Returns a ``TruncationResult``
+    whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
+    t0, times = time.time(), {}
+
+    def lap(name: str, since: float) -> float:
+        times[name] = times.get(name, 0.0) + time.time() - since
+        return time.time()
+
+    log = print if verbose else (lambda *a, **k: None)
+    task = evaluation.check_sequence_task(cfg.task, "truncation")
+    val_spec, train_spec = cfg.activation_spec(), cfg.activation_spec("train")
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    t1 = lap("finetune", t0)
+    log("[truncation] untuned encoder features")
+    orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model)
+    orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose)
+    orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose)
+    rows, labels = orig_val.ids[:, 0].copy(), np.asarray(orig_val.labels)
+    L, C, n = orig_val.n_layers, task.num_labels, len(rows)
+    logits = {k: np.full((len(ft), L + 1, n, C), np.nan, dtype=np.float32) for k in LINES}
+    fits: dict[str, list[dict]] = {"tuned": [], "tunedorig": []}
+    parity, keys, blocks = [], {"orig_val": orig_val.key, "orig_train": orig_train.key}, None
+    t1 = lap("features", t1)
+    for s, res in enumerate(ft):
+        model, tok = acts.encoder_and_tokenizer(res)
+        if s == 0:
+            check_ablations(cfg, model)
+        log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
+        es = evaluation.eval_set(cfg.task, cfg.split, rows, tok, cfg.resolved_max_length())
+        u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
+        ref = finetune.predictions(res, cfg.split)
+        parity.append({"seed": res.config.seed,
+                       "max_abs_logit_diff": float(np.abs(u[L] - ref.logits[rows]).max()),
+                       "prediction_agreement": float(np.mean(
+                           predict(task, u[L]) == ref.predictions[rows]))})
+        t1 = lap("untuned", t1)
+        ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
+        ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose)
+        keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
+        if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
+            raise RuntimeError("validation rows of the features and of the predictions differ "
+                               "(unexpected: both come from the same split and subset)")
+        keep = _defined(np.asarray(ft_val.states))
+        logits["untuned"][s][keep] = u[keep]
+        if s == 0 and cfg.mark_blocks:  # FT–FT linear CKA of the same CLS states (study 02)
+            m = np.asarray(cka.cka_matrix(np.asarray(ft_val.states), undefined="nan"),
+                           dtype=np.float64)
+            blocks = block_structure((m + m.T) / 2)
+        t1 = lap("features", t1)
+        init = heads.head_params(model)  # TUNED and TUNEDORIG both start from it
+        for line, train, val in (("tuned", ft_train, ft_val),
+                                 ("tunedorig", orig_train, orig_val)):
+            log(f"[truncation] seed {res.config.seed}: {line.upper()} heads, all layers at once")
+            layers, lg, record = _retrain(line, init, train, val, cfg, cfg.seed + s,
+                                          task.kind == "regression")
+            logits[line][s][layers] = lg
+            fits[line].append({"seed": res.config.seed, **record})
+        t1 = lap("heads", t1)
+    undefined = {k: {i: "the first-token vector is the same for every example"
+                     for i in range(L + 1) if not np.isfinite(v[:, i]).all()}
+                 for k, v in logits.items()}
+    ablations = _ablations(cfg, rows, L, verbose)
+    t1 = lap("ablations", t1)
+    pred = {k: predict(task, np.nan_to_num(v)) for k, v in logits.items()}  # [S, L+1, n]
+    scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
+    baseline_value = finetune.predictions(ft[0], cfg.split).baseline  # train majority/mean
+    tables = {}
+    for line in LINES:
+        t = scorer.table(np.moveaxis(pred[line], 1, 0))  # [L+1, 1 + B]
+        t[list(undefined[line])] = np.nan
+        tables[line] = t
+    base = scorer.table(np.full((len(ft), n), baseline_value))[0]
+    effects = effect_intervals(tables, base, sign=scorer.sign, n_layers=L,
+                               tolerance=cfg.tolerance, method=scorer.method(),
+                               metric=scorer.metric)
+    for a in ablations:
+        t = scorer.table(a["predictions"])[0]
+        a.update(value=float(t[0]), band=list(scorer.interval(t)[1:]),
+                 metrics=_metrics(task, a["predictions"], labels),
+                 predictions=a["predictions"].tolist())
+        if a["kind"] == "drop_top" and a["x"] not in undefined["untuned"]:
+            a["minus_untuned"] = list(scorer.interval(scorer.sign
+                                                      * (t - tables["untuned"][a["x"]])))
+    lap("statistics", t1)
+    result = TruncationResult(
+        config=cfg, n_layers=L, metric=scorer.metric, higher_is_better=scorer.higher,
+        rows=rows, labels=labels, logits=logits,
+        scores={k: v[:, 0].tolist() for k, v in tables.items()},
+        bands={k: [list(scorer.interval(r)[1:]) if np.isfinite(r).all() else [None, None]
+                   for r in v] for k, v in tables.items()},
+        layer_metrics={k: [{} if i in undefined[k] else _metrics(task, pred[k][:, i], labels)
+                           for i in range(L + 1)] for k in LINES},
+        baseline={"prediction": baseline_value, "value": float(base[0]),
+                  "band": list(scorer.interval(base)[1:])},
+        ablations=tuple(ablations), blocks=blocks, effects=effects, undefined=undefined,
+        head_fits=fits, parity=tuple(parity), activation_keys=keys,
+        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
+                             "baseline": r.baseline} for r in ft),
+        timings={k: round(v, 1) for k, v in times.items()})
+    return result.with_seconds(round(time.time() - t0, 1))
+
+
+def _metrics(task, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Every metric of the task, mean over seeds (preds [S, n])."""
+    per = [metrics.compute(task, p, labels) for p in np.atleast_2d(preds)]
+    return {m: float(np.mean([d[m] for d in per])) for m in per[0]
+            if isinstance(per[0][m], float)}
