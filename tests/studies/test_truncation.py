@@ -64,6 +64,10 @@ def test_untuned_at_L_equals_finetune_predictions(result, ft_model):
     assert (result.labels == pred.labels[result.rows]).all()
     assert result.parity[0]["max_abs_logit_diff"] < 1e-5
     assert result.parity[0]["prediction_agreement"] == 1.0
+    fp = result.full_primary  # the task's own metric, with its interval
+    assert fp["metric"] == "accuracy" and fp["low"] <= fp["estimate"] <= fp["high"]
+    assert fp["estimate"] == pytest.approx(metrics.compute(
+        get_task(CFG.task), pred.predictions[result.rows], result.labels)["accuracy"])
 
 
 def test_untuned_kernel_equals_tuned_head_on_cached_features(result, ft_model):

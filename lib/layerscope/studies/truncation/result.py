@@ -34,6 +34,8 @@ class TruncationResult(StudyResult):
             [low, high] 95% bootstrap intervals.
         layer_metrics: line -> [L+1] {metric: value} for every metric of the task.
         baseline: {prediction, value, band} of the majority-class (regression: mean) baseline.
+        full_primary: the full model on the task's own (primary) metric {metric, estimate,
+            low, high} (differs from ``metric`` for regression: pearson vs MSE).
         ablations: per ablation {kind, k, x, value, band, metrics, minus_untuned (drop_top:
             [estimate, low, high] of ablation minus UNTUNED at L-k), keys, predictions [S, n]}.
         blocks: FT–FT CKA block structure {boundary, score, ...} or None.
@@ -55,6 +57,7 @@ class TruncationResult(StudyResult):
     bands: dict[str, list]
     layer_metrics: dict[str, list[dict]]
     baseline: dict
+    full_primary: dict = field(default_factory=dict)
     ablations: tuple[dict, ...] = ()
     blocks: dict | None = None
     effects: dict[str, dict] = field(default_factory=dict)
@@ -118,6 +121,8 @@ class TruncationResult(StudyResult):
         out.update(full=self.scores["untuned"][L], baseline=self.baseline["value"],
                    n_droppable=e["estimate"], n_droppable_low=e["low"],
                    n_droppable_high=e["high"], smallest_depth=self.smallest_depth)
+        if self.full_primary:
+            out[f"full_{self.full_primary['metric']}"] = self.full_primary["estimate"]
         if "tunedorig_below_tuned" in self.effects:
             out["tuned_minus_tunedorig"] = self.effects["tunedorig_below_tuned"]["estimate"]
         if self.blocks:
@@ -134,6 +139,7 @@ class TruncationResult(StudyResult):
                 "higher_is_better": self.higher_is_better, "rows": self.rows.tolist(),
                 "labels": self.labels.tolist(), "scores": self.scores, "bands": self.bands,
                 "layer_metrics": self.layer_metrics, "baseline": self.baseline,
+                "full_primary": self.full_primary,
                 "predictions": {k: np.round(self.predictions(k), 5).tolist()
                                 for k in self.logits},
                 "ablations": list(self.ablations), "blocks": self.blocks,

@@ -276,6 +276,11 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         if a["kind"] == "drop_top" and a["x"] not in undefined["untuned"]:
             a["minus_untuned"] = list(scorer.interval(scorer.sign
                                                       * (t - tables["untuned"][a["x"]])))
+    primary = task.primary_metric  # the task's own metric (regression: pearson, not MSE)
+    ps = scorer if primary == scorer.metric else Scorer(task, labels, n_boot=cfg.n_boot,
+                                                        seed=cfg.seed, metric=primary)
+    full_primary = dict(zip(("estimate", "low", "high"),
+                            ps.interval(ps.table(pred["untuned"][:, L])[0]), strict=True))
     lap("statistics", t1)
     result = TruncationResult(
         config=cfg, n_layers=L, metric=scorer.metric, higher_is_better=scorer.higher,
@@ -287,8 +292,9 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
                            for i in range(L + 1)] for k in LINES},
         baseline={"prediction": baseline_value, "value": float(base[0]),
                   "band": list(scorer.interval(base)[1:])},
-        ablations=tuple(ablations), blocks=blocks, effects=effects, undefined=undefined,
-        head_fits=fits, parity=tuple(parity), activation_keys=keys,
+        full_primary={"metric": primary, **full_primary}, ablations=tuple(ablations),
+        blocks=blocks, effects=effects, undefined=undefined, head_fits=fits,
+        parity=tuple(parity), activation_keys=keys,
         finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
                              "baseline": r.baseline} for r in ft),
         timings={k: round(v, 1) for k, v in times.items()})
