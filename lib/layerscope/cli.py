@@ -35,7 +35,10 @@ from .finetune import (  # noqa: E402
 )
 from .models import MODELS  # noqa: E402
 from .paths import runs_dir  # noqa: E402
+from .studies.geometry import GeometryConfig, run_geometry  # noqa: E402
 from .studies.similarity import SimilarityConfig, run_similarity  # noqa: E402
+from .studies.skipping import SkippingConfig, run_skipping  # noqa: E402
+from .studies.truncation import TruncationConfig, run_truncation  # noqa: E402
 from .tasks import TASKS, get_task  # noqa: E402
 
 
@@ -102,7 +105,7 @@ def _cmd_main(args) -> int:
         t0 = time.time()
         result = step(args)
         if result is None:
-            print("  skipped (needs two seeds)", flush=True)
+            print("  skipped (not defined for this task or seed count)", flush=True)
             continue
         files = result.save(out / name)
         print(result.verdict(), flush=True)
@@ -131,10 +134,47 @@ def _similarity_step(args):
         n_examples=args.n_examples, max_steps=args.max_steps), verbose=sys.stderr.isatty())
 
 
-# study name -> (what the step prints, function(args) -> StudyResult or None)
+def _truncation_step(args):
+    """UNTUNED / TUNED / TUNEDORIG truncation of the first seed (+ Merchant ablations)."""
+    return run_truncation(TruncationConfig(
+        task=args.task, model=args.model, preset=args.preset, seeds=(args.seeds[0],),
+        max_steps=args.max_steps, n_examples=args.n_examples, drop_top=tuple(args.drop_top),
+        freeze_bottom=tuple(args.freeze_bottom)), verbose=sys.stderr.isatty())
+
+
+def _skipping_step(args):
+    """Every contiguous span of blocks skipped, first seed (same validation examples)."""
+    return run_skipping(SkippingConfig(
+        task=args.task, model=args.model, preset=args.preset, seeds=(args.seeds[0],),
+        max_steps=args.max_steps, n_examples=args.n_examples), verbose=sys.stderr.isatty())
+
+
+OUT_OF_DOMAIN = {"movies": ("tweets", "amazon", "nyt")}  # Merchant et al.: same labels, new text
+
+
+def _geometry_step(args):
+    """DirectProbe, probes and out-of-domain change before/during/after fine-tuning; the
+    checkpoints are the first seed's trace snapshots (saved by the fine-tuning step)."""
+    kind = get_task(args.task).kind
+    if kind not in ("classification", "pair", "tagging"):
+        return None
+    return run_geometry(GeometryConfig(
+        task=args.task, model=args.model, preset=args.preset, seeds=tuple(args.seeds[:2]),
+        max_steps=args.max_steps, n_test=args.n_examples,
+        pooling="word" if kind == "tagging" else "cls",
+        out_of_domain=OUT_OF_DOMAIN.get(args.task, ())), verbose=sys.stderr.isatty())
+
+
+# study name -> (what the step prints, function(args) -> StudyResult or None). The steps share
+# the validation examples (n_examples), so their representations come from one cache entry.
 STUDY_STEPS = {
     "similarity": ("layer similarity (CKA) of the untuned and fine-tuned models",
                    _similarity_step),
+    "truncation": ("truncation: the task head on each layer (UNTUNED, TUNED, TUNEDORIG)",
+                   _truncation_step),
+    "skipping": ("skipping every contiguous span of blocks", _skipping_step),
+    "geometry": ("geometry: DirectProbe, probes, out-of-domain change over fine-tuning",
+                 _geometry_step),
 }
 
 
@@ -171,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--studies", nargs="*", default=list(STUDY_STEPS),
                    help=f"studies after fine-tuning (default: all of {list(STUDY_STEPS)}; "
                         "none: fine-tune only)")
+    m.add_argument("--drop-top", type=int, nargs="*", default=[],
+                   help="truncation: Merchant et al. ablation fine-tunes with the top k blocks "
+                        "removed (e.g. 2 4)")
+    m.add_argument("--freeze-bottom", type=int, nargs="*", default=[],
+                   help="truncation: ablation fine-tunes with blocks 1..k frozen (e.g. 2 4)")
     m.add_argument("--n-examples", type=int, default=1000,
                    help="validation sentences for the similarity step (Phang et al. use all)")
     m.set_defaults(func=_cmd_main)

@@ -1,0 +1,188 @@
+"""The configuration of study 05 (geometry): one frozen dataclass of literals, validated.
+
+Defaults are sized for the main job on 2 CPU cores (minilm-l6, movies, demo preset): 600
+training sentences (DirectProbe at n = 600 takes ~0.3 s a layer; n = 2,000 non-separable
+points took minutes), the validation rows the similarity study already extracted (1,000,
+reused from the cache), the main job's snapshots (``finetune.trace_steps``) as checkpoints, and
+a 2-configuration "demo" probe grid; ``probe_grid="zhou"`` is the paper's 16 x 4 grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ... import activations as acts
+from ... import finetune
+from ...errors import ConfigError, check_choice
+from ...measures.directprobe import TESTS
+from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
+from ...tasks import get_task
+
+# Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
+PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
+    "demo": (((64, 64),), (1e-4, 1e-2)),
+    "zhou": (ZHOU_HIDDEN, ZHOU_ALPHAS),
+    "none": ((), ()),
+}
+
+
+@dataclass(frozen=True)
+class GeometryConfig:
+    """One geometry study; every field is a literal (papermill/widget friendly).
+
+    Attributes:
+        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
+        seeds: fine-tuning seeds; the first gives the checkpoints, tables and probes; every
+            seed's top layer adds fold replicates to the findings.
+        pooling: "cls" (sentence tasks) or "word" (token tasks such as brown-pos: sub-words
+            averaged per word, Zhou & Srikumar §3).
+        n_train: training examples (sentences) whose points DirectProbe clusters.
+        n_test: validation examples: test points (train/test spatial similarity, Table 2;
+            nearest-cluster and probe accuracy). 1,000 = the similarity study's rows (cached).
+        max_points: at most this many points per set (word pooling gives ~20 per sentence).
+        layers: layers to analyse (0 = embeddings, i = block i; negative from the top);
+            (): all.
+        checkpoint_steps: fine-tuning steps of the first seed to trace (Figures 2-4); None:
+            the main job's snapshots (``finetune.trace_steps``); (): none.
+        directprobe_test: DirectProbe's separability test ("wolfe" | "lp").
+        n_folds: disjoint random folds of the points; each fold's DirectProbe is one replicate
+            of a finding's effect (t interval over folds x seeds).
+        n_predict: test points for nearest-cluster accuracy (a hull distance per point and
+            cluster: ~20 ms a point on 2 cores), at ``probe_layers``.
+        probe_grid: "demo" (64x64, 2 L2 weights), "zhou" (16 sizes x 4 L2, §2.1) or "none".
+        probe_restarts, probe_max_iter: restarts of the chosen configuration (Zhou: 5) and
+            Adam epochs at most (Zhou: 1,000).
+        probe_standardize: centre and scale each feature on the probe's training points. The
+            paper (sklearn) does not; without it the low-layer CLS vectors of minilm-l6 (spread
+            ~1e-2) stall Adam's convergence test and the probe stays at the majority class.
+        probe_layers: layers that get the MLP probe and nearest-cluster accuracy; (): all.
+        cross_task: other tasks whose labels are read off the fine-tuned model (Zhou §4.4).
+        out_of_domain: sentence tasks to compare with in-domain change (Merchant et al. 2020),
+            e.g. ("tweets", "amazon", "nyt") for movies.
+        n_ood: examples per set for the out-of-domain comparison (in-domain: test rows).
+        n_boot: bootstrap resamples of the out-of-domain effect (each recomputes CKA and RSA of
+            the top layers on every set: 100 take ~30 s for 4 sets of ~400 sentences).
+        dtype, max_length, seed: see ``activations.ActivationSpec`` (max_length None: the
+            preset's); ``seed`` also seeds folds, subsets and probes.
+    """
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int | None = None
+    pooling: str = "cls"
+    n_train: int = 600
+    n_test: int = 1000
+    max_points: int = 1000
+    layers: tuple[int, ...] = ()
+    checkpoint_steps: tuple[int, ...] | None = None
+    directprobe_test: str = "wolfe"
+    n_folds: int = 4
+    n_predict: int = 100
+    probe_grid: str = "demo"
+    probe_restarts: int = 3
+    probe_max_iter: int = 300
+    probe_standardize: bool = True
+    probe_layers: tuple[int, ...] = ()
+    cross_task: tuple[str, ...] = ()
+    out_of_domain: tuple[str, ...] = ()
+    n_ood: int = 400
+    n_boot: int = 100
+    dtype: str = "float32"
+    max_length: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("seeds", "layers", "probe_layers"):  # papermill passes lists
+            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+        for name in ("cross_task", "out_of_domain"):
+            object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
+        if self.checkpoint_steps is not None:
+            object.__setattr__(self, "checkpoint_steps",
+                               tuple(sorted({int(s) for s in self.checkpoint_steps})))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, e.g. "
+                              "(0,) or (0, 1)")
+        check_choice(self.probe_grid, PROBE_GRIDS, "probe_grid")
+        check_choice(self.directprobe_test, TESTS, "directprobe_test")
+        for name, low in (("n_train", 8), ("n_test", 4), ("max_points", 8), ("n_folds", 2),
+                          ("n_predict", 0), ("probe_restarts", 1), ("probe_max_iter", 1),
+                          ("n_ood", 4), ("n_boot", 2)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < low:
+                raise ConfigError(f"{name}={v!r} must be an int >= {low}")
+        n_points = min(self.n_train, self.max_points)
+        if n_points < 4 * self.n_folds:
+            raise ConfigError(f"n_folds={self.n_folds} folds of {n_points} points leave fewer "
+                              "than 4 points a fold; lower n_folds or raise n_train")
+        spec = get_task(self.task)
+        if spec.kind not in ("classification", "pair", "tagging"):
+            raise ConfigError(f"task {self.task!r} is {spec.kind!r}: geometry needs class "
+                              "labels (DirectProbe clusters points by label); use movies, "
+                              "brown-genre or brown-pos")
+        try:
+            self.finetune_configs()  # validates model, preset, max_steps
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.activation_spec(self.task, "train")  # validates pooling vs task kind, dtype
+        for t in self.cross_task:
+            if t == self.task:
+                raise ConfigError(f"cross_task {t!r} is the fine-tuning task itself; name "
+                                  "other tasks (e.g. brown-genre, brown-pos)")
+            if get_task(t).kind not in ("classification", "pair", "tagging"):
+                raise ConfigError(f"cross_task {t!r} has no class labels; use a "
+                                  "classification or tagging task")
+        for t in self.out_of_domain:
+            if get_task(t).kind == "tagging" or t == self.task:
+                raise ConfigError(f"out_of_domain {t!r}: name sentence tasks other than "
+                                  f"{self.task!r} (e.g. tweets, amazon, nyt for movies)")
+        if self.out_of_domain and self.pooling not in ("cls", "mean"):
+            raise ConfigError(f"out_of_domain compares sentence vectors; pooling "
+                              f"{self.pooling!r} needs pooling 'cls' or 'mean'")
+        top = self.total_steps()
+        late = [s for s in self.checkpoint_steps or () if s < 0 or (top > 0 and s > top)]
+        if late:
+            raise ConfigError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
+                              "preset's steps); pick steps in that range")
+
+    def total_steps(self) -> int:
+        return self.max_steps or finetune.PRESETS[self.preset].max_steps
+
+    def steps(self) -> tuple[int, ...]:
+        """The checkpoints traced: ``checkpoint_steps`` or the main job's (``trace_steps``)."""
+        if self.checkpoint_steps is not None:
+            return self.checkpoint_steps
+        return finetune.trace_steps(self.finetune_configs()[0])
+
+    def finetune_configs(self) -> list[finetune.FinetuneConfig]:
+        """One per seed; the first asks for the traced snapshots (not part of the cache key:
+        a cached run gets missing snapshots by an exact replay, never a new model)."""
+        base = [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
+                                        seed=s, max_steps=self.max_steps) for s in self.seeds]
+        if self.checkpoint_steps is None:
+            steps = finetune.trace_steps(base[0])
+        else:
+            steps = self.checkpoint_steps
+        return [dataclasses.replace(c, save_steps=steps if i == 0 else ())
+                for i, c in enumerate(base)]
+
+    def pooling_for(self, task: str) -> str:
+        """Token tasks are read per word; sentence tasks with this config's sentence pooling."""
+        if get_task(task).kind == "tagging":
+            return "word"
+        return self.pooling if self.pooling in ("cls", "mean") else "cls"
+
+    def activation_spec(self, task: str, which: str, n: int | None = None) -> acts.ActivationSpec:
+        """Spec of ``task``'s "train" or "test" (= validation) rows."""
+        max_length = self.max_length or finetune.PRESETS[self.preset].max_length
+        pooling = self.pooling if task == self.task else self.pooling_for(task)
+        default = self.n_train if which == "train" else self.n_test
+        try:
+            return acts.ActivationSpec(task=task, split="train" if which == "train"
+                                       else "validation", n_examples=n or default,
+                                       pooling=pooling, dtype=self.dtype, max_length=max_length,
+                                       seed=self.seed)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None

@@ -1,0 +1,270 @@
+"""The result of study 05 (``run_geometry``): DirectProbe summaries, probes, figures, files.
+
+Follows the result protocol of ``studies.base``; holds activation cache keys, never paths.
+Arrays are indexed by the analysed layers ``layers`` (0 = embedding output, i = block i).
+Figures: Zhou & Srikumar 2022 Fig. 2 (``figure``: minimum distance per label over steps),
+Fig. 3 (``paths_figure``), Fig. 4 (``similarity_figure``), Fig. 5 (``displacement_figure``);
+``tables()``: Table 2 (train/test similarity), Tables 3-4 (cluster counts), probe accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ... import plots
+from ...errors import ConfigError
+from ..base import StudyResult
+from . import findings as fnd
+from .dynamics import LayerGeometry, centroid_paths, displacements
+from .plots import Path2D, paths_figure, paths_png
+
+
+@dataclass(frozen=True)
+class GeometryResult(StudyResult):
+    """Everything one ``run_geometry`` computed.
+
+    Attributes:
+        layers: analysed layers; steps: traced checkpoints; states: "orig", "step-S"..., "ft".
+        label_names: the k labels (DirectProbe's order); n_points: {"train", "test"} points.
+        geometry: state -> one ``LayerGeometry`` per analysed layer (train points).
+        test_geometry: "orig"/"ft" -> the same on the test points.
+        sim_to_orig: [len(states), len(layers)] spatial similarity to the untuned layer (Fig. 4).
+        train_test: "orig"/"ft" -> [len(layers)] train/test spatial similarity (Table 2).
+        spatial_why: why spatial similarity is undefined where it is.
+        probe: "orig"/"ft" -> [len(layers), 3] MLP probe test accuracy mean, std over
+            restarts, majority baseline (NaN: not probed / undefined).
+        fold_geometry, fold_test_geometry: top layer per fold (findings' replicates).
+        cross_task: task -> cross-task summary; out_of_domain: the out-of-domain comparison.
+    """
+
+    study: ClassVar[str] = "geometry"
+    config: Any
+    layers: tuple[int, ...]
+    steps: tuple[int, ...]
+    states: tuple[str, ...]
+    label_names: tuple[str, ...]
+    n_layers: int
+    n_points: dict
+    geometry: dict[str, tuple[LayerGeometry, ...]]
+    test_geometry: dict[str, tuple[LayerGeometry, ...]]
+    sim_to_orig: np.ndarray
+    train_test: dict[str, np.ndarray]
+    spatial_why: tuple[str, ...] = ()
+    probe: dict[str, np.ndarray] = field(default_factory=dict)
+    probe_layers: tuple[int, ...] = ()
+    probe_why: tuple[str, ...] = ()
+    fold_geometry: dict = field(default_factory=dict)
+    fold_test_geometry: dict = field(default_factory=dict)
+    cross_task: dict = field(default_factory=dict)
+    out_of_domain: dict = field(default_factory=dict)
+    activation_keys: dict[str, str] = field(default_factory=dict)
+    finetune_runs: tuple[dict, ...] = ()
+    seconds: float | None = None
+
+    # ---- arrays
+    def labels_of(self, layer: int) -> str:
+        return plots.layer_labels(self.n_layers)[layer]
+
+    def column(self, layer: int) -> int:
+        """Position of ``layer`` (negative from the top) in the per-layer arrays."""
+        layer = layer % (self.n_layers + 1)
+        if layer not in self.layers:
+            raise ConfigError(f"layer {layer} was not analysed; analysed: {list(self.layers)}")
+        return self.layers.index(layer)
+
+    def step_x(self) -> list[int]:
+        """The fine-tuning step of each state (orig: 0, ft: the run's last step)."""
+        total = self.config.total_steps()
+        return [0 if s == "orig" else total if s == "ft" else int(s[5:]) for s in self.states]
+
+    def min_distances(self, layer: int = -1) -> np.ndarray:
+        """[len(states), k] each label's minimum distance per state at ``layer`` (Fig. 2)."""
+        j = self.column(layer)
+        return np.stack([self.geometry[s][j].min_distances for s in self.states])
+
+    def n_clusters(self, state: str = "ft", test: bool = False) -> list[int | None]:
+        src = self.test_geometry if test else self.geometry
+        return [g.n_clusters for g in src[state]]
+
+    def tables(self) -> dict[str, list[dict]]:
+        """Rows per layer: Table 2 (train/test similarity), Tables 3-4 (clusters), probes."""
+        rows = []
+        for j, i in enumerate(self.layers):
+            o, f = self.geometry["orig"][j], self.geometry["ft"][j]
+            rows.append({"layer": self.labels_of(i), "clusters_orig": o.n_clusters,
+                         "clusters_ft": f.n_clusters, "labels": o.n_labels,
+                         "test_clusters_orig": self.test_geometry["orig"][j].n_clusters,
+                         "test_clusters_ft": self.test_geometry["ft"][j].n_clusters,
+                         "train_test_orig": float(self.train_test["orig"][j]),
+                         "train_test_ft": float(self.train_test["ft"][j]),
+                         "nearest_cluster_acc_orig": o.accuracy,
+                         "nearest_cluster_acc_ft": f.accuracy,
+                         "probe_orig": float(self.probe["orig"][j, 0]),
+                         "probe_orig_std": float(self.probe["orig"][j, 1]),
+                         "probe_ft": float(self.probe["ft"][j, 0]),
+                         "probe_ft_std": float(self.probe["ft"][j, 1]),
+                         "majority": float(self.probe["orig"][j, 2])})
+        return {"layers": rows}
+
+    def notes(self) -> list[str]:
+        out = sorted({g.why for gs in self.geometry.values() for g in gs if g.why})
+        out += [w for w in self.spatial_why if w not in out]
+        return out + ["Layer 0 = embedding output; layer i = output of block i."]
+
+    # ---- figures
+    def title(self) -> str:
+        c = self.config
+        return (f"Geometry of {c.pooling} representations: {c.model} fine-tuned on {c.task} "
+                f"({self.n_points['train']} train / {self.n_points['test']} test points)")
+
+    def _distance_lines(self, layer: int):
+        d = self.min_distances(layer)
+        lines = [plots.Line(name, self.step_x(), d[:, c].tolist(),
+                            colour=plots.curves.viridis(c, len(self.label_names)))
+                 for c, name in enumerate(self.label_names) if np.isfinite(d[:, c]).any()]
+        why = "" if lines else f"<br>undefined: {self.geometry['ft'][self.column(layer)].why}"
+        return lines, dict(title=f"Each label's minimum distance to the others, layer "
+                                 f"{self.labels_of(self.layers[self.column(layer)])} (Zhou & "
+                                 f"Srikumar 2022 Fig. 2){why}", x_title="fine-tuning step",
+                           y_title="min hull distance")
+
+    def figure(self, layer: int = -1):
+        """Fig. 2: each label's minimum distance over the traced steps at ``layer``."""
+        lines, kw = self._distance_lines(layer)
+        return plots.lines_figure(lines, **kw)
+
+    def png(self, path: Path, layer: int = -1) -> Path:
+        lines, kw = self._distance_lines(layer)
+        return plots.lines_png(lines, path, **kw)
+
+    def _similarity_lines(self):
+        lines = plots.per_layer_lines(self.step_x(), self._full_layers(self.sim_to_orig))
+        kw = dict(title="Spatial similarity of each layer to its untuned self during "
+                        "fine-tuning (Zhou & Srikumar 2022 Fig. 4)",
+                  x_title="fine-tuning step", y_title="Pearson r of label-distance vectors")
+        return lines, kw
+
+    def _full_layers(self, a: np.ndarray) -> np.ndarray:
+        """[S, len(layers)] -> [S, L+1] with NaN for layers not analysed."""
+        out = np.full((a.shape[0], self.n_layers + 1), np.nan)
+        out[:, list(self.layers)] = a
+        return out
+
+    def similarity_figure(self):
+        lines, kw = self._similarity_lines()
+        if not lines:
+            raise ConfigError("spatial similarity is undefined at every layer: "
+                              + "; ".join(self.spatial_why))
+        return plots.lines_figure(lines, **kw)
+
+    def _paths(self, layers) -> list[tuple[str, list[Path2D]]]:
+        panels = []
+        for i in layers:
+            j = self.column(i)
+            means = np.stack([self.geometry[s][j].label_means for s in self.states])
+            xy = centroid_paths(means)
+            panels.append((f"layer {self.labels_of(self.layers[j])}",
+                           [Path2D(n, xy[:, c], [f"{s}" for s in self.states])
+                            for c, n in enumerate(self.label_names)]))
+        return panels
+
+    def default_path_layers(self) -> tuple[int, ...]:
+        """The lowest analysed block and the top layer (Fig. 3 shows layers 1 and 12)."""
+        blocks = [i for i in self.layers if i > 0] or list(self.layers)
+        return tuple(dict.fromkeys((blocks[0], blocks[-1])))
+
+    def paths_figure(self, layers=None):
+        """Fig. 3: label-centroid paths over the checkpoints in 2-D PCA (one PCA a layer);
+        ``layers`` None: ``default_path_layers()``."""
+        panels = self._paths(layers or self.default_path_layers())
+        return paths_figure(panels, title="Label centroids during fine-tuning, 2-D PCA (Zhou & "
+                                          "Srikumar 2022 Fig. 3); the last point is FT")
+
+    def _displacements(self):
+        panels = []
+        for j, i in enumerate(self.layers):
+            d = displacements(self.geometry["orig"][j].label_means,
+                              self.geometry["ft"][j].label_means)
+            panels.append((f"layer {self.labels_of(i)}",
+                           [Path2D(n, np.stack([np.zeros(2), d[c]]))
+                            for c, n in enumerate(self.label_names)]))
+        return panels
+
+    def displacement_figure(self):
+        """Fig. 5: each label's centroid displacement ORIG -> FT per layer, uncentred 2-D PCA
+        (the same units as the space: compare the ranges of low and high layers)."""
+        return paths_figure(self._displacements(), arrows=True,
+                            title="Centroid displacement before -> after fine-tuning per layer "
+                                  "(Zhou & Srikumar 2022 Fig. 5)")
+
+    def _ood_lines(self):
+        o = self.out_of_domain
+        lines = []
+        for m, dash in (("cka", None), ("rsa", "dot")):
+            for c, (name, v) in enumerate(o["diagonal"][m].items()):
+                lines.append(plots.Line(f"{name} {m.upper()}", plots.layer_labels(self.n_layers),
+                                        v, colour=plots.curves.viridis(c, len(o["sets"])),
+                                        dash=dash))
+        return lines, dict(title="How much each layer changes: FT vs ORIG on in-domain and "
+                                 "out-of-domain sentences (Merchant et al. 2020)",
+                           x_title="layer", y_title="similarity FT vs ORIG (lower = more change)")
+
+    def ood_figure(self):
+        if not self.out_of_domain:
+            raise ConfigError("no out-of-domain sets: set out_of_domain=('tweets', ...)")
+        lines, kw = self._ood_lines()
+        return plots.lines_figure(lines, **kw)
+
+    def extra_figures(self) -> dict:
+        path_panels = self._paths(self.default_path_layers())
+        out = {"paths": (self.paths_figure(), lambda p: paths_png(
+                   path_panels, p, title="Label centroids during fine-tuning (PCA)")),
+               "displacement": (self.displacement_figure(), lambda p: paths_png(
+                   self._displacements(), p, arrows=True, title="Centroid displacement"))}
+        lines, kw = self._similarity_lines()
+        if lines:
+            out["similarity_to_orig"] = (plots.lines_figure(lines, **kw),
+                                         lambda p: plots.lines_png(lines, p, **kw))
+        if self.out_of_domain:
+            ol, okw = self._ood_lines()
+            out["out_of_domain"] = (plots.lines_figure(ol, **okw),
+                                    lambda p: plots.lines_png(ol, p, **okw))
+        return out
+
+    # ---- protocol
+    def findings(self) -> dict:
+        return fnd.findings(self)
+
+    def headline(self) -> dict:
+        out: dict = {"n_layers": self.n_layers, "n_train_points": self.n_points["train"],
+                     "n_test_points": self.n_points["test"], "seconds": self.seconds}
+        g0, g1 = self.geometry["orig"][-1], self.geometry["ft"][-1]
+        out.update(top_clusters_orig=g0.n_clusters, top_clusters_ft=g1.n_clusters,
+                   top_mean_min_distance_orig=float(np.mean(g0.min_distances)),
+                   top_mean_min_distance_ft=float(np.mean(g1.min_distances)),
+                   top_spatial_similarity=float(self.sim_to_orig[-1, -1]),
+                   top_probe_orig=float(self.probe["orig"][-1, 0]),
+                   top_probe_ft=float(self.probe["ft"][-1, 0]))
+        for m, e in (self.out_of_domain.get("effects") or {}).items():
+            out[f"ood_effect_{m}"] = e["estimate"]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "layers": list(self.layers),
+                "steps": list(self.steps), "states": list(self.states),
+                "label_names": list(self.label_names), "n_points": self.n_points,
+                "geometry": {s: [g.to_dict() for g in v] for s, v in self.geometry.items()},
+                "test_geometry": {s: [g.to_dict() for g in v]
+                                  for s, v in self.test_geometry.items()},
+                "sim_to_orig": self.sim_to_orig.tolist(),
+                "train_test": {k: v.tolist() for k, v in self.train_test.items()},
+                "probe": {k: v.tolist() for k, v in self.probe.items()},
+                "tables": self.tables(), "notes": self.notes(),
+                "cross_task": self.cross_task, "out_of_domain": self.out_of_domain,
+                "activation_keys": self.activation_keys,
+                "finetune_runs": list(self.finetune_runs), "seconds": self.seconds}

@@ -1,0 +1,263 @@
+"""Study 05: how fine-tuning moves the geometry of each layer (Zhou & Srikumar 2022 §4;
+Merchant et al. 2020 for probing and out-of-domain). Notebook ``05_geometry``.
+
+``run_geometry(cfg)``: fine-tuned models and their snapshots come from the cache (a cached run
+gets missing snapshots by an exact replay, never a new model); representations come from the
+activation cache, so notebook 05 after the main job only runs DirectProbe and the probes.
+
+Per analysed layer, for the untuned model ("orig"), each checkpoint ("step-S") and the
+fine-tuned model ("ft"): DirectProbe on the training points; for orig and ft also on the test
+points (train/test spatial similarity, Table 2), nearest-cluster and MLP-probe accuracy on
+test points (``probe_layers``). The top layer is also clustered on disjoint folds (and for
+every seed): the replicates behind the findings' intervals.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ... import activations as acts
+from ... import finetune
+from ...errors import ConfigError, UndefinedError
+from ...measures.probes import select_and_restart
+from ..similarity.result import aligned
+from . import cross_task as xt
+from . import out_of_domain as ood
+from .config import PROBE_GRIDS, GeometryConfig
+from .dynamics import LayerGeometry, folds, keep_labels, layer_geometry, spatial
+from .result import GeometryResult
+
+MIN_POINTS = 5  # a label needs this many points in a set (rarer tags are left out, and said)
+
+
+def resolve_layers(wanted: tuple[int, ...], n_layers: int, what: str) -> tuple[int, ...]:
+    """Layer indices (negative from the top) -> sorted 0..L; () = all; clear error if out."""
+    if not wanted:
+        return tuple(range(n_layers + 1))
+    bad = [i for i in wanted if not -(n_layers + 1) <= i <= n_layers]
+    if bad:
+        raise ConfigError(f"{what} {bad} out of range: this model has layers 0..{n_layers} "
+                          "(0 = embedding output, i = output of block i; -1 = top)")
+    return tuple(sorted({i % (n_layers + 1) for i in wanted}))
+
+
+class _Points:
+    """The rows of one representation set used as points: a seeded subset of at most
+    ``max_points`` rows whose label has >= MIN_POINTS rows, label values mapped to 0..k-1."""
+
+    def __init__(self, a: acts.Activations, values: np.ndarray | None, max_points: int,
+                 seed: int):
+        y = np.asarray(a.labels)
+        keep = np.flatnonzero(keep_labels(y, MIN_POINTS) if values is None
+                              else np.isin(y, values))
+        if len(keep) > max_points:
+            keep = np.sort(np.random.default_rng(seed).choice(keep, max_points, replace=False))
+        self.rows, self.act = keep, a
+        self.values = np.unique(y[keep]) if values is None else values
+        self.y = np.searchsorted(self.values, y[keep])
+
+    def x(self, layer: int) -> np.ndarray:
+        return np.asarray(self.act.states[layer])[self.rows]
+
+    def like(self, other: acts.Activations) -> _Points:
+        """The same rows (same examples) of another model's set."""
+        ia, ib = aligned(self.act, other)
+        pos = {int(r): int(j) for r, j in zip(ia, ib, strict=True)}
+        new = object.__new__(_Points)
+        new.rows = np.array([pos[int(r)] for r in self.rows if int(r) in pos], dtype=np.int64)
+        new.act, new.values = other, self.values
+        new.y = self.y[[int(r) in pos for r in self.rows]]
+        return new
+
+
+def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult:
+    """Everything of ``cfg``; see the module docstring. Arrays in the result are per analysed
+    layer (``result.layers``), NaN where undefined (reasons in ``result.undefined``)."""
+    t0 = time.time()
+    log = print if verbose else (lambda *a, **k: None)
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    steps = cfg.steps()
+    memo: dict = {}
+
+    def extract(task: str, which: str, source, step: int | None = None, n: int | None = None):
+        spec = cfg.activation_spec(task, which, n)
+        model, tok = acts.encoder_and_tokenizer(source, step=step,
+                                                for_words=spec.pooling in ("word", "pair"))
+        return acts.load_or_extract(spec, model, tok, progress=verbose)
+
+    def geo(p: _Points, layer: int, rows=None, ev: tuple | None = None) -> LayerGeometry:
+        """DirectProbe of one set at one layer, memoised by activation key (the step-0
+        snapshot and the untuned model share weights, hence key and result)."""
+        k = (p.act.key, layer, None if rows is None else rows.tobytes(), ev is not None)
+        if k not in memo:
+            x, y = p.x(layer), p.y
+            if rows is not None:
+                x, y = x[rows], y[rows]
+            memo[k] = layer_geometry(x, y, len(p.values), test=cfg.directprobe_test,
+                                     x_eval=None if ev is None else ev[0],
+                                     y_eval=None if ev is None else ev[1])
+        return memo[k]
+
+    log("[geometry] representations: train and test points of the untuned and fine-tuned "
+        "models, and checkpoints")
+    raw = {"orig": extract(cfg.task, "train", cfg.model), "ft": extract(cfg.task, "train", ft[0])}
+    for s in steps:
+        raw[f"step-{s}"] = extract(cfg.task, "train", ft[0], step=s)
+    for r in ft[1:]:
+        raw[f"ft-seed{r.config.seed}"] = extract(cfg.task, "train", r)
+    raw_test = {"orig": extract(cfg.task, "test", cfg.model),
+                "ft": extract(cfg.task, "test", ft[0])}
+    n_layers = raw["orig"].n_layers
+    layers = resolve_layers(cfg.layers, n_layers, "layers")
+    probe_layers = [i for i in resolve_layers(cfg.probe_layers, n_layers, "probe_layers")
+                    if i in layers]
+    top = layers[-1]
+    base = _Points(raw["orig"], None, cfg.max_points, cfg.seed)
+    pts = {k: base if k == "orig" else base.like(v) for k, v in raw.items()}
+    tbase = _Points(raw_test["orig"], base.values, cfg.max_points, cfg.seed)
+    tpts = {"orig": tbase, "ft": tbase.like(raw_test["ft"])}
+    pred = np.sort(np.random.default_rng(cfg.seed).permutation(len(tbase.y))[:cfg.n_predict])
+
+    log(f"[geometry] DirectProbe on {len(base.y)} train / {len(tbase.y)} test points, "
+        f"{len(layers)} layers, {len(steps)} checkpoints")
+    states = ["orig", *[f"step-{s}" for s in steps], "ft"]
+    table: dict[str, list[LayerGeometry]] = {}
+    for st in states:
+        table[st] = []
+        for i in layers:
+            ev = None
+            if st in ("orig", "ft") and i in probe_layers and len(pred):
+                ev = (tpts[st].x(i)[pred], tpts[st].y[pred])
+            table[st].append(geo(pts[st], i, ev=ev))
+    test_table = {st: [geo(tpts[st], i) for i in layers] for st in ("orig", "ft")}
+
+    sim_to_orig = np.array([[spatial(table[st][j], table["orig"][j])[0]
+                             for j in range(len(layers))] for st in states])
+    train_test = {st: np.array([spatial(table[st][j], test_table[st][j])[0]
+                                for j in range(len(layers))]) for st in ("orig", "ft")}
+    why_spatial = sorted({w for st in states for j in range(len(layers))
+                          for w in [spatial(table[st][j], table["orig"][j])[1]] if w})
+
+    log("[geometry] MLP probes" if cfg.probe_grid != "none" else "[geometry] no MLP probes")
+    probe = {st: np.full((len(layers), 3), np.nan) for st in ("orig", "ft")}  # mean, std, base
+    probe_why: list[str] = []
+    if cfg.probe_grid != "none":
+        hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
+        split = folds(len(base.y), 5, cfg.seed, base.y)  # 1/5 of the points choose the grid
+        val, fit = split[0], np.sort(np.concatenate(split[1:]))
+        for st in ("orig", "ft"):
+            for j, i in enumerate(layers):
+                if i not in probe_layers:
+                    continue
+                x, y = pts[st].x(i), pts[st].y
+                try:
+                    r = select_and_restart(x[fit], y[fit], x[val], y[val], tpts[st].x(i),
+                                           tpts[st].y, hidden=hidden, alphas=alphas,
+                                           n_restarts=cfg.probe_restarts, seed=cfg.seed,
+                                           max_iter=cfg.probe_max_iter,
+                                           standardize=cfg.probe_standardize)
+                    probe[st][j] = (*r.test_mean_std, r.baseline_test)
+                except UndefinedError as e:
+                    probe_why.append(f"{st} layer {i}: {e}")
+
+    # replicates of the findings: the top layer on disjoint folds, for every seed
+    fidx = folds(len(base.y), cfg.n_folds, cfg.seed, base.y)
+    tidx = folds(len(tbase.y), cfg.n_folds, cfg.seed + 1, tbase.y)
+    fold_geo = {k: [geo(pts[k], top, rows=f) for f in fidx]
+                for k in ["orig", "ft", *[f"ft-seed{r.config.seed}" for r in ft[1:]]]}
+    fold_test = {k: [geo(tpts[k], top, rows=f) for f in tidx] for k in ("orig", "ft")}
+
+    cross = {}
+    for task_b in cfg.cross_task:
+        log(f"[geometry] cross-task: {cfg.task}-fine-tuned model on {task_b}'s labels")
+        cross[task_b] = _cross_task(cfg, task_b, ft[0], extract, geo, top)
+    ood_out = {}
+    if cfg.out_of_domain:
+        log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
+        ood_out = _out_of_domain(cfg, ft[0], extract, raw_test, n_layers)
+
+    return GeometryResult(
+        config=cfg, layers=layers, steps=tuple(steps), states=tuple(states),
+        label_names=tuple(str(v) for v in _names(cfg.task, base.values)),
+        n_layers=n_layers, n_points={"train": len(base.y), "test": len(tbase.y)},
+        geometry={st: tuple(v) for st, v in table.items()},
+        test_geometry={st: tuple(v) for st, v in test_table.items()},
+        sim_to_orig=sim_to_orig, train_test=train_test, spatial_why=tuple(why_spatial),
+        probe=probe, probe_layers=tuple(probe_layers), probe_why=tuple(probe_why),
+        fold_geometry={k: tuple(v) for k, v in fold_geo.items()},
+        fold_test_geometry={k: tuple(v) for k, v in fold_test.items()},
+        cross_task=cross, out_of_domain=ood_out,
+        activation_keys={**{f"train:{k}": v.key for k, v in raw.items()},
+                         **{f"test:{k}": v.key for k, v in raw_test.items()}},
+        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics}
+                            for r in ft),
+        seconds=round(time.time() - t0, 1))
+
+
+def _names(task: str, values: np.ndarray) -> list[str]:
+    from ...tasks import get_task
+
+    names = get_task(task).label_names
+    return [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in values]
+
+
+def _cross_task(cfg, task_b, ft0, extract, geo, top) -> dict:
+    """Task B's labels on the untuned and the A-fine-tuned model, at the top layer."""
+    tr = {"orig": extract(task_b, "train", cfg.model), "ft": extract(task_b, "train", ft0)}
+    te = {"orig": extract(task_b, "test", cfg.model), "ft": extract(task_b, "test", ft0)}
+    p0 = _Points(tr["orig"], None, cfg.max_points, cfg.seed)
+    p = {"orig": p0, "ft": p0.like(tr["ft"])}
+    t0 = _Points(te["orig"], p0.values, cfg.max_points, cfg.seed)
+    t = {"orig": t0, "ft": t0.like(te["ft"])}
+    g = {k: geo(v, top) for k, v in p.items()}
+    fidx = folds(len(p0.y), cfg.n_folds, cfg.seed, p0.y)
+    fg = {k: [geo(v, top, rows=f) for f in fidx] for k, v in p.items()}
+    fold_why = next((g.why for gs in fg.values() for g in gs if g.why), "")
+    out = {"layer": top, "fold_why": fold_why,
+           "labels": [str(v) for v in _names(task_b, p0.values)],
+           "n_points": len(p0.y), **xt.distance_change(g["orig"], g["ft"]),
+           "min_distances": {k: v.min_distances.tolist() for k, v in g.items()},
+           "n_clusters": {k: v.n_clusters for k, v in g.items()},
+           "spatial_similarity": spatial(g["ft"], g["orig"])[0],
+           "fold_changes": xt.fold_changes(fg["orig"], fg["ft"]), "probe": {}}
+    if cfg.probe_grid != "none":
+        hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
+        split = folds(len(p0.y), 5, cfg.seed, p0.y)
+        val, fit = split[0], np.sort(np.concatenate(split[1:]))
+        for k in ("orig", "ft"):
+            x, y = p[k].x(top), p[k].y
+            try:
+                r = select_and_restart(x[fit], y[fit], x[val], y[val], t[k].x(top), t[k].y,
+                                       hidden=hidden, alphas=alphas, seed=cfg.seed,
+                                       n_restarts=cfg.probe_restarts, max_iter=cfg.probe_max_iter,
+                                           standardize=cfg.probe_standardize)
+                out["probe"][k] = dict(zip(("mean", "std"), r.test_mean_std, strict=True))
+            except (UndefinedError, ConfigError) as e:
+                out["probe"][k] = {"mean": float("nan"), "std": float("nan"), "why": str(e)}
+    return out
+
+
+def _out_of_domain(cfg, ft0, extract, raw_test, n_layers) -> dict:
+    """Per layer FT-vs-ORIG similarity (CKA, RSA) on in-domain test rows and on each
+    out-of-domain set, n_ood sentences each; bootstrap effect over the top third."""
+    sets = {cfg.task: (raw_test["ft"], raw_test["orig"])}
+    for t in cfg.out_of_domain:
+        sets[t] = (extract(t, "test", ft0, n=cfg.n_ood), extract(t, "test", cfg.model,
+                                                                  n=cfg.n_ood))
+    n = min(cfg.n_ood, *(f.states.shape[1] for f, _ in sets.values()))
+    arrays = {}
+    for i, (k, (f, o)) in enumerate(sets.items()):
+        rows = np.sort(np.random.default_rng(cfg.seed + i).permutation(f.states.shape[1])[:n])
+        arrays[k] = (np.asarray(f.states)[:, rows], np.asarray(o.states)[:, rows])
+    k_top = max(1, n_layers // 3)  # top third of the blocks, as in study 02
+    top = list(range(n_layers - k_top + 1, n_layers + 1))
+    out = {"n": n, "top_layers": top, "sets": list(sets),
+           "diagonal": {m: {k: ood.diagonal(f, o, m, cfg.seed).tolist()
+                            for k, (f, o) in arrays.items()} for m in ood.MEASURES},
+           "effects": {}}
+    for m in ood.MEASURES:
+        out["effects"][m] = ood.ood_effect({k: (f[top], o[top]) for k, (f, o) in arrays.items()},
+                                           cfg.task, m, n_boot=cfg.n_boot, seed=cfg.seed)
+    return out

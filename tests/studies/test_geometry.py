@@ -1,0 +1,198 @@
+"""Study 05 on tiny models: shapes, invariants, findings, figures, files, bad input, widgets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from layerscope import paths
+from layerscope.studies import geometry as geo
+from layerscope.studies.base import VERDICTS
+from layerscope.studies.geometry import dynamics, ui
+
+CFG = geo.GeometryConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke", seeds=(0, 1),
+                         max_steps=30, n_train=64, n_test=48, checkpoint_steps=(0, 15, 30),
+                         n_folds=2, n_predict=8, probe_max_iter=40, cross_task=("tiny-pos",),
+                         out_of_domain=("tweets",), n_ood=32, n_boot=20)
+POS = geo.GeometryConfig(task="tiny-pos", model="tiny-bert", preset="smoke", pooling="word",
+                         max_steps=30, n_train=40, n_test=24, max_points=200,
+                         checkpoint_steps=(0, 30), n_folds=2, n_predict=0, probe_grid="none")
+
+pytestmark = pytest.mark.usefixtures("private_home")
+
+
+@pytest.fixture(scope="module")
+def result():
+    return geo.run_geometry(CFG, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def pos():
+    return geo.run_geometry(POS, verbose=False)
+
+
+def test_shapes(result):
+    """Every analysed layer (emb, 1..4) of orig, each checkpoint and ft; one table row each."""
+    assert result.layers == (0, 1, 2, 3, 4) and result.n_layers == 4
+    assert result.states == ("orig", "step-0", "step-15", "step-30", "ft")
+    assert result.sim_to_orig.shape == (5, 5)
+    assert all(len(v) == 5 for v in result.geometry.values())
+    assert result.probe["ft"].shape == (5, 3) and len(result.tables()["layers"]) == 5
+    assert result.min_distances(-1).shape == (5, 2)
+    assert result.step_x() == [0, 0, 15, 30, 30]
+
+
+def test_layer0_cls_is_undefined_with_a_reason(result):
+    """BERT's layer-0 CLS is one vector under both labels: no clustering, distances NaN, said."""
+    g = result.geometry["orig"][0]
+    assert g.n_clusters is None and np.isnan(g.min_distances).all()
+    assert "two or more labels" in g.why
+    assert np.isnan(result.probe["orig"][0]).all() and result.probe_why
+    top = result.geometry["ft"][-1]
+    assert top.separable and np.isfinite(top.min_distances).all()
+
+
+def test_step0_snapshot_is_the_untuned_model(pos):
+    """The step-0 snapshot has the untuned weights: the same activation key, the same DirectProbe
+    distances, spatial similarity 1 with the untuned layer; later steps differ."""
+    j = pos.states.index("step-0")
+    for layer in range(len(pos.layers)):
+        a, b = pos.geometry["orig"][layer], pos.geometry["step-0"][layer]
+        assert a.n_clusters == b.n_clusters
+        np.testing.assert_array_equal(a.min_distances, b.min_distances)
+    defined = np.isfinite(pos.sim_to_orig[j])
+    assert defined.any()
+    np.testing.assert_allclose(pos.sim_to_orig[j][defined], 1.0, atol=1e-12)
+    assert pos.geometry["ft"][-1].n_labels == len(pos.label_names) >= 3
+
+
+def test_spatial_similarity_of_a_representation_with_itself_is_one(pos):
+    g = next(g for g in pos.geometry["ft"] if g.distance_vector is not None)
+    assert dynamics.spatial(g, g) == (pytest.approx(1.0), "")
+
+
+def test_findings_carry_intervals_and_verdicts_by_the_rule(result, pos):
+    """Verdicts follow the interval; undefined ones say why (2 labels: no spatial similarity)."""
+    for r in (result, pos):
+        for cid, f in r.findings().items():
+            assert f["verdict"] in VERDICTS, cid
+            iv = f["interval"]
+            if f["verdict"] == "UNDEFINED":
+                assert f.get("why"), cid
+                continue
+            if iv["low"] is None:
+                assert f["verdict"] == "INCONCLUSIVE", cid
+                continue
+            assert iv["low"] <= iv["estimate"] + 1e-12 <= iv["high"] + 2e-12, cid
+            expect = ("SUPPORTED" if iv["low"] > f["threshold"] else "NOT SUPPORTED"
+                      if iv["high"] < f["threshold"] else "INCONCLUSIVE")
+            assert f["verdict"] == expect, cid
+    f = result.findings()
+    assert {"distances_increase", "clusters_fall_or_stay", "probe_improves", "cross_tiny-pos",
+            "ood_changes_less_cka", "ood_changes_less_rsa"} <= set(f)
+    assert f["top_similarity_high"]["verdict"] == "UNDEFINED"
+    assert "at least 3 labels" in f["top_similarity_high"]["why"]
+    assert f["clusters_fall_or_stay"]["threshold"] == -0.5
+    assert "disjoint folds" in f["distances_increase"]["interval"]["method"]
+    assert "distances_increase" in result.verdict()
+
+
+def test_cross_task_and_out_of_domain(result):
+    x = result.cross_task["tiny-pos"]
+    assert x["layer"] == 4 and len(x["labels"]) >= 3 and len(x["fold_changes"]) == 2
+    o = result.out_of_domain
+    assert o["sets"] == ["tiny-sentiment", "tweets"] and o["n"] == 32
+    for m in ("cka", "rsa"):
+        d = o["diagonal"][m]["tweets"]
+        assert len(d) == 5 and np.isnan(d[0]) and np.isfinite(d[1:]).all()
+        e = o["effects"][m]
+        assert e["low"] <= e["high"]
+    assert result.ood_figure().data
+
+
+def test_pca_paths_have_one_point_per_checkpoint(result):
+    fig = result.paths_figure()
+    assert len(fig.data) == 2 * 2  # 2 layers x 2 labels
+    assert all(len(t.x) == len(result.states) for t in fig.data)
+    assert len(result.displacement_figure().data) == 5 * 2
+    assert len(result.figure().data) == 2
+
+
+def test_to_record_is_flat_and_holds_no_paths(result):
+    rec = result.to_record()
+    assert all(v is None or isinstance(v, (str, int, float, bool)) for v in rec.values())
+    assert rec["study"] == "geometry" and rec["cross_task"] == "tiny-pos"
+    assert rec["verdict.distances_increase"] in VERDICTS
+    assert str(paths.home()) not in json.dumps(result.to_dict(), default=str)
+
+
+def test_save_writes_html_png_json(result, tmp_path):
+    files = result.save(tmp_path)
+    for key in ("html", "png", "json", "txt", "paths_png", "displacement_html",
+                "out_of_domain_png"):
+        assert files[key].exists() and files[key].stat().st_size > 0, key
+    assert files["png"].read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(files["json"].read_text())
+    assert data["geometry"]["orig"][0]["n_clusters"] is None
+    assert data["tables"]["layers"][-1]["clusters_ft"] == 2
+
+
+def test_dynamics_helpers():
+    f = dynamics.folds(10, 3, seed=1)
+    assert sorted(np.concatenate(f).tolist()) == list(range(10))
+    assert not (f[0] == np.arange(len(f[0]))).all() or len(f[0]) < 2
+    xy = dynamics.pca_2d(np.array([[0.0, 0, 0], [2, 0, 0]]))
+    assert xy.shape == (2, 2) and np.allclose(xy[:, 1], 0) and abs(xy[1, 0] - xy[0, 0]) == 2
+    d = dynamics.displacements(np.zeros((2, 3)), np.array([[3.0, 0, 0], [0, 4, 0]]))
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), [3, 4])  # uncentred: lengths kept
+    # two separable blobs: 2 clusters, distance between the hulls' nearest points
+    x = np.array([[0.0, 0], [0, 1], [3, 0], [3, 1]])
+    g = dynamics.layer_geometry(x, np.array([0, 0, 1, 1]), 2)
+    assert g.separable and np.allclose(g.min_distances, 3.0)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"task": "sst3"}, "unknown task 'sst3'"),
+    ({"model": "tiny-bret"}, "unknown model 'tiny-bret'"),
+    ({"probe_grid": "huge"}, "unknown probe_grid 'huge'"),
+    ({"directprobe_test": "svm"}, "unknown directprobe_test 'svm'"),
+    ({"seeds": ()}, r"seeds=\(\)"),
+    ({"n_folds": 1}, "n_folds=1"),
+    ({"n_train": 10, "n_folds": 4}, "n_folds=4 folds of 10 points"),
+    ({"checkpoint_steps": (0, 999)}, r"checkpoint_steps \[999\]"),
+    ({"cross_task": ("tiny-sentiment",)}, "cross_task 'tiny-sentiment' is the fine-tuning"),
+    ({"out_of_domain": ("tiny-pos",)}, "out_of_domain 'tiny-pos'"),
+    ({"pooling": "word"}, "pooling 'word' needs a token task"),
+    ({"task": "movies-score"}, "'regression': geometry needs class labels"),
+    ({"preset": "fast"}, "unknown preset 'fast'"),
+])
+def test_bad_config_raises_clear_errors(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(CFG, **change)
+
+
+def test_layer_out_of_range_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"layers \[9\] out of range: this model has layers 0..4"):
+        geo.run.resolve_layers((9,), 4, "layers")
+    assert geo.run.resolve_layers((-1, 1), 4, "layers") == (1, 4)
+
+
+def test_explorer_calls_run_geometry_with_widget_values(result, monkeypatch):
+    seen = []
+
+    def fake(cfg, verbose=True):
+        seen.append(cfg)
+        return result
+
+    monkeypatch.setattr(ui, "run_geometry", fake)
+    box = ui.geometry_explorer(CFG, n_layers=4, steps=result.steps)
+    c = box.controls
+    c["task"].value, c["seed"].value, c["layer"].value = "tiny-pos", 3, 2
+    c["checkpoint"].value, c["view"].value = "step-15", "paths"
+    box.refresh()
+    cfg = seen[-1]
+    assert (cfg.task, cfg.model, cfg.seeds[0], cfg.pooling) == ("tiny-pos", "tiny-bert", 3,
+                                                                 "word")
