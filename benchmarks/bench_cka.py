@@ -41,6 +41,7 @@ import time
 import torch
 
 from layerscope.measures.cka import cka_matrix
+from machine import other_load  # noqa: E402  (benchmarks/machine.py)
 
 L, D = 13, 768
 F64 = torch.float64
@@ -63,18 +64,6 @@ def _trim():
         pass
 
 
-def _other_load(window: float = 0.5) -> float:
-    """CPU cores used by other processes over `window` seconds (from /proc/stat)."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK"), sum(os.times()[:2])
-    (b0, s0), t0 = sample(), time.perf_counter()
-    time.sleep(window)
-    (b1, s1), t1 = sample(), time.perf_counter()
-    return max(0.0, ((b1 - b0) - (s1 - s0)) / (t1 - t0))
-
-
 CONTENTION: list[float] = []  # other-process load seen before each timed run
 
 
@@ -84,10 +73,10 @@ def wait_quiet(max_wait: float = 180.0, threshold: float = 0.2) -> float:
     This machine is shared; with torch's spinning OpenMP threads a busy neighbour core can slow
     small ops by 10x, so each timed run starts when the neighbours are quiet, if they get quiet.
     """
-    deadline, load = time.perf_counter() + max_wait, _other_load()
+    deadline, load = time.perf_counter() + max_wait, other_load()
     while load >= threshold and time.perf_counter() < deadline:
         time.sleep(1.0)
-        load = _other_load()
+        load = other_load()
     CONTENTION.append(load)
     return load
 

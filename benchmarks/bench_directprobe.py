@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from layerscope.measures.directprobe import directprobe
+from machine import other_load  # noqa: E402  (benchmarks/machine.py)
 
 
 def make_data(n: int, d: int, k: int, shuffled: float = 0.0, seed: int = 0):
@@ -65,18 +66,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def other_load(window: float = 0.5) -> float:
-    """CPU cores used by other processes over `window` seconds (from /proc/stat)."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK"), sum(os.times()[:2])
-    (b0, s0), t0 = sample(), time.perf_counter()
-    time.sleep(window)
-    (b1, s1), t1 = sample(), time.perf_counter()
-    return max(0.0, ((b1 - b0) - (s1 - s0)) / (t1 - t0))
 
 
 class _Timeout(Exception):

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from layerscope.measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN, select_and_restart
+from machine import other_load  # noqa: E402  (benchmarks/machine.py)
 
 
 def make_data(n: int, d: int, k: int, seed: int = 0, per_label: int = 3, latent: int = 24,
@@ -48,18 +49,6 @@ def make_data(n: int, d: int, k: int, seed: int = 0, per_label: int = 3, latent:
     z = centres[which] + noise * rng.normal(size=(n, latent))
     x = 3.0 * z @ basis.T + 0.5 * rng.normal(size=(n, d))
     return x.astype(np.float32), which % k
-
-
-def other_load(window: float = 0.5) -> float:
-    """CPU cores used by other processes over `window` seconds (from /proc/stat)."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK"), sum(os.times()[:2])
-    (b0, s0), t0 = sample(), time.perf_counter()
-    time.sleep(window)
-    (b1, s1), t1 = sample(), time.perf_counter()
-    return max(0.0, ((b1 - b0) - (s1 - s0)) / (t1 - t0))
 
 
 def grid_flops(n: int, d: int, k: int, configs_epochs) -> float:
