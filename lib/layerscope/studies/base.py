@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import cache
+from ..errors import ConfigError
 
 SUPPORTED = "SUPPORTED"
 NOT_SUPPORTED = "NOT SUPPORTED"
@@ -134,6 +135,14 @@ def verdict_lines(title: str, findings: dict) -> str:
             tail += f" {f['why']}."
         lines.append(f"- {cid}: {f['verdict']}. {f['claim']}.{tail}")
     return "\n".join(lines)
+
+
+def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """Every study config's seed check: one or more distinct fine-tuning seeds."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={seeds!r} must be one or more distinct seeds, e.g. (0,) or "
+                          "(0, 1)")
+    return seeds
 
 
 def flat_config(config) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
 from ...tasks import get_task
+from ..base import check_seeds
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
 PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
@@ -102,9 +103,7 @@ class GeometryConfig:
         if self.checkpoint_steps is not None:
             object.__setattr__(self, "checkpoint_steps",
                                tuple(sorted({int(s) for s in self.checkpoint_steps})))
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, e.g. "
-                              "(0,) or (0, 1)")
+        check_seeds(self.seeds)
         check_choice(self.probe_grid, PROBE_GRIDS, "probe_grid")
         check_choice(self.directprobe_test, TESTS, "directprobe_test")
         for name, low in (("n_train", 8), ("n_test", 4), ("max_points", 8), ("n_folds", 2),

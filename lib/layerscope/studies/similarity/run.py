@@ -26,6 +26,7 @@ from ...errors import ConfigError, check_choice
 from ...measures import cka, rsa
 from ...measures.blocks import find_block_boundary
 from ...plots import layer_labels
+from ..base import check_seeds
 from .comparisons import COMPARISON_NAMES, COMPARISONS
 from .findings import effect_intervals
 from .result import SimilarityResult, aligned
@@ -86,9 +87,7 @@ class SimilarityConfig:
         if self.ci_cell is not None:
             object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
                                                  int(self.ci_cell[2])))
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
-                              f"e.g. (0, 1)")
+        check_seeds(self.seeds)
         check_choice(self.measure, MEASURES, "measure")
         check_choice(self.rsa_dissimilarity, rsa.DISSIMILARITIES, "rsa_dissimilarity")
         check_choice(self.kernel, cka.KERNELS, "kernel")

@@ -23,6 +23,7 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune
 from ...errors import ConfigError
+from ..base import check_seeds
 from ..truncation import evaluation
 from ..truncation.scoring import Scorer, predict
 from .findings import effect_intervals
@@ -59,9 +60,7 @@ class SkippingConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
-                              f"e.g. (0,)")
+        check_seeds(self.seeds)
         evaluation.check_sequence_task(self.task, "skipping")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "

@@ -35,6 +35,7 @@ from ... import finetune, metrics
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
+from ..base import check_seeds
 from ..similarity.run import block_structure
 from . import evaluation, heads
 from .findings import effect_intervals
@@ -92,9 +93,7 @@ class TruncationConfig:
     def __post_init__(self):
         for name in ("seeds", "freeze_bottom", "drop_top"):  # papermill passes lists
             object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds={self.seeds!r} must be one or more distinct seeds, "
-                              f"e.g. (0,)")
+        check_seeds(self.seeds)
         evaluation.check_sequence_task(self.task, "truncation")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
