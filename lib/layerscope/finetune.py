@@ -43,6 +43,10 @@ class Preset:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     group_by_length: bool = False  # batches of similar length: less padding, faster on CPU
+    # "bf16": the Trainer's bf16 autocast (weights stay float32). Not used by any preset:
+    # benchmarks/bench_bf16.py measured the demo preset 12x slower with it on a CPU without
+    # avx512_bf16/AMX (8 steps + evaluation: 239 s vs 19 s), where bf16 matmuls are emulated.
+    precision: str = "fp32"
 
 
 PRESETS: dict[str, Preset] = {
@@ -61,6 +65,7 @@ PRESETS: dict[str, Preset] = {
                     max_length=32, eval_every=20, checkpoint_every=20, group_by_length=True),
 }
 PRESET_NAMES = tuple(PRESETS)
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class FinetuneConfig:
     save_steps: tuple[int, ...] = ()  # extra model snapshots to trace training (step 0 = start)
     freeze_bottom: int = 0  # Merchant et al. 2020: freeze embeddings + blocks 1..k
     drop_top: int = 0  # Merchant et al. 2020: remove the top k blocks before fine-tuning
+    precision: str | None = None  # fp32 | bf16 (autocast); None: the preset's
 
     def __post_init__(self):
         get_task(self.task)
@@ -87,6 +93,8 @@ class FinetuneConfig:
         for name in ("seed", "freeze_bottom", "drop_top"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: choose from {PRECISIONS}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or None for the preset)")
         object.__setattr__(self, "save_steps", tuple(sorted(set(int(s) for s in self.save_steps))))
@@ -94,9 +102,12 @@ class FinetuneConfig:
     def hyperparameters(self) -> dict:
         """The resolved training settings (preset values with this config's overrides)."""
         p = dataclasses.asdict(PRESETS[self.preset])
-        for name in ("max_steps", "learning_rate", "batch_size", "max_train_examples"):
+        for name in ("max_steps", "learning_rate", "batch_size", "max_train_examples",
+                     "precision"):
             if getattr(self, name) is not None:
                 p[name] = getattr(self, name)
+        if p["precision"] == "fp32":  # left out: models cached before the field existed are
+            del p["precision"]         # fp32 runs, and their keys stay what they were
         return p
 
 
@@ -153,8 +164,10 @@ def trace_steps(cfg: FinetuneConfig, n: int = 4) -> tuple[int, ...]:
 
 def cache_key(cfg: FinetuneConfig) -> str:
     """Names the fine-tuned model. ``save_steps`` is left out: snapshots are extra files of the
-    same run, not another model, so asking for them never retrains what the cache holds."""
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "save_steps"}
+    same run, not another model, so asking for them never retrains what the cache holds.
+    ``precision`` enters through the resolved hyperparameters (there only when not fp32)."""
+    config = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in ("save_steps", "precision")}
     return cache.content_key({
         "config": config, "hyperparameters": cfg.hyperparameters(),
         "model": models.model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
@@ -298,6 +311,9 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         report_to=[], disable_tqdm=not verbose, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if hp["group_by_length"] else "random",
+        # bf16 autocast; transformers refuses bf16 without a GPU unless use_cpu says CPU
+        bf16=hp.get("precision") == "bf16",
+        use_cpu=hp.get("precision") == "bf16" and not torch.cuda.is_available(),
     )
     trainer = tr.Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
