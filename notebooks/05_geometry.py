@@ -42,9 +42,9 @@ seeds: list = [0, 1]  # fine-tuning seeds; the first gives checkpoints, tables a
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 pooling: str = "cls"  # cls (sentence tasks) | word (token tasks: sub-words averaged per word)
 n_train: int = 600  # training examples whose points DirectProbe clusters
-n_test: int = 1000  # validation examples (test points; 1000 = study 02's, cached)
+n_test: int = 1000  # validation examples (test points; 1000: study 02's rows, cached)
 max_points: int = 1000  # at most this many points per set (word tasks give ~20 per sentence)
-layers: list = []  # layers to analyse; empty: all (0 = embeddings)
+layers: list = []  # layers to analyse; empty: all (0: the embeddings)
 checkpoint_steps: list = []  # steps to trace; empty: the main job's snapshots (trace_steps)
 n_folds: int = 4  # disjoint folds of the points: the replicates behind the intervals
 probe_grid: str = "demo"  # MLP probe grid: demo | zhou (16 sizes x 4 L2, §2.1) | none
