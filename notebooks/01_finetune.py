@@ -29,19 +29,24 @@ model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # demo | phang2021 | zhou2022 | smoke
 seed: int = 0  # fine-tuning seed (head initialisation and data order)
 max_steps: int = 0  # 0: the preset's number of steps
+trace: bool = False  # also save snapshots at steps 0, T/4, ..., T (drift in 02, geometry in 05)
 out_dir: str = ""  # folder for finetune.json + figures (sweeps set it); empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
 # %%
+import dataclasses
+
 import numpy as np
 
 from layerscope import finetune, metrics, plots
-from layerscope.finetune import FinetuneConfig, load_or_train, summary_line
+from layerscope.finetune import FinetuneConfig, load_or_train, summary_line, trace_steps
 from layerscope.studies.training import TrainingResult
 from layerscope.tasks import get_task
 
 cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed,
                      max_steps=max_steps or None)
+if trace:  # snapshots are extra files of the same run: a cached model gets them by exact replay
+    cfg = dataclasses.replace(cfg, save_steps=trace_steps(cfg))
 spec = get_task(task)
 result = load_or_train(cfg)  # trains only when this exact configuration is not cached
 print(summary_line(result))

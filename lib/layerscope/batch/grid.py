@@ -14,6 +14,10 @@ A grid file::
       02_similarity: {}
       02_similarity@rsa:           # the same notebook again, other parameters, own folder
         params: {measure: rsa}
+      03_truncation:
+        runs:                      # explicit parameter sets (each times the axes), e.g. runs
+          - {seeds: [0]}           # that differ in more than one value at once
+          - {seeds: [0], drop_top: [2, 4]}
 
 Each notebook runs once per point of the product of its axes, with ``interactive=False`` and
 ``out_dir`` set by the runner. Names are checked against the notebook's ``parameters`` cell
@@ -40,7 +44,7 @@ from ..errors import ConfigError, unknown
 GRIDS_DIR = paths.RESOURCES / "grids"
 RUNNER_PARAMS = ("interactive", "out_dir")  # set by the runner for every run, never by a grid
 TOP_KEYS = ("name", "description", "notebooks_dir", "params", "grid", "notebooks")
-NOTEBOOK_KEYS = ("params", "grid", "path")
+NOTEBOOK_KEYS = ("params", "grid", "runs", "path")
 # papermill's inferred type name -> the Python types a grid value may have
 TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float),
                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
@@ -48,7 +52,8 @@ TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (in
 
 @dataclass(frozen=True)
 class NotebookGrid:
-    """One notebook entry of a grid: fixed parameters and axes (name -> list of values).
+    """One notebook entry of a grid: fixed parameters, axes (name -> list of values) and
+    explicit parameter sets (``runs``: each one combined with every point of the axes).
 
     ``name`` is the entry (and the runs' folder); ``NAME@variant`` runs notebook NAME with other
     parameters, e.g. ``02_similarity@pos`` with word pooling beside ``02_similarity``.
@@ -58,6 +63,15 @@ class NotebookGrid:
     path: Path
     params: dict[str, Any] = field(default_factory=dict)
     axes: dict[str, list] = field(default_factory=dict)
+    runs: tuple[dict[str, Any], ...] = ({},)
+
+    @property
+    def varying(self) -> list[str]:
+        """The parameters that tell runs apart: the axes, then the names the runs set."""
+        names = list(self.axes)
+        for r in self.runs:
+            names += [k for k in r if k not in names]
+        return names
 
     @property
     def notebook(self) -> str:
@@ -67,8 +81,9 @@ class NotebookGrid:
     def points(self) -> list[dict[str, Any]]:
         """Every parameter set: fixed params + one value per axis (cartesian product)."""
         names = list(self.axes)
-        return [{**self.params, **dict(zip(names, combo, strict=True))}
-                for combo in itertools.product(*(self.axes[n] for n in names))]
+        return [{**self.params, **dict(zip(names, combo, strict=True)), **run}
+                for combo in itertools.product(*(self.axes[n] for n in names))
+                for run in self.runs]
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,14 @@ def _axes(value, what: str) -> dict[str, list]:
     return axes
 
 
+def _runs(value, what: str) -> tuple[dict, ...]:
+    if value is None:
+        return ({},)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{what} must be a non-empty list of parameter sets, not {value!r}")
+    return tuple(_mapping(v, f"{what}[{i}]") for i, v in enumerate(value))
+
+
 def _check_keys(data: dict, valid: tuple[str, ...], what: str) -> None:
     for k in data:
         if k not in valid:
@@ -173,10 +196,15 @@ def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = N
         else:  # "02_similarity@pos": notebook 02_similarity, runs under 02_similarity@pos/
             path = nb_dir / f"{str(name).partition('@')[0]}.ipynb"
         axes = {**common_axes, **_axes(spec.get("grid"), f"notebooks.{name}.grid")}
+        runs = _runs(spec.get("runs"), f"notebooks.{name}.runs")
+        for k in sorted({k for r in runs for k in r} & set(axes)):
+            raise ConfigError(f"notebooks.{name}: {k!r} is both an axis and set by runs; "
+                              "keep it in one of them")
+        # fixed values stay as defaults of the runs that do not set them
         params = {k: v for k, v in {**common, **_mapping(spec.get("params"),
                                                          f"notebooks.{name}.params")}.items()
                   if k not in axes}
-        notebooks.append(NotebookGrid(str(name), path, params, axes))
+        notebooks.append(NotebookGrid(str(name), path, params, axes, runs))
     return Grid(str(data.get("name") or source.stem), str(data.get("description") or ""),
                 str(source), tuple(notebooks))
 
@@ -211,13 +239,18 @@ def validate(grid: Grid) -> dict[str, dict[str, dict]]:
         if not params:
             raise ConfigError(f"notebook {nb.name!r} has no cell tagged 'parameters'")
         valid = [p for p in params if p not in RUNNER_PARAMS]
-        for k in [*nb.params, *nb.axes]:
+        run_values: dict[str, list] = {}
+        for r in nb.runs:
+            for k, v in r.items():
+                run_values.setdefault(k, []).append(v)
+        for k in [*nb.params, *nb.axes, *run_values]:
             if k in RUNNER_PARAMS:
                 raise ConfigError(f"notebook {nb.name!r}: parameter {k!r} is set by the sweep "
                                   f"runner (interactive=False, out_dir=<run folder>); remove it")
             if k not in params:
                 raise unknown(f"parameter of notebook {nb.name!r}", k, valid)
-        for k, values in [*((k, [v]) for k, v in nb.params.items()), *nb.axes.items()]:
+        for k, values in [*((k, [v]) for k, v in nb.params.items()), *nb.axes.items(),
+                          *run_values.items()]:
             want = params[k]["inferred_type_name"]
             bad = [v for v in values if not _type_ok(v, want)]
             if bad:
@@ -237,5 +270,5 @@ def _slug(v) -> str:
 def run_key(params: dict[str, Any], axes: list[str]) -> str:
     """Folder-safe run name: the axis values, readable, + a short hash of all parameters
     (fixed ones too, so changing a fixed value makes new runs instead of reusing old ones)."""
-    readable = "_".join(f"{k}={_slug(params[k])}" for k in axes) or "default"
+    readable = "_".join(f"{k}={_slug(params[k])}" for k in axes if k in params) or "default"
     return f"{readable[:80]}-{content_key(params, length=8)}"

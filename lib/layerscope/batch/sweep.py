@@ -57,7 +57,7 @@ def plan(grid: Grid, sweep_dir: Path,
     runs, seen = [], set()
     for nb in grid.notebooks:
         for params in nb.points():
-            key = run_key(params, list(nb.axes))
+            key = run_key(params, nb.varying)
             if (nb.name, key) in seen:
                 raise ConfigError(f"notebook {nb.name!r}: the grid has the run {params} twice "
                                   "(a repeated value in an axis)")
@@ -65,7 +65,7 @@ def plan(grid: Grid, sweep_dir: Path,
             runs.append(runner.Run(
                 sweep=grid.name, notebook=nb.name, key=key, params=params,
                 notebook_path=str(nb.path), sweep_dir=str(sweep_dir), home=str(paths.home()),
-                has_out_dir="out_dir" in parameters[nb.name], axes=tuple(nb.axes)))
+                has_out_dir="out_dir" in parameters[nb.name], axes=tuple(nb.varying)))
     return runs
 
 
@@ -80,11 +80,18 @@ def write_plan(grid: Grid, sweep_dir: Path, runs: list[runner.Run]) -> Path:
 
 
 def run_local(runs: list[runner.Run], *, workers: int, threads: int,
-              on_done: Callable[[dict], None], timeout: float | None = None) -> None:
+              on_done: Callable[[dict], None], timeout: float | None = None,
+              on_start: Callable[[runner.Run], None] | None = None) -> None:
     """Run on ``workers`` threads here; each waits on one run's process."""
     runner.allow_runs()
+
+    def start(run: runner.Run) -> dict:
+        if on_start is not None:
+            on_start(run)
+        return runner.execute(run, threads, timeout=timeout)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(runner.execute, r, threads, timeout=timeout): r for r in runs}
+        futures = {pool.submit(start, r): r for r in runs}
         try:
             for f in as_completed(futures):
                 try:
@@ -102,11 +109,14 @@ def run_local(runs: list[runner.Run], *, workers: int, threads: int,
 def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
               backend: str = "local", scheduler: str | None = None, client=None,
               timeout: float | None = None, progress: bool = True,
-              gallery: bool = True) -> SweepReport:
+              gallery: bool = True, on_start: Callable[[runner.Run], None] | None = None,
+              on_done: Callable[[dict], None] | None = None) -> SweepReport:
     """Run every unfinished run of ``grid``; see the module docstring.
 
     ``scheduler``: address of a running Dask scheduler (backend "dask"); ``client``: a
     ``distributed.Client`` to use instead (e.g. on a ``dask_jobqueue`` cluster).
+    ``on_start(run)`` (local backend) and ``on_done(marker)`` are called as runs start and end
+    (the main job prints from them).
     """
     check_choice(backend, BACKENDS, "backend")
     if workers < 1:
@@ -129,7 +139,9 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
     bar = tqdm(total=len(runs), initial=len(report.skipped), unit="run", desc=grid.name,
                disable=not progress, file=sys.stderr)
 
-    def on_done(outcome: dict) -> None:
+    def done(outcome: dict) -> None:
+        if on_done is not None:
+            on_done(outcome)
         label = f"{outcome['notebook']}/{outcome['key']}"
         report.executed.append(label)
         if outcome["status"] != runner.OK:
@@ -141,12 +153,12 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
     try:
         if todo and backend == "local":
             run_local(todo, workers=workers, threads=runner.threads_per_run(workers, cores),
-                      on_done=on_done, timeout=timeout)
+                      on_done=done, timeout=timeout, on_start=on_start)
         elif todo:
             from . import dask_backend  # dask is only needed for this backend
 
             dask_backend.run_dask(todo, workers=workers, scheduler=scheduler, client=client,
-                                  on_done=on_done, timeout=timeout)
+                                  on_done=done, timeout=timeout)
     finally:
         bar.close()
     report.rows = table.collect(sweep_dir)
