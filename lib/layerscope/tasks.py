@@ -21,6 +21,7 @@ holding rows in the hub's own format.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from typing import Literal
 
 import datasets
 
-from . import offline_data
+from . import hub, offline_data
 from .brown_tags import UNIVERSAL_TAGS
 from .errors import ConfigError, HubUnavailableError, unknown
 
@@ -272,15 +273,21 @@ def _load_hub(spec: TaskSpec, split: str, hub_data_dir) -> datasets.Dataset:
         raw = datasets.load_dataset(builder[local.suffix[1:]], data_files=str(local),
                                     split="train")
     else:
+        # with the hub unreachable, datasets' local cache only: at once, not after 5 retries
+        offline = hub.offline()
         try:
-            raw = datasets.load_dataset(spec.hub_path, spec.hub_config, split=hub_split)
+            with hub.datasets_offline() if offline else contextlib.nullcontext():
+                raw = datasets.load_dataset(spec.hub_path, spec.hub_config, split=hub_split)
         except Exception as e:  # network, offline mode, missing repo: all mean "no hub"
+            cause = ConnectionError(f"{hub.why_offline()}, and the dataset is not in the local "
+                                    "cache") if offline else e
             alt = OFFLINE_ALTERNATIVES.get(spec.name)
             hint = f"the offline analogue {alt!r}, or " if alt else ""
             raise HubUnavailableError(
                 f"task {spec.name!r} needs the Hugging Face hub "
                 f"(datasets.load_dataset({spec.hub_path!r}, {spec.hub_config!r}, "
-                f"split={hub_split!r})), which failed: {type(e).__name__}: {str(e)[:300]}\n"
+                f"split={hub_split!r})), which failed: {type(cause).__name__}: "
+                f"{str(cause)[:300]}\n"
                 f"Use {hint}one of the offline tasks {', '.join(OFFLINE_TASK_NAMES)}; or put the "
                 f"split in a local folder and set LAYERSCOPE_HUB_DATA (see layerscope.tasks)."
             ) from e
