@@ -26,14 +26,16 @@
 # the same for every sentence, so every similarity with it is undefined: it is drawn grey,
 # with the reason underneath, never as a number.
 #
-# Fine-tuned models come from the cache (or are trained, as in notebook 01). With the offline
-# default `minilm-l6`, "ORIG" is all-MiniLM-L6-v2, itself a sentence-embedding fine-tune.
+# Fine-tuned models come from the cache (or are trained, as in notebook 01), or are your own:
+# `finetuned` lists checkpoints fine-tuned elsewhere, `model` the base they came from. With
+# the offline default `minilm-l6`, "ORIG" is all-MiniLM-L6-v2, a sentence-embedding fine-tune.
 
 # %% tags=["parameters"]
 task: str = "movies"  # a task name: `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0, 1]  # fine-tuning seeds: FT is the first, FT[2] the second
+finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 pooling: str = "cls"  # cls (Phang et al.) | mean | word / pair (token tasks only)
 measure: str = "cka"  # cka (Kornblith et al. 2019) | rsa (Merchant et al. 2020)
@@ -53,8 +55,8 @@ import numpy as np
 from layerscope.studies.similarity import SimilarityConfig, run_similarity
 
 cfg = SimilarityConfig(task=task, model=model, preset=preset, seeds=seeds, max_steps=max_steps or None,
-                       pooling=pooling, measure=measure, kernel=kernel, debiased=debiased,
-                       rsa_dissimilarity=rsa_dissimilarity, n_examples=n_examples,
+                       finetuned=finetuned, pooling=pooling, measure=measure, kernel=kernel,
+                       debiased=debiased, rsa_dissimilarity=rsa_dissimilarity, n_examples=n_examples,
                        n_boot=n_boot, cross_model=cross_model or None,
                        checkpoint_steps=checkpoint_steps)
 result = run_similarity(cfg)  # fine-tuning and representations are cached by content

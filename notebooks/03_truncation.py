@@ -36,6 +36,7 @@ task: str = "movies"  # a sentence task: `python -m layerscope.cli tasks` lists 
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each line is the mean over them
+finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 n_examples: int = 1000  # validation examples (seeded subset, the same rows as notebook 02)
 n_train: int = 2000  # training examples whose CLS features train the TUNED/TUNEDORIG heads
@@ -57,7 +58,7 @@ import numpy as np
 from layerscope import finetune
 from layerscope.studies.truncation import TruncationConfig, run_truncation, save_truncated_model
 
-cfg = TruncationConfig(task=task, model=model, preset=preset, seeds=seeds,
+cfg = TruncationConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
                        max_steps=max_steps or None, n_examples=n_examples, n_train=n_train,
                        head_lr=head_lr, head_max_epochs=head_max_epochs, n_boot=n_boot,
                        tolerance=tolerance, freeze_bottom=freeze_bottom, drop_top=drop_top,

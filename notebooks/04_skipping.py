@@ -31,6 +31,7 @@ task: str = "movies"  # a sentence task: `python -m layerscope.cli tasks` lists 
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each cell is the mean over them
+finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 n_examples: int = 1000  # validation examples (seeded subset, the same rows as notebooks 02, 03)
 n_boot: int = 200  # bootstrap resamples behind every interval
@@ -45,7 +46,7 @@ from layerscope import finetune
 from layerscope.studies.skipping import SkippingConfig, run_skipping
 from layerscope.surgery_kernels import spans
 
-cfg = SkippingConfig(task=task, model=model, preset=preset, seeds=seeds,
+cfg = SkippingConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
                      max_steps=max_steps or None, n_examples=n_examples, n_boot=n_boot,
                      tolerance=tolerance)
 result = run_skipping(cfg)  # fine-tuning is cached by content

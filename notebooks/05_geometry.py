@@ -32,13 +32,15 @@
 # undefined: use `brown-genre` or `brown-pos` for it.
 #
 # Fine-tuned models and their snapshots come from the cache (the main job saves them); a cached
-# run that lacks a snapshot gets it by an exact replay, never by training a new model.
+# run that lacks a snapshot gets it by an exact replay, never by training a new model. Your own
+# checkpoints (`finetuned`, fine-tuned elsewhere) have no snapshots: only ORIG and FT are shown.
 
 # %% tags=["parameters"]
 task: str = "movies"  # fine-tuning task: movies | brown-genre | brown-pos (word level) | ...
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | zhou2022 | phang2021 | smoke
 seeds: list = [0, 1]  # fine-tuning seeds; the first gives checkpoints, tables and probes
+finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 pooling: str = "cls"  # cls (sentence tasks) | word (token tasks: sub-words averaged per word)
 n_train: int = 600  # training examples whose points DirectProbe clusters
@@ -65,7 +67,7 @@ import pandas as pd
 from layerscope.studies.geometry import GeometryConfig, run_geometry
 from layerscope.studies.geometry.dynamics import spatial
 
-cfg = GeometryConfig(task=task, model=model, preset=preset, seeds=seeds,
+cfg = GeometryConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
                      max_steps=max_steps or None, pooling=pooling, n_train=n_train,
                      n_test=n_test, max_points=max_points, layers=layers,
                      checkpoint_steps=checkpoint_steps or None, n_folds=n_folds,

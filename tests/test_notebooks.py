@@ -59,3 +59,33 @@ def test_notebook_runs_with_smoke_parameters(nb: Path, tmp_path: Path):
          "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", str(prepared)],
         capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, f"{nb.name} failed under nbval:\n{proc.stdout[-6000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem,study", [("02_similarity", "similarity"),
+                                        ("04_skipping", "skipping")])
+def test_notebook_runs_on_a_model_fine_tuned_elsewhere(stem, study, tiny_sentiment_ft,
+                                                      tmp_path: Path):
+    """``finetuned=[folder]`` instead of training: the notebook's asserts (in 04, parity with
+    ``finetune.predictions`` through ``cfg.finetune_configs()``) hold for the checkpoint."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "my-fine-tune"
+    shutil.copytree(tiny_sentiment_ft.model_dir, folder)
+    params = yaml.safe_load((SMOKE / f"{stem}.yaml").read_text())
+    params.update(finetuned=[str(folder)], seeds=[0], max_steps=0, out_dir=str(tmp_path / "out"))
+    if "checkpoint_steps" in params:  # drift needs training snapshots: refused with checkpoints
+        params["checkpoint_steps"] = []
+    prepared = tmp_path / f"{stem}.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", "--prepare-only", "-y",
+                    yaml.safe_dump(params), str(ROOT / "notebooks" / f"{stem}.ipynb"),
+                    str(prepared)], check=True, capture_output=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+         "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", str(prepared)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, f"{stem} failed under nbval:\n{proc.stdout[-6000:]}"
+    record = json.loads((tmp_path / "out" / f"{study}.json").read_text())["record"]
+    assert record["finetuned"] == str(folder)

@@ -4,6 +4,10 @@
 missing; an interrupted run resumes from its last Trainer checkpoint (optimizer, scheduler, RNG
 and data order included). Merchant et al. (2020) ablations are options: ``freeze_bottom=k``
 freezes the embeddings and blocks 1..k; ``drop_top=k`` removes the top k blocks before tuning.
+
+``checkpoint=`` names a model fine-tuned elsewhere (a local folder or a hub id) to use instead
+of training: ``load_or_train`` then checks it against the task and the base model
+(``model``, which stays ORIG), evaluates it once like a trained run and caches only that.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from safetensors.numpy import load_file
 from . import cache, metrics, models, surgery
 from .adapters import EncoderAdapter
 from .encoding import collator_for, encode_split, subset
+from .errors import ConfigError, MissingHeadError
 from .tasks import TaskSpec, data_identity, get_task, load_split
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
@@ -84,6 +89,9 @@ class FinetuneConfig:
     freeze_bottom: int = 0  # Merchant et al. 2020: freeze embeddings + blocks 1..k
     drop_top: int = 0  # Merchant et al. 2020: remove the top k blocks before fine-tuning
     precision: str | None = None  # fp32 | bf16 (autocast); None: the preset's
+    # An already fine-tuned model (local folder or hub id) used instead of training; ``model``
+    # stays the base model it came from (ORIG). The preset still sets the evaluation encoding.
+    checkpoint: str | None = None
 
     def __post_init__(self):
         get_task(self.task)
@@ -98,6 +106,8 @@ class FinetuneConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or None for the preset)")
         object.__setattr__(self, "save_steps", tuple(sorted(set(int(s) for s in self.save_steps))))
+        if self.checkpoint is not None:
+            _check_checkpoint_config(self)
 
     def hyperparameters(self) -> dict:
         """The resolved training settings (preset values with this config's overrides)."""
@@ -111,16 +121,37 @@ class FinetuneConfig:
         return p
 
 
+# Settings that only shape a training run: meaningless for an already fine-tuned checkpoint.
+TRAINING_ONLY = ("max_steps", "learning_rate", "batch_size", "precision", "save_steps",
+                 "freeze_bottom", "drop_top")
+
+
+def _check_checkpoint_config(cfg: FinetuneConfig) -> None:
+    name = cfg.checkpoint
+    if not (Path(name).expanduser().is_dir() or ("/" in name and not name.startswith(
+            (".", "/", "~")))):
+        raise ConfigError(f"checkpoint={name!r} is neither a local folder nor a hub id written "
+                          "'org/name'; give the folder a fine-tuned model was saved to "
+                          "(save_pretrained) or its hub id")
+    given = [f"{n}={getattr(cfg, n)!r}" for n in TRAINING_ONLY if getattr(cfg, n)]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: training settings, but checkpoint={name!r} is "
+                          "already fine-tuned and nothing is trained (no steps, snapshots or "
+                          "ablations); leave them unset, or drop the checkpoint to fine-tune "
+                          f"{cfg.model!r} here")
+
+
 @dataclass
 class FinetuneResult:
     config: FinetuneConfig
-    path: Path  # cache entry folder; the model is in path / "model"
+    path: Path  # cache entry folder; a trained model is in path / "model"
     meta: dict = field(repr=False)
     cached: bool = False  # True when load_or_train found it in the cache (no training ran)
+    checkpoint_dir: Path | None = None  # config.checkpoint's folder (hub id: its HF snapshot)
 
     @property
     def model_dir(self) -> Path:
-        return self.path / "model"
+        return self.checkpoint_dir or self.path / "model"
 
     @property
     def metrics(self) -> dict:
@@ -131,6 +162,10 @@ class FinetuneResult:
         return self.meta["baseline"]
 
     def snapshot_dir(self, step: int) -> Path:
+        if self.config.checkpoint is not None:
+            raise ConfigError(f"no snapshot at step {step}: checkpoint "
+                              f"{self.config.checkpoint!r} was fine-tuned elsewhere, so there "
+                              "are no snapshots from its training")
         d = self.path / "steps" / f"step-{step}"
         if not d.exists():
             raise FileNotFoundError(f"no snapshot at step {step}; saved steps: "
@@ -165,9 +200,13 @@ def trace_steps(cfg: FinetuneConfig, n: int = 4) -> tuple[int, ...]:
 def cache_key(cfg: FinetuneConfig) -> str:
     """Names the fine-tuned model. ``save_steps`` is left out: snapshots are extra files of the
     same run, not another model, so asking for them never retrains what the cache holds.
-    ``precision`` enters through the resolved hyperparameters (there only when not fp32)."""
+    ``precision`` enters through the resolved hyperparameters (there only when not fp32).
+    ``checkpoint`` is left out too, so keys made before it existed stay valid; a checkpoint
+    config is named by its files instead (``checkpoint_key``)."""
+    if cfg.checkpoint is not None:
+        return checkpoint_key(cfg, models.local_folder(cfg.checkpoint))
     config = {k: v for k, v in dataclasses.asdict(cfg).items()
-              if k not in ("save_steps", "precision")}
+              if k not in ("save_steps", "precision", "checkpoint")}
     return cache.content_key({
         "config": config, "hyperparameters": cfg.hyperparameters(),
         "model": models.model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
@@ -177,7 +216,11 @@ def cache_key(cfg: FinetuneConfig) -> str:
 
 def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
                   verbose: bool = True) -> FinetuneResult:
-    """The fine-tuned model for ``cfg``: from the cache when present and intact, else trained."""
+    """The fine-tuned model for ``cfg``: from the cache when present and intact, else trained;
+    with ``cfg.checkpoint``, that model (``load_checkpoint``: never trained, so ``callbacks``,
+    which watch training, go unused)."""
+    if cfg.checkpoint is not None:
+        return load_checkpoint(cfg, verbose=verbose)
     folder = cache.entry_dir("finetune", cache_key(cfg))
     if folder.exists():
         ok, reason = cache.verify(folder)
@@ -292,11 +335,7 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     _apply_ablations(model, cfg)
     train_ds = encode_split(task, load_split(cfg.task, "train"), tokenizer, hp["max_length"],
                             hp["max_train_examples"], seed=0)
-    eval_ds = encode_split(task, load_split(cfg.task, "validation"), tokenizer, hp["max_length"],
-                           hp["max_eval_examples"], seed=0)
-    # Sorting the evaluation set by length changes no metric and cuts padding.
-    eval_ds = (eval_ds.map(lambda r: {"_len": len(r["input_ids"])}).sort("_len")
-               .remove_columns("_len"))
+    eval_ds = _eval_dataset(cfg, task, tokenizer)
     ckpt_dir = folder / "checkpoints"
     resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     args = tr.TrainingArguments(
@@ -346,6 +385,127 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     }
     meta = cache.write_meta(folder, meta, files)
     return FinetuneResult(cfg, folder, meta)
+
+
+def _eval_dataset(cfg: FinetuneConfig, task: TaskSpec, tokenizer):
+    hp = cfg.hyperparameters()
+    eval_ds = encode_split(task, load_split(cfg.task, "validation"), tokenizer, hp["max_length"],
+                           hp["max_eval_examples"], seed=0)
+    # Sorting the evaluation set by length changes no metric and cuts padding.
+    return (eval_ds.map(lambda r: {"_len": len(r["input_ids"])}).sort("_len")
+            .remove_columns("_len"))
+
+
+# --- models fine-tuned elsewhere ------------------------------------------------------------
+CHECKPOINT_VERSION = 1  # bump when how a checkpoint is evaluated changes
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "spiece.model", "sentencepiece.bpe.model")
+
+
+def checkpoint_key(cfg: FinetuneConfig, folder: Path) -> str:
+    """Names a checkpoint's evaluation: its files (``models.model_identity``), the task data and
+    the preset's evaluation settings. Not the base model, the seed (only its place in a study)
+    nor any training setting: the same files on the same task are the same entry."""
+    hp = cfg.hyperparameters()
+    return cache.content_key({
+        "checkpoint": models.model_identity(str(folder)), "task": cfg.task,
+        "data": data_identity(get_task(cfg.task)),
+        "evaluation": {k: hp[k] for k in ("max_length", "max_eval_examples",
+                                          "max_train_examples")},
+        "code": [FINETUNE_VERSION, CHECKPOINT_VERSION],
+    })
+
+
+def check_against_base(cfg: FinetuneConfig, folder: Path) -> None:
+    """The checkpoint must be the base model fine-tuned: ORIG is compared with it layer by
+    layer, so architecture, width and depth have to match (configs only, no weights)."""
+    ck, base = tr.AutoConfig.from_pretrained(str(folder)), models.load_config(cfg.model)
+    diff = [f"{k} {getattr(ck, k, None)!r} vs {getattr(base, k, None)!r}"
+            for k in ("model_type", "hidden_size", "num_hidden_layers")
+            if getattr(ck, k, None) != getattr(base, k, None)]
+    if diff:
+        raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not match the base model "
+                          f"{cfg.model!r} ({'; '.join(diff)}): ORIG must be the model it was "
+                          "fine-tuned from; set model= to that base model")
+
+
+def _checkpoint_model(cfg: FinetuneConfig, folder: Path, task: TaskSpec) -> tr.PreTrainedModel:
+    """The checkpoint with its own head, refused when the head does not fit the task."""
+    name, ck = cfg.checkpoint, tr.AutoConfig.from_pretrained(str(folder))
+    if task.kind != "multiple_choice":  # a multiple-choice head scores each choice: 1 output
+        if ck.num_labels != task.num_labels:
+            raise ConfigError(f"checkpoint {name!r} has {ck.num_labels} output labels, task "
+                              f"{task.name!r} has {task.num_labels} ({', '.join(task.label_names)}"
+                              f"): give a checkpoint fine-tuned on {task.name!r}, or set task= "
+                              "to the task it was fine-tuned on")
+        regression = ck.problem_type == "regression" or ck.num_labels == 1
+        if regression != (task.kind == "regression"):
+            raise ConfigError(f"checkpoint {name!r} has a "
+                              f"{'regression' if regression else 'classification'} head "
+                              f"(problem_type {ck.problem_type!r}), task {task.name!r} is "
+                              f"{task.kind}: give a checkpoint fine-tuned on {task.name!r}")
+    model, info = models.task_model_class(task).from_pretrained(str(folder),
+                                                                output_loading_info=True)
+    if info["missing_keys"]:  # transformers would start these from random weights
+        missing = sorted(info["missing_keys"])
+        raise MissingHeadError(
+            f"checkpoint {name!r} has no trained {task.kind} head: {', '.join(missing[:4])} "
+            f"{'are' if len(missing) > 1 else 'is'} not in its weights (saved as "
+            f"{ck.architectures}). A bare encoder is a base model: use it as model= and let "
+            "layerscope fine-tune it, or save the fine-tuned model with its head (e.g. "
+            "AutoModelForSequenceClassification ... .save_pretrained(folder))")
+    return model.eval()
+
+
+def load_checkpoint(cfg: FinetuneConfig, *, verbose: bool = True) -> FinetuneResult:
+    """``cfg.checkpoint`` in place of a training run: checked against the base model and the
+    task (``check_against_base``, ``_checkpoint_model``), evaluated once on the validation split
+    as ``train`` evaluates (metrics and majority baseline), and that cached under
+    ``checkpoint_key``. The result's ``model_dir`` is the checkpoint's own folder."""
+    task = get_task(cfg.task)
+    folder = models.local_folder(cfg.checkpoint, models.task_model_class(task))
+    check_against_base(cfg, folder)
+    entry = cache.entry_dir("finetune", checkpoint_key(cfg, folder))
+    if entry.exists():
+        ok, reason = cache.verify(entry)
+        if ok:
+            return FinetuneResult(cfg, entry, cache.read_meta(entry), cached=True,
+                                  checkpoint_dir=folder)
+        cache.quarantine(entry, reason)
+    # Without tokenizer files transformers builds an empty tokenizer instead of failing.
+    if not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise ConfigError(f"checkpoint {cfg.checkpoint!r} has no tokenizer files ({folder}); "
+                          "save the tokenizer it was fine-tuned with beside the weights: "
+                          f"AutoTokenizer.from_pretrained({cfg.model!r}).save_pretrained(folder)")
+    t0, hp = time.time(), cfg.hyperparameters()
+    model = _checkpoint_model(cfg, folder, task)
+    tokenizer = models.load_tokenizer(str(folder), for_words=task.kind == "tagging")
+    if verbose:
+        print(f"[finetune] evaluating checkpoint {cfg.checkpoint} on {cfg.task} (no training)")
+    train_ds = encode_split(task, load_split(cfg.task, "train"), tokenizer, hp["max_length"],
+                            hp["max_train_examples"], seed=0)
+    eval_ds = _eval_dataset(cfg, task, tokenizer)
+    with tempfile.TemporaryDirectory() as tmp:  # the same evaluation as the end of ``train``
+        args = tr.TrainingArguments(output_dir=tmp, report_to=[], disable_tqdm=not verbose,
+                                    per_device_eval_batch_size=max(32, hp["batch_size"]),
+                                    dataloader_num_workers=0,
+                                    dataloader_pin_memory=torch.cuda.is_available())
+        final = tr.Trainer(model=model, args=args, eval_dataset=eval_ds,
+                           data_collator=collator_for(task, tokenizer),
+                           compute_metrics=lambda p: _predict_metrics(task, p.predictions,
+                                                                      p.label_ids)).evaluate()
+    meta = {
+        "config": dataclasses.asdict(cfg), "key": entry.name, "checkpoint": cfg.checkpoint,
+        "checkpoint_dir": str(folder), "identity": models.model_identity(str(folder)),
+        "metrics": {k[5:]: v for k, v in final.items() if k[5:] in task.metrics},
+        "baseline": metrics.majority_baseline(task, _labels(train_ds), _labels(eval_ds)),
+        "n_train": len(train_ds), "n_eval": len(eval_ds), "global_step": None,
+        "log_history": [], "saved_steps": [], "wall_seconds": round(time.time() - t0, 1),
+        "versions": _versions(),
+    }
+    with cache.atomic_dir(entry) as tmp_entry:  # no files of its own: the model stays put
+        meta = cache.write_meta(tmp_entry, meta, [])
+    return FinetuneResult(cfg, entry, cache.read_meta(entry) or meta, checkpoint_dir=folder)
 
 
 def _labels(ds) -> np.ndarray:
@@ -436,7 +596,11 @@ def summary_line(result: FinetuneResult) -> str:
     m, b = result.metrics, result.baseline
     main = task.primary_metric
     base = b.get(main, b.get("mse"))
-    return (f"{result.config.model} on {task.name} (seed {result.config.seed}): {main} = "
+    c = result.config
+    who = (f"checkpoint {c.checkpoint} (from {c.model})" if c.checkpoint else c.model)
+    tail = ("fine-tuned elsewhere, not trained here" if c.checkpoint else
+            f"{result.meta['wall_seconds']}s, {result.meta['global_step']} steps")
+    return (f"{who} on {task.name} (seed {c.seed}): {main} = "
             f"{m.get(main):.4f} vs majority baseline {base:.4f}; "
             f"{json.dumps({k: round(v, 4) for k, v in m.items() if isinstance(v, float)})}; "
-            f"{result.meta['wall_seconds']}s, {result.meta['global_step']} steps")
+            f"{tail}")

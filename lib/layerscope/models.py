@@ -122,6 +122,25 @@ def _from_pretrained(cls, name: str, **kwargs):
         raise _hub_error(name, e) from e
 
 
+def load_config(name: str) -> tr.PretrainedConfig:
+    """The model's ``config.json`` (architecture, sizes, head labels) without its weights."""
+    return _from_pretrained(tr.AutoConfig, name)
+
+
+def local_folder(name: str, cls=tr.AutoModel) -> Path:
+    """The folder holding model ``name``'s files: a local folder (or registry model) as is; a
+    hub id is fetched first by transformers' own loading (``cls.from_pretrained`` and the
+    tokenizer pick the files, e.g. safetensors over .bin), and its snapshot folder in the
+    Hugging Face cache returned, which an offline HF cache (HF_HUB_OFFLINE=1) also serves."""
+    location = resolve(name)
+    if Path(location).is_dir():
+        return Path(location)
+    _from_pretrained(cls, name)
+    load_tokenizer(name)  # now every file is in the local HF cache: look it up, no download
+    return Path(tr.utils.cached_file(location, tr.utils.CONFIG_NAME,
+                                     local_files_only=True)).parent
+
+
 def load_tokenizer(name: str, *, for_words: bool = False) -> tr.PreTrainedTokenizerBase:
     """The tokenizer for model ``name``.
 

@@ -19,6 +19,16 @@ A grid file::
           - {seeds: [0]}           # that differ in more than one value at once
           - {seeds: [0], drop_top: [2, 4]}
 
+Models fine-tuned elsewhere are the ``finetuned`` parameter of notebooks 02-05 (a list: one
+checkpoint, local folder or hub id, per seed; ``model`` is the base they came from)::
+
+    params: {task: movies, model: minilm-l6, preset: demo}
+    notebooks:
+      02_similarity:
+        params: {seeds: [0, 1], finetuned: [/models/movies-a, /models/movies-b]}
+      04_skipping:                 # an axis of lists: one run per checkpoint
+        grid: {finetuned: [[/models/movies-a], [/models/movies-b]]}
+
 Each notebook runs once per point of the product of its axes, with ``interactive=False`` and
 ``out_dir`` set by the runner. Names are checked against the notebook's ``parameters`` cell
 (read with papermill's ``inspect_notebook``, no kernel): an unknown notebook or parameter, a

@@ -145,6 +145,38 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
     return seeds
 
 
+def check_finetuned(finetuned, seeds: tuple[int, ...]) -> tuple[str, ...]:
+    """Every study config's ``finetuned`` check: () (fine-tune one model per seed) or one
+    already fine-tuned checkpoint (local folder or hub id) per seed, in the order of ``seeds``
+    (a seed is then only the checkpoint's place: FT is the first, FT[2] the second)."""
+    finetuned = tuple(str(f) for f in finetuned)  # papermill passes lists
+    if finetuned and len(finetuned) != len(seeds):
+        raise ConfigError(f"finetuned has {len(finetuned)} checkpoint(s) but seeds={seeds!r} "
+                          f"has {len(seeds)}: give one checkpoint per seed, e.g. seeds="
+                          f"{tuple(range(len(finetuned)))!r} for these")
+    if len(set(finetuned)) != len(finetuned):
+        raise ConfigError(f"finetuned={list(finetuned)!r} names a checkpoint twice: seeds would "
+                          "compare a model with itself; give distinct checkpoints")
+    return finetuned
+
+
+def training_only(finetuned: tuple[str, ...], **settings) -> None:
+    """Refuse study settings that need fine-tuning runs when the models come as checkpoints
+    (``settings``: name -> value; falsy values are unset)."""
+    given = [f"{k}={v!r}" for k, v in settings.items() if v]
+    if finetuned and given:
+        raise ConfigError(f"{', '.join(given)} need(s) fine-tuning runs, but finetuned= gives "
+                          "already fine-tuned checkpoints and nothing is trained; leave "
+                          f"{'it' if len(given) == 1 else 'them'} unset, or drop finetuned to "
+                          "fine-tune here")
+
+
+def checkpoint_per_seed(config) -> tuple[str | None, ...]:
+    """Each seed's ``FinetuneConfig.checkpoint``: the study's ``finetuned`` entry, or None
+    (train it)."""
+    return config.finetuned or (None,) * len(config.seeds)
+
+
 def flat_config(config) -> dict[str, Any]:
     """Config fields as scalars (tuples/lists joined with ',', None kept) for a results table."""
     out = {}

@@ -18,7 +18,7 @@ from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
 from ...tasks import get_task
-from ..base import check_seeds
+from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
 PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
@@ -36,6 +36,10 @@ class GeometryConfig:
         task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
         seeds: fine-tuning seeds; the first gives the checkpoints, tables and probes; every
             seed's top layer adds fold replicates to the findings.
+        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
+            used instead of training; ``model`` is the base they came from (ORIG). (): fine-tune
+            here. They have no training snapshots: the states are ORIG and FT only (said in
+            ``result.notes()``), and explicit ``checkpoint_steps`` are refused.
         pooling: "cls" (sentence tasks) or "word" (token tasks such as brown-pos: sub-words
             averaged per word, Zhou & Srikumar §3).
         n_train: training examples (sentences) whose points DirectProbe clusters.
@@ -72,6 +76,7 @@ class GeometryConfig:
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0,)
+    finetuned: tuple[str, ...] = ()
     max_steps: int | None = None
     pooling: str = "cls"
     n_train: int = 600
@@ -104,6 +109,9 @@ class GeometryConfig:
             object.__setattr__(self, "checkpoint_steps",
                                tuple(sorted({int(s) for s in self.checkpoint_steps})))
         check_seeds(self.seeds)
+        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
+        training_only(self.finetuned, max_steps=self.max_steps,
+                      checkpoint_steps=self.checkpoint_steps)
         check_choice(self.probe_grid, PROBE_GRIDS, "probe_grid")
         check_choice(self.directprobe_test, TESTS, "directprobe_test")
         for name, low in (("n_train", 8), ("n_test", 4), ("max_points", 8), ("n_folds", 2),
@@ -150,7 +158,10 @@ class GeometryConfig:
         return self.max_steps or finetune.PRESETS[self.preset].max_steps
 
     def steps(self) -> tuple[int, ...]:
-        """The checkpoints traced: ``checkpoint_steps`` or the main job's (``trace_steps``)."""
+        """The checkpoints traced: ``checkpoint_steps`` or the main job's (``trace_steps``);
+        none for ``finetuned`` models (fine-tuned elsewhere: no snapshots of their training)."""
+        if self.finetuned:
+            return ()
         if self.checkpoint_steps is not None:
             return self.checkpoint_steps
         return finetune.trace_steps(self.finetune_configs()[0])
@@ -159,7 +170,10 @@ class GeometryConfig:
         """One per seed; the first asks for the traced snapshots (not part of the cache key:
         a cached run gets missing snapshots by an exact replay, never a new model)."""
         base = [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps) for s in self.seeds]
+                                        seed=s, max_steps=self.max_steps, checkpoint=c)
+                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
+        if self.finetuned:
+            return base
         if self.checkpoint_steps is None:
             steps = finetune.trace_steps(base[0])
         else:

@@ -114,6 +114,10 @@ class GeometryResult(StudyResult):
     def notes(self) -> list[str]:
         out = sorted({g.why for gs in self.geometry.values() for g in gs if g.why})
         out += [w for w in self.spatial_why if w not in out]
+        if self.config.finetuned:  # the default trace cannot apply: say so, do not fail
+            out.append(f"No checkpoint trace: finetuned={list(self.config.finetuned)} were "
+                       "fine-tuned elsewhere, with no snapshots of their training, so the "
+                       "states are ORIG and FT only (fine-tune here, finetuned=[], to trace).")
         return out + ["Layer 0 = embedding output; layer i = output of block i."]
 
     # ---- figures

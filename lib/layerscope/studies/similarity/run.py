@@ -26,7 +26,7 @@ from ...errors import ConfigError, check_choice
 from ...measures import cka, rsa
 from ...measures.blocks import find_block_boundary
 from ...plots import layer_labels
-from ..base import check_seeds
+from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
 from .comparisons import COMPARISON_NAMES, COMPARISONS
 from .findings import effect_intervals
 from .result import SimilarityResult, aligned
@@ -43,6 +43,10 @@ class SimilarityConfig:
         task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
             ``max_steps`` None: the preset's).
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
+        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed in
+            the order of ``seeds``, used instead of training; ``model`` is the base they came
+            from (ORIG). (): fine-tune here. Drift (``checkpoint_steps``) and a fine-tuned
+            cross model need training runs and are refused with them.
         pooling, n_examples, split, dtype, max_length, seed: see ``activations.ActivationSpec``
             (``max_length`` None: the preset's). Phang et al. use CLS on validation examples.
         measure: "cka" (Kornblith et al. 2019) or "rsa" (Merchant et al. 2020).
@@ -63,6 +67,7 @@ class SimilarityConfig:
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0, 1)
+    finetuned: tuple[str, ...] = ()
     max_steps: int | None = None
     pooling: str = "cls"
     measure: str = "cka"
@@ -88,6 +93,14 @@ class SimilarityConfig:
             object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
                                                  int(self.ci_cell[2])))
         check_seeds(self.seeds)
+        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
+        training_only(self.finetuned, max_steps=self.max_steps,
+                      checkpoint_steps=self.checkpoint_steps)
+        if self.finetuned and self.cross_model is not None and self.cross_state == "ft":
+            raise ConfigError(f"cross_model={self.cross_model!r} with cross_state='ft' "
+                              "fine-tunes that model, but finetuned= gives checkpoints and "
+                              "nothing is trained; use cross_state='orig' (the untuned "
+                              "cross model), or drop finetuned")
         check_choice(self.measure, MEASURES, "measure")
         check_choice(self.rsa_dissimilarity, rsa.DISSIMILARITIES, "rsa_dissimilarity")
         check_choice(self.kernel, cka.KERNELS, "kernel")
@@ -117,11 +130,14 @@ class SimilarityConfig:
                                    seed=self.seed)
 
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
-        """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots."""
+        """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots.
+        ``model``: the cross model's (always trained: ``finetuned`` is this model's)."""
+        ckpts = (None,) * len(self.seeds) if model else checkpoint_per_seed(self)
         return [finetune.FinetuneConfig(task=self.task, model=model or self.model,
                                         preset=self.preset, seed=s, max_steps=self.max_steps,
                                         save_steps=self.checkpoint_steps if i == 0 and not model
-                                        else ()) for i, s in enumerate(self.seeds)]
+                                        else (), checkpoint=c)
+                for i, (s, c) in enumerate(zip(self.seeds, ckpts, strict=True))]
 
     def measure_label(self) -> str:
         if self.measure == "rsa":

@@ -23,7 +23,7 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune
 from ...errors import ConfigError
-from ..base import check_seeds
+from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
 from ..truncation import evaluation
 from ..truncation.scoring import Scorer, predict
 from .findings import effect_intervals
@@ -37,6 +37,8 @@ class SkippingConfig:
     Attributes:
         task, model, preset, seeds, max_steps: the fine-tuned models (one line per cell is the
             mean over seeds).
+        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
+            used instead of training; ``model`` is the base they came from. (): fine-tune here.
         n_examples, split, seed, max_length: evaluation rows (the seeded subset
             ``activations.task_inputs`` picks, as in studies 02 and 03; ``max_length`` None:
             the preset's, which makes "skip nothing" reproduce ``finetune.predictions``).
@@ -50,6 +52,7 @@ class SkippingConfig:
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0,)
+    finetuned: tuple[str, ...] = ()
     max_steps: int | None = None
     n_examples: int | None = 1000
     split: str = "validation"
@@ -61,6 +64,8 @@ class SkippingConfig:
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         check_seeds(self.seeds)
+        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
+        training_only(self.finetuned, max_steps=self.max_steps)
         evaluation.check_sequence_task(self.task, "skipping")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
@@ -83,7 +88,8 @@ class SkippingConfig:
 
     def finetune_configs(self) -> list[finetune.FinetuneConfig]:
         return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps) for s in self.seeds]
+                                        seed=s, max_steps=self.max_steps, checkpoint=c)
+                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
 
 
 def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:

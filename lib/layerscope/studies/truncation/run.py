@@ -35,7 +35,7 @@ from ... import finetune, metrics
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
-from ..base import check_seeds
+from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
 from ..similarity.run import block_structure
 from . import evaluation, heads
 from .findings import effect_intervals
@@ -52,6 +52,9 @@ class TruncationConfig:
     Attributes:
         task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
         seeds: fine-tuning seeds; each line is the mean over them (one line, not one per seed).
+        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
+            used instead of training; ``model`` is the base they came from (TUNEDORIG's
+            encoder). (): fine-tune here. The ablations need training runs: refused with them.
         n_examples, split, seed, dtype, max_length: the evaluation rows and CLS features
             (``activations.ActivationSpec``; ``max_length`` None: the preset's, which is what
             makes UNTUNED at L reproduce ``finetune.predictions``). ``dtype`` applies to the
@@ -72,6 +75,7 @@ class TruncationConfig:
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0,)
+    finetuned: tuple[str, ...] = ()
     max_steps: int | None = None
     n_examples: int | None = 1000
     n_train: int = 2000
@@ -94,6 +98,9 @@ class TruncationConfig:
         for name in ("seeds", "freeze_bottom", "drop_top"):  # papermill passes lists
             object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
         check_seeds(self.seeds)
+        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
+        training_only(self.finetuned, max_steps=self.max_steps, freeze_bottom=self.freeze_bottom,
+                      drop_top=self.drop_top)
         evaluation.check_sequence_task(self.task, "truncation")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
@@ -133,8 +140,9 @@ class TruncationConfig:
 
     def finetune_configs(self, **ablation) -> list[finetune.FinetuneConfig]:
         return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps, **ablation)
-                for s in self.seeds]
+                                        seed=s, max_steps=self.max_steps, checkpoint=c,
+                                        **ablation)
+                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
 
 
 def check_ablations(cfg: TruncationConfig, model) -> None:
