@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 import transformers as tr
 
-from . import assets, cache, paths
+from . import assets, cache, hub, paths
 from .errors import HubUnavailableError, unknown
 from .tasks import TaskSpec
 
@@ -114,12 +114,17 @@ def _hub_error(name: str, err: Exception) -> HubUnavailableError:
 
 def _from_pretrained(cls, name: str, **kwargs):
     location = resolve(name)
-    try:
+    if Path(location).is_dir():
         return cls.from_pretrained(location, **kwargs)
+    # a hub id: with the hub unreachable, the local HF cache only (at once, not after 5 retries)
+    offline = hub.offline()
+    try:
+        return cls.from_pretrained(location, **kwargs, **({"local_files_only": True}
+                                                           if offline else {}))
     except OSError as e:
-        if Path(location).is_dir():
-            raise
-        raise _hub_error(name, e) from e
+        cause = OSError(f"{hub.why_offline()}, and {location!r} is not in the local Hugging "
+                        "Face cache") if offline else e
+        raise _hub_error(name, cause) from e
 
 
 def load_config(name: str) -> tr.PretrainedConfig:
