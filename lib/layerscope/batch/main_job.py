@@ -88,8 +88,9 @@ class _Printer:
             self.started += 1
             self.active[run.label()] = (run, time.time(), self.started)
             varying = {k: run.params[k] for k in run.axes if k in run.params}
-            self.out(f"[{self.started}/{self.total}] {run.notebook} {varying or ''} started "
-                     f"(log: {run.log})".replace(" {} ", " "), flush=True)
+            what = " ".join(filter(None, [run.notebook, str(varying) if varying else ""]))
+            self.out(f"[{self.started}/{self.total}] {what} started (log: {run.log})",
+                     flush=True)
 
     def on_done(self, outcome: dict) -> None:
         label = f"{outcome['notebook']}/{outcome['key']}"

@@ -85,20 +85,20 @@ def run_local(runs: list[runner.Run], *, workers: int, threads: int,
     """Run on ``workers`` threads here; each waits on one run's process."""
     runner.allow_runs()
 
-    def start(run: runner.Run) -> dict:
+    def start(run: runner.Run) -> None:
         if on_start is not None:
             on_start(run)
-        return runner.execute(run, threads, timeout=timeout)
+        try:
+            out = runner.execute(run, threads, timeout=timeout)
+        except OSError as e:  # the disk failed under execute(): record, go on
+            out = runner.record_failure(run, f"{type(e).__name__}: {e}")
+        on_done(out)  # in this thread: a run's end is reported before the next one starts
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(start, r): r for r in runs}
         try:
             for f in as_completed(futures):
-                try:
-                    out = f.result()
-                except OSError as e:  # the disk failed under execute(): record, go on
-                    out = runner.record_failure(futures[f], f"{type(e).__name__}: {e}")
-                on_done(out)
+                f.result()
         except BaseException:  # Ctrl-C or SIGTERM: stop the runs (they will be redone)
             for f in futures:
                 f.cancel()
