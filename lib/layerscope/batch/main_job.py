@@ -17,12 +17,13 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..tasks import get_task
 from . import grid as grids
 from . import runner
-from .sweep import run_sweep
+from .sweep import plan, run_sweep
 
 
 def _fmt(v) -> str:
@@ -105,8 +106,11 @@ class _Printer:
                 if rec.get("study") == "finetune":
                     self.out(f"      {_quality(rec)}", flush=True)
             if run is not None and status == "ok":
-                for line in finding_lines(run.run_dir):
-                    self.out(f"      {line}", flush=True)
+                lines = finding_lines(run.run_dir)
+                counts = Counter(line.split(": ", 1)[1].split(" ")[0] for line in lines)
+                if lines:
+                    self.out(f"      {len(lines)} findings: " + ", ".join(
+                        f"{v} {k}" for k, v in counts.most_common()), flush=True)
 
     def beat(self) -> None:
         while not self.stop.wait(self.heartbeat):
@@ -151,6 +155,13 @@ def run_main_job(grid: str | Path = "demo", *, out: str | Path | None = None,
     if report.skipped:
         out_fn(f"{len(report.skipped)} runs were finished before and were skipped (delete "
                f"their .run.json under {report.sweep_dir} to redo them)", flush=True)
+    out_fn("\nFindings (verdict, estimate [95% interval]; claims and methods in each run's "
+           "findings.txt and in the gallery):", flush=True)
+    for run in plan(g, report.sweep_dir):
+        lines = finding_lines(run.run_dir) if runner.is_finished(run) else []
+        if lines:
+            out_fn(f"  {run.label()}", flush=True)
+            out_fn("\n".join(f"    {line}" for line in lines), flush=True)
     for row in training_rows(report.rows):
         out_fn(f"{row['model']} on {row['task']}, seed {row.get('seed')}: {_quality(row)}",
                flush=True)
