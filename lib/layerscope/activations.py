@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from . import cache, models
 from .errors import CacheError
 from .finetune import FinetuneResult, load_finetuned
+from .progress import counted
 from .tasks import data_identity, get_task, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
@@ -317,8 +318,9 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
     base.eval()
     try:
         with torch.inference_mode(), autocast:
-            for s in tqdm(range(0, len(order), batch_size), disable=not progress,
-                          desc=f"{pooling} states", unit="batch"):
+            bar = tqdm(range(0, len(order), batch_size), disable=not progress,
+                       desc=f"{pooling} states", unit="batch")  # for a terminal
+            for s in counted(bar, "extracting: batch"):  # for the explorers' status line
                 idx = order[s:s + batch_size]
                 batch = {k: v.to(device) for k, v in
                          _batch_tensors([items[i] for i in idx], pad_id).items()}

@@ -25,7 +25,7 @@ import torch
 import transformers as tr
 from safetensors.numpy import load_file
 
-from . import cache, metrics, models, surgery
+from . import cache, metrics, models, progress, surgery
 from .adapters import EncoderAdapter
 from .encoding import collator_for, encode_split, subset
 from .errors import ConfigError, MissingHeadError
@@ -358,7 +358,10 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
         data_collator=collator_for(task, tokenizer),
         compute_metrics=lambda p: _predict_metrics(task, p.predictions, p.label_ids),
-        callbacks=[_Snapshots(folder / "steps", cfg.save_steps)] + list(callbacks or []),
+        callbacks=[_Snapshots(folder / "steps", cfg.save_steps), progress.TrainerSteps(
+            f"fine-tuning {cfg.model} on {cfg.task}, seed {cfg.seed}" + "".join(
+                f", {k}={getattr(cfg, k)}" for k in ("freeze_bottom", "drop_top")
+                if getattr(cfg, k)))] + list(callbacks or []),
     )
     if not verbose:  # with tqdm off the Trainer prints every log dict instead; keep output clean
         trainer.remove_callback(tr.trainer_callback.PrinterCallback)

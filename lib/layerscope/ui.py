@@ -9,14 +9,18 @@ explorers (``studies/<name>/ui.py``) build on ``explorer`` and ``common_controls
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
+from IPython.display import HTML, display
 
-from . import finetune, models, plots, tasks
+from . import finetune, models, plots, progress, tasks
 from .errors import LayerscopeError
+from .quiet import quiet_libraries
 
 _WRAP = widgets.Layout(display="flex", flex_flow="row wrap", align_items="center")
 
@@ -47,13 +51,25 @@ def common_controls(task: str, model: str, seed: int) -> dict[str, widgets.Value
     return {"task": task_control(task), "model": model_control(model), "seed": seed_control(seed)}
 
 
-def explorer(render: Callable[..., go.Figure], controls: Mapping[str, widgets.ValueWidget],
+@dataclass(frozen=True)
+class View:
+    """What one run shows, top down: a one-line verdict, the figure, then the details (e.g.
+    every finding with its interval), so that the answer sits right under the controls."""
+
+    figure: go.Figure
+    verdict: str = ""
+    details: str = ""
+
+
+def explorer(render: Callable[..., go.Figure | View], controls: Mapping[str, widgets.ValueWidget],
              *, button: str | None = "Run") -> widgets.Widget:
     """Controls (wrapped over several rows when narrow) + a status line + an output area.
 
-    ``render(**{name: control.value})`` fills the output. With ``button`` set, rendering waits
-    for a click (for work that may fine-tune a model); while it works the button is disabled and
-    the status line says what runs. Errors of ours show as one readable line.
+    ``render(**{name: control.value})`` returns a figure or a ``View``. With ``button`` set,
+    rendering waits for a click (for work that may fine-tune a model); while it works the
+    button is disabled and the status line follows it live (``progress`` reports: what runs,
+    step k of N, seconds so far). The libraries' expected noise is kept out of the output
+    (``quiet.quiet_libraries``); real warnings still show. Errors of ours show as one line.
     """
     out = widgets.Output()
     status = widgets.HTML(value="")
@@ -63,12 +79,31 @@ def explorer(render: Callable[..., go.Figure], controls: Mapping[str, widgets.Va
         values = {k: c.value for k, c in controls.items()}
         if run is not None:
             run.disabled = True
-        t0 = time.time()
-        status.value = f"<i>running with {values} …</i>"
+        t0 = last = time.time()
+        status.value = f"<i>running with {html.escape(str(values))} …</i>"
+
+        def show(line: str, k: int | None, n: int | None) -> None:
+            # each value change is one message to the browser: at most ~5 a second, but
+            # always a new phase (k None) and a finished count
+            nonlocal last
+            now = time.time()
+            if k is not None and k != n and now - last < 0.2:
+                return
+            last = now
+            status.value = f"<i>{html.escape(line)}, {now - t0:.0f} s</i>"
+
         out.clear_output(wait=True)
         with out:
             try:
-                render(**values).show()
+                with progress.reporting(show), quiet_libraries():
+                    view = render(**values)
+                if not isinstance(view, View):
+                    view = View(view)
+                if view.verdict:
+                    display(HTML(f"<b>{html.escape(view.verdict)}</b>"))
+                view.figure.show()
+                if view.details:
+                    print(view.details)
                 status.value = f"done in {time.time() - t0:.1f} s"
             except (LayerscopeError, ValueError, RuntimeError) as e:  # keep the widget alive
                 print(f"{type(e).__name__}: {e}")
@@ -95,7 +130,7 @@ def finetune_explorer(default: finetune.FinetuneConfig) -> widgets.Widget:
 
     def render(task: str, model: str, seed: int) -> go.Figure:
         cfg = dataclasses.replace(default, task=task, model=model, seed=seed)
-        result = finetune.load_or_train(cfg)
+        result = finetune.load_or_train(cfg, verbose=False)  # progress: the status line
         spec = tasks.get_task(task)
         return plots.learning_curves({f"seed {seed}": result.learning_curve()},
                                      metric=spec.primary_metric,

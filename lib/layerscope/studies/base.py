@@ -137,6 +137,13 @@ def verdict_lines(title: str, findings: dict) -> str:
     return "\n".join(lines)
 
 
+def verdict_summary(findings: dict) -> str:
+    """One line: the claim ids grouped by verdict, e.g. "SUPPORTED: a, b · INCONCLUSIVE: c"
+    (what a widget shows above the figure; ``verdict_lines`` has the numbers)."""
+    groups = {v: [cid for cid, f in findings.items() if f["verdict"] == v] for v in VERDICTS}
+    return " · ".join(f"{v}: {', '.join(ids)}" for v, ids in groups.items() if ids)
+
+
 def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
     """Every study config's seed check: one or more distinct fine-tuning seeds."""
     if not seeds or len(set(seeds)) != len(seeds):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune
+from ... import finetune, progress
 from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
 from ..similarity.result import aligned
@@ -76,7 +76,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     """Everything of ``cfg``; see the module docstring. Arrays in the result are per analysed
     layer (``result.layers``), NaN where undefined (reasons in ``result.undefined``)."""
     t0 = time.time()
-    log = print if verbose else (lambda *a, **k: None)
+    log = progress.logger(verbose)
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     steps = cfg.steps()
     memo: dict = {}
@@ -126,7 +126,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     table: dict[str, list[LayerGeometry]] = {}
     for st in states:
         table[st] = []
-        for i in layers:
+        for i in progress.counted(layers, f"{st}: layer"):
             ev = None
             if st in ("orig", "ft") and i in probe_layers and len(pred):
                 ev = (tpts[st].x(i)[pred], tpts[st].y[pred])
@@ -148,7 +148,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
         split = folds(len(base.y), 5, cfg.seed, base.y)  # 1/5 of the points choose the grid
         val, fit = split[0], np.sort(np.concatenate(split[1:]))
         for st in ("orig", "ft"):
-            for j, i in enumerate(layers):
+            for j, i in enumerate(progress.counted(layers, f"{st}: layer")):
                 if i not in probe_layers:
                     continue
                 x, y = pts[st].x(i), pts[st].y

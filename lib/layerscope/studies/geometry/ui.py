@@ -10,7 +10,8 @@ import dataclasses
 import ipywidgets as widgets
 
 from ...tasks import get_task
-from ...ui import common_controls, explorer, layer_control
+from ...ui import View, common_controls, explorer, layer_control
+from ..base import verdict_summary
 from .config import GeometryConfig
 from .run import run_geometry
 
@@ -54,16 +55,17 @@ def geometry_explorer(default: GeometryConfig, *, n_layers: int = 6,
         state = checkpoint if checkpoint in result.states else "ft"
         g = result.geometry[state][result.column(layer)]
         dist = dict(zip(result.label_names, g.min_distances.round(3).tolist(), strict=True))
-        print(f"{state}, layer {layer}: {g.n_clusters} clusters for {g.n_labels} labels; "
-              f"min distances {dist}"
-              + (f" ({g.why})" if g.why else ""))
-        print(result.verdict())
+        clusters = (f"{state}, layer {layer}: {g.n_clusters} clusters for {g.n_labels} labels; "
+                    f"min distances {dist}" + (f" ({g.why})" if g.why else ""))
         if view == "paths":
-            return result.paths_figure((layer,))
-        if view == "similarity":
-            return result.similarity_figure()
-        if view == "displacement":
-            return result.displacement_figure()
-        return result.figure(layer)
+            figure = result.paths_figure((layer,))
+        elif view == "similarity":
+            figure = result.similarity_figure()
+        elif view == "displacement":
+            figure = result.displacement_figure()
+        else:
+            figure = result.figure(layer)
+        return View(figure, verdict_summary(result.findings()),
+                    clusters + "\n\n" + result.verdict())
 
     return explorer(render, geometry_controls(default, n_layers, steps), button="Run / load")

@@ -28,6 +28,7 @@ import numpy as np
 
 from ...measures.blocks import find_block_boundary
 from ...measures.intervals import bootstrap_indices, percentile_interval
+from ...progress import counted
 from ..base import Interval, finding, undefined_finding
 from .comparisons import COMPARISONS
 
@@ -126,7 +127,7 @@ def effect_intervals(stacks: dict[str, np.ndarray], matrix: Callable[[np.ndarray
     n, n_layers = allstack.shape[1], sizes["orig"] - 1
     estimate = effects(*_split(matrix(allstack), sizes), n_layers)
     reps = [effects(*_split(matrix(allstack[:, idx]), sizes), n_layers)
-            for idx in bootstrap_indices(n, n_boot, seed)]
+            for idx in counted(bootstrap_indices(n, n_boot, seed), "resample", n_boot)]
     method = (f"{confidence:.0%} bootstrap over {n} examples, {n_boot} resamples, recentred, "
               f"{measure}")
     out = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, models
+from ... import finetune, models, progress
 from ...errors import ConfigError, check_choice
 from ...measures import cka, rsa
 from ...measures.blocks import find_block_boundary
@@ -193,12 +193,14 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     t0 = time.time()
     spec = cfg.activation_spec()
     words = spec.pooling in ("word", "pair")
-    log = print if verbose else (lambda *a, **k: None)
+    log = progress.logger(verbose)
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     sets: dict[str, acts.Activations] = {}
+    n_sets = 2 + (len(ft) > 1) + (cfg.cross_model is not None) + len(cfg.checkpoint_steps)
+    count = iter(range(1, n_sets + 1))
 
     def extract(name: str, source, step: int | None = None) -> acts.Activations:
-        log(f"[similarity] representations: {name}")
+        log(f"[similarity] representations: {name} ({next(count)} of {n_sets})")
         model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words)
         return acts.load_or_extract(spec, model, tok, progress=verbose)
 
@@ -208,6 +210,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         sets["ft2"] = extract("ft2", ft[1])
     if cfg.cross_model is not None:
         sets["self"] = sets["orig"] if cfg.cross_state == "orig" else sets["ft"]
+        progress.phase(f"similarity: the cross model {cfg.cross_model}")
         src = (cfg.cross_model if cfg.cross_state == "orig" else
                finetune.load_or_train(cfg.finetune_configs(cfg.cross_model)[0], verbose=verbose))
         sets["cross"] = extract("cross", src)
@@ -220,6 +223,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     reasons = {k: undefined_reasons(names.get(k, k), np.asarray(v.states), cfg)
                for k, v in sets.items()}
     matrices, undefined = {}, {}
+    progress.phase(f"similarity: {cfg.measure_label()} matrices")
     for comp in COMPARISONS.values():
         if comp.rows not in sets or comp.cols not in sets:
             continue
@@ -257,6 +261,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     if cfg.ci_cell is not None and cfg.measure == "cka" and cfg.kernel == "linear" \
             and cfg.ci_cell[0] in matrices:
         comp, i, j = cfg.ci_cell
+        progress.phase(f"similarity: bootstrap and permutations of the {comp} cell")
         try:
             cell = {**result.cell_bootstrap(comp, i, j, n_boot=cfg.n_boot),
                     **result.cell_permutation(comp, i, j, n_perm=cfg.n_perm)}

@@ -10,7 +10,8 @@ import ipywidgets as widgets
 
 from ...activations import POOLINGS
 from ...measures import cka
-from ...ui import common_controls, explorer
+from ...ui import View, common_controls, explorer
+from ..base import verdict_summary
 from . import run as sim
 from .comparisons import COMPARISONS
 
@@ -46,7 +47,7 @@ def similarity_explorer(default: sim.SimilarityConfig) -> widgets.Widget:
         cfg = config_for(default, task=task, model=model, seed=seed, measure=measure,
                          kernel=kernel, pooling=pooling)
         result = sim.run_similarity(cfg, verbose=False)
-        print(result.verdict())
-        return result.figure(None if comparison == "all" else comparison)
+        return View(result.figure(None if comparison == "all" else comparison),
+                    verdict_summary(result.findings()), result.verdict())
 
     return explorer(render, similarity_controls(default), button="Run / load")

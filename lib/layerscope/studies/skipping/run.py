@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune
+from ... import finetune, progress
 from ...errors import ConfigError
 from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
 from ..truncation import evaluation
@@ -96,7 +96,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     """Every contiguous span skipped, for every seed of ``cfg`` (fine-tuning from the cache
     when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
     t0, times = time.time(), {}
-    log = print if verbose else (lambda *a, **k: None)
+    log = progress.logger(verbose)
     task = evaluation.check_sequence_task(cfg.task, "skipping")
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     times["finetune"] = time.time() - t0
@@ -119,6 +119,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
         span_logits.append(np.stack([s[k] for k in spans]))
     times["spans"] = time.time() - t1
     t1 = time.time()
+    progress.phase("skipping: statistics (bootstrap over examples)")
     full, span_logits = np.stack(full), np.stack(span_logits)  # [S, n, C], [S, R, n, C]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
     full_t = scorer.table(predict(task, full))[0]

@@ -9,7 +9,8 @@ import dataclasses
 
 import ipywidgets as widgets
 
-from ...ui import common_controls, explorer, layer_control
+from ...ui import View, common_controls, explorer, layer_control
+from ..base import verdict_summary
 from . import run as srun
 
 
@@ -34,8 +35,8 @@ def skipping_explorer(default: srun.SkippingConfig, n_layers: int,
             done.clear()
             done[cfg] = srun.run_skipping(cfg, verbose=False)
         res = done[cfg]
-        print(res.verdict())
-        return res.span_figure(first, last)
+        return View(res.span_figure(first, last), verdict_summary(res.findings()),
+                    res.verdict())
 
     controls = {**common_controls(default.task, default.model, default.seeds[0]),
                 "first": layer_control(1, n_layers, first=1, description="first"),

@@ -23,6 +23,7 @@ from torch import nn
 from ... import surgery, surgery_kernels
 from ...encoding import collator_for, encode_split
 from ...errors import ConfigError
+from ...progress import counted
 from ...tasks import TaskSpec, get_task, load_split
 
 SEQUENCE_KINDS = ("classification", "pair", "regression")
@@ -94,14 +95,14 @@ def untuned_logits(model: nn.Module, es: EvalSet) -> np.ndarray:
     """UNTUNED truncation at every depth: [L+1, n, C] (``untuned_truncation_logits`` per batch,
     one forward pass for all layers). A model without a task head raises ``MissingHeadError``."""
     chunks = [(pos, surgery_kernels.untuned_truncation_logits(model, b).float().numpy())
-              for pos, b in es.batches]
+              for pos, b in counted(es.batches, "batch")]
     return _scatter(chunks, es.n, axis=1)
 
 
 def span_logits(model: nn.Module, es: EvalSet) -> dict[tuple[int, int], np.ndarray]:
     """Every contiguous span skipped (``surgery_kernels.spans(L)``): {(i, j): [n, C]}."""
     per_batch = [(pos, surgery_kernels.all_span_skipping_logits(model, b))
-                 for pos, b in es.batches]
+                 for pos, b in counted(es.batches, "batch")]
     keys = list(per_batch[0][1])
     return {k: _scatter([(pos, d[k].float().numpy()) for pos, d in per_batch], es.n, axis=0)
             for k in keys}

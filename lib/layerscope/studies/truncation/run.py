@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, metrics
+from ... import finetune, metrics, progress
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
@@ -184,11 +184,10 @@ def _retrain(line: str, init: heads.HeadParams, train: acts.Activations,
 def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
                verbose: bool) -> list[dict]:
     """Merchant et al. 2020: one fine-tune per (kind, k, seed), predictions [S, n] on rows."""
-    out = []
+    out, log = [], progress.logger(verbose)
     for kind, ks in (("drop_top", cfg.drop_top), ("freeze_bottom", cfg.freeze_bottom)):
         for k in ks:
-            if verbose:
-                print(f"[truncation] ablation {kind}={k}")
+            log(f"[truncation] ablation {kind}={k}")
             runs = [finetune.load_or_train(c, verbose=verbose)
                     for c in cfg.finetune_configs(**{kind: k})]
             preds = np.stack([finetune.predictions(r, cfg.split).predictions[rows]
@@ -208,7 +207,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         times[name] = times.get(name, 0.0) + time.time() - since
         return time.time()
 
-    log = print if verbose else (lambda *a, **k: None)
+    log = progress.logger(verbose)
     task = evaluation.check_sequence_task(cfg.task, "truncation")
     val_spec, train_spec = cfg.activation_spec(), cfg.activation_spec("train")
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
@@ -236,6 +235,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
                        "prediction_agreement": float(np.mean(
                            predict(task, u[L]) == ref.predictions[rows]))})
         t1 = lap("untuned", t1)
+        progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
         ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
         ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose)
         keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
@@ -263,6 +263,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
                  for k, v in logits.items()}
     ablations = _ablations(cfg, rows, L, verbose)
     t1 = lap("ablations", t1)
+    progress.phase("truncation: statistics (bootstrap over examples)")
     pred = {k: predict(task, np.nan_to_num(v)) for k, v in logits.items()}  # [S, L+1, n]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
     baseline_value = finetune.predictions(ft[0], cfg.split).baseline  # train majority/mean

@@ -10,7 +10,8 @@ import dataclasses
 
 import ipywidgets as widgets
 
-from ...ui import common_controls, explorer, layer_control
+from ...ui import View, common_controls, explorer, layer_control
+from ..base import verdict_summary
 from . import run as trun
 
 
@@ -34,8 +35,7 @@ def truncation_explorer(default: trun.TruncationConfig, n_layers: int,
             done.clear()  # keep one: results hold every layer's logits
             done[cfg] = trun.run_truncation(cfg, verbose=False)
         res = done[cfg]
-        print(res.verdict())
-        return res.layer_figure(layer)
+        return View(res.layer_figure(layer), verdict_summary(res.findings()), res.verdict())
 
     controls = {**common_controls(default.task, default.model, default.seeds[0]),
                 "layer": layer_control(n_layers, n_layers, first=1)}
