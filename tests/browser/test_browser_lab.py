@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -127,6 +128,12 @@ def test_notebook_02_widget_runs_a_new_seed(lab, browser_page, screenshots, isol
     seed_input.fill(str(NEW_SEED))
     seed_input.press("Enter")
     assert NEW_SEED not in finetuned_seeds(isolated_home)
+    # every text the status line shows while the run works (its first HTML widget), as the
+    # browser renders it: the kernel's updates must arrive during the click, not after
+    explorer.locator(".widget-html").first.evaluate(
+        """el => { window.statusLine = [];
+                   new MutationObserver(() => window.statusLine.push(el.innerText))
+                       .observe(el, {subtree: true, childList: true, characterData: true}); }""")
     button.click()
     heatmap = output.locator(".js-plotly-plot .heatmaplayer").first
     try:
@@ -139,3 +146,6 @@ def test_notebook_02_widget_runs_a_new_seed(lab, browser_page, screenshots, isol
     # the new figure came from a run with the chosen seed (fine-tuned FT and FT[2] = seed + 1)
     assert {NEW_SEED, NEW_SEED + 1} <= finetuned_seeds(isolated_home)
     assert "error" not in output.inner_text().lower()
+    shown = page.evaluate("window.statusLine")
+    assert any(re.search(r"fine-tuning .*: step \d+ of \d+, \d+ s", t) for t in shown), shown
+    assert shown and shown[-1].startswith("done in"), shown

@@ -46,8 +46,8 @@ def config_for(default: GeometryConfig, *, task: str, model: str, seed: int) -> 
 
 def geometry_explorer(default: GeometryConfig, *, n_layers: int = 6,
                       steps: tuple[int, ...] = ()) -> widgets.Widget:
-    """Controls + a Run button; shows the chosen view at the chosen layer and prints the
-    chosen checkpoint's cluster count and distances, then the findings."""
+    """Controls + a Run button; shows the verdicts, the chosen view at the chosen layer, then
+    the chosen checkpoint's cluster count and distances and the findings."""
     def render(task, model, seed, layer, checkpoint, view):
         result = run_geometry(config_for(default, task=task, model=model, seed=seed),
                               verbose=False)
