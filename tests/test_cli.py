@@ -31,6 +31,9 @@ def test_main_job_runs_the_grid_prints_where_it_is_and_resumes(tmp_path, capsys)
     assert "[1/3] 01_finetune {'seed': 0, 'trace': True} started" in text
     assert "[3/3] 02_similarity ok in" in text
     assert "  ... [1/3] 01_finetune" in text  # the heartbeat while a run works
+    # ... with the notebook's own progress line (layerscope.progress, through the run's file)
+    assert "fine-tuning tiny-bert on tiny-sentiment, seed 0: step" in text, text
+    assert not list((tmp_path / "runs").glob("*/*.progress"))  # removed when a run ends
     assert text.count("accuracy") >= 2 and "vs majority baseline" in text
     assert "similarity.block_structure: " in text and "similarity.drift" in text
     assert "3 runs: 3 ok, 0 failed (3 executed now, 0 already finished)" in text

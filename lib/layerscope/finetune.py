@@ -327,7 +327,6 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     """Fine-tune into ``folder`` (resuming from its checkpoints if any). See load_or_train."""
     task = get_task(cfg.task)
     hp = cfg.hyperparameters()
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
     tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind == "tagging")
@@ -336,6 +335,8 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     train_ds = encode_split(task, load_split(cfg.task, "train"), tokenizer, hp["max_length"],
                             hp["max_train_examples"], seed=0)
     eval_ds = _eval_dataset(cfg, task, tokenizer)
+    # the entry folder only now: a model or task that cannot load (no hub) leaves no folder
+    folder.mkdir(parents=True, exist_ok=True)
     ckpt_dir = folder / "checkpoints"
     resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     args = tr.TrainingArguments(
@@ -572,7 +573,8 @@ def predictions(result: FinetuneResult, split: str = "validation") -> Prediction
                       hp["max_eval_examples"] if split == "validation" else None, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         args = tr.TrainingArguments(output_dir=tmp, per_device_eval_batch_size=64, report_to=[],
-                                    disable_tqdm=True, dataloader_num_workers=0)
+                                    disable_tqdm=True, dataloader_num_workers=0,
+                                    dataloader_pin_memory=torch.cuda.is_available())
         out = tr.Trainer(model=load_finetuned(result), args=args,
                          data_collator=collator_for(task, tokenizer)).predict(ds)
     logits, labels = np.asarray(out.predictions), np.asarray(out.label_ids)

@@ -75,6 +75,16 @@ def log_status(path: Path) -> str:
     return "; ".join(filter(None, [f"cell {cell}" if cell else None, last]))
 
 
+def run_status(run: runner.Run) -> str:
+    """The notebook's own progress line when it reports one (``layerscope.progress``), else
+    where its log says it is."""
+    try:
+        text = run.progress.read_text().strip()
+    except OSError:
+        text = ""
+    return text[:160] if text else log_status(run.log)
+
+
 class _Printer:
     """Prints the start, the heartbeat and the end of each run (thread-safe)."""
 
@@ -117,7 +127,7 @@ class _Printer:
             with self.lock:
                 for run, t, k in self.active.values():
                     self.out(f"  ... [{k}/{self.total}] {run.notebook} {time.time() - t:.0f} s: "
-                             f"{log_status(run.log)}", flush=True)
+                             f"{run_status(run)}", flush=True)
 
 
 def _metric(rec: dict) -> tuple[str, float | None, float | None]:

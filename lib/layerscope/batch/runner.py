@@ -38,6 +38,7 @@ from .. import paths
 from ..cache import atomic_write_text
 
 OK, FAILED, PENDING = "ok", "failed", "pending"
+PROGRESS_FILE_ENV = "LAYERSCOPE_PROGRESS_FILE"  # = layerscope.progress.FILE_ENV (torch-free here)
 HOST_PID_ENV = "LAYERSCOPE_RUN_HOST_PID"  # pid of the process running execute() (tests use it)
 _active: set[subprocess.Popen] = set()  # run processes, so an interrupted sweep can end them
 _lock = threading.Lock()
@@ -81,6 +82,11 @@ class Run:
     @property
     def log(self) -> Path:
         return self.folder / f"{self.key}.log"
+
+    @property
+    def progress(self) -> Path:
+        """The latest progress line of the running notebook (``layerscope.progress``)."""
+        return self.folder / f"{self.key}.progress"
 
     def label(self) -> str:
         return f"{self.notebook}/{self.key}"
@@ -135,6 +141,7 @@ def clear(run: Run) -> None:
     """Remove what an earlier attempt left (marker first: a crash here leaves no marker)."""
     run.marker.unlink(missing_ok=True)
     run.output.unlink(missing_ok=True)
+    run.progress.unlink(missing_ok=True)
     for p in run.folder.glob(f"{run.key}.*.partial*"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     if run.run_dir.exists():
@@ -209,8 +216,9 @@ def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
             "cwd": str(Path(run.notebook_path).parent), "error_file": str(err_file),
             "parent": os.getpid()}
     with open(run.log, "w") as log:
+        env = {**run_env(threads, run.home), PROGRESS_FILE_ENV: str(run.progress)}
         proc = subprocess.Popen([sys.executable, "-m", "layerscope.batch.execute",
-                                 json.dumps(spec)], env=run_env(threads, run.home),
+                                 json.dumps(spec)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         with _lock:
             _active.add(proc)
@@ -235,6 +243,7 @@ def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
     if partial.exists():
         os.replace(partial, run.output)
     err_file.unlink(missing_ok=True)
+    run.progress.unlink(missing_ok=True)
     out = _outcome(run, status, error=error, started=started, records=records,
                    threads=threads, note=note)
     atomic_write_text(run.marker, json.dumps(out, indent=1, default=str))  # last: "finished"
