@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from layerscope import cli
 from layerscope.finetune import FinetuneConfig, train
+from layerscope.quiet import quiet_libraries
 from machine import other_load
 
 
@@ -43,7 +43,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--max-steps", type=int, default=None, help="default: the preset's 150")
     args = ap.parse_args()
-    cli.quiet_libraries()
+    with quiet_libraries():
+        run(args)
+
+
+def run(args) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU bf16 flags: "
           f"{cpu_bf16_flags() or 'none (bf16 matmuls are emulated)'}")
     print("| seed | precision | s | s/step | accuracy | vs fp32 | other load |")

@@ -11,14 +11,11 @@ import argparse
 import dataclasses
 import os
 import sys
-import warnings
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-import datasets  # noqa: E402  (after the environment settings above, which they read)
-import transformers  # noqa: E402
-
+# (the imports below read the settings above when they load transformers)
 from . import assets  # noqa: E402
 from .batch.command import add_parsers as add_batch_parsers  # noqa: E402
 from .errors import LayerscopeError  # noqa: E402
@@ -29,6 +26,7 @@ from .finetune import (  # noqa: E402
     trace_steps,
 )
 from .models import MODELS  # noqa: E402
+from .quiet import quiet_libraries  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 
@@ -111,19 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def quiet_libraries() -> None:
-    """Silence load reports and progress bars of transformers/datasets (keeps output readable)."""
-    # datasets' sort() trips a pyarrow deprecation notice that says nothing about our results
-    warnings.filterwarnings("ignore", category=FutureWarning, module="pyarrow")
-    transformers.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_libraries()
     try:
-        return args.func(args)
+        with quiet_libraries():  # the libraries' expected noise; real warnings still show
+            return args.func(args)
     except (LayerscopeError, ValueError, RuntimeError, KeyError) as e:
         # our errors name the value and the fix: one clean line, no traceback
         print(f"error: {e}", file=sys.stderr)
