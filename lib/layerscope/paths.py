@@ -18,8 +18,9 @@ _REPO_ROOT = PACKAGE_DIR.parent.parent
 
 
 def repo_root() -> Path | None:
-    """The clone this package runs from (has ``pyproject.toml`` and ``data/``), else None."""
-    if (_REPO_ROOT / "pyproject.toml").exists() and (_REPO_ROOT / "data").is_dir():
+    """The clone this package runs from (``<clone>/lib/layerscope`` beside ``pyproject.toml``),
+    else None. Not judged by ``data/``: a user may delete it, and ``home()`` then remakes it."""
+    if (_REPO_ROOT / "pyproject.toml").exists() and (_REPO_ROOT / "lib") == PACKAGE_DIR.parent:
         return _REPO_ROOT
     return None
 
