@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cache
+from .. import cache, finetune
 from ..errors import ConfigError
 
 SUPPORTED = "SUPPORTED"
@@ -178,10 +178,18 @@ def training_only(finetuned: tuple[str, ...], **settings) -> None:
                           "fine-tune here")
 
 
-def checkpoint_per_seed(config) -> tuple[str | None, ...]:
-    """Each seed's ``FinetuneConfig.checkpoint``: the study's ``finetuned`` entry, or None
-    (train it)."""
-    return config.finetuned or (None,) * len(config.seeds)
+def seed_configs(config, *, model: str | None = None,
+                 **extra) -> list[finetune.FinetuneConfig]:
+    """One ``FinetuneConfig`` per seed of a study config (task, model, preset, seeds,
+    max_steps, finetuned): each seed's checkpoint is its ``finetuned`` entry, or None (train
+    it). ``model``: another model, always trained (``finetuned`` holds this config's);
+    ``extra``: more FinetuneConfig fields for every seed (e.g. an ablation)."""
+    ckpts = (None,) * len(config.seeds) if model else (config.finetuned
+                                                        or (None,) * len(config.seeds))
+    return [finetune.FinetuneConfig(task=config.task, model=model or config.model,
+                                    preset=config.preset, seed=s, max_steps=config.max_steps,
+                                    checkpoint=c, **extra)
+            for s, c in zip(config.seeds, ckpts, strict=True)]
 
 
 def flat_config(config) -> dict[str, Any]:

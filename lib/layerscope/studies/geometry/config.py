@@ -18,7 +18,7 @@ from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
 from ...tasks import get_task
-from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
+from ..base import check_finetuned, check_seeds, seed_configs, training_only
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
 PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
@@ -169,9 +169,7 @@ class GeometryConfig:
     def finetune_configs(self) -> list[finetune.FinetuneConfig]:
         """One per seed; the first asks for the traced snapshots (not part of the cache key:
         a cached run gets missing snapshots by an exact replay, never a new model)."""
-        base = [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps, checkpoint=c)
-                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
+        base = seed_configs(self)
         if self.finetuned:
             return base
         if self.checkpoint_steps is None:

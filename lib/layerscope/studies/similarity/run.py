@@ -15,6 +15,7 @@ findings whose verdicts rest on bootstrap intervals over examples (``findings``)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from ...errors import ConfigError, check_choice
 from ...measures import cka, rsa
 from ...measures.blocks import find_block_boundary
 from ...plots import layer_labels
-from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
+from ..base import check_finetuned, check_seeds, seed_configs, training_only
 from .comparisons import COMPARISON_NAMES, COMPARISONS
 from .findings import effect_intervals
 from .result import SimilarityResult, aligned
@@ -132,12 +133,10 @@ class SimilarityConfig:
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
         """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots.
         ``model``: the cross model's (always trained: ``finetuned`` is this model's)."""
-        ckpts = (None,) * len(self.seeds) if model else checkpoint_per_seed(self)
-        return [finetune.FinetuneConfig(task=self.task, model=model or self.model,
-                                        preset=self.preset, seed=s, max_steps=self.max_steps,
-                                        save_steps=self.checkpoint_steps if i == 0 and not model
-                                        else (), checkpoint=c)
-                for i, (s, c) in enumerate(zip(self.seeds, ckpts, strict=True))]
+        configs = seed_configs(self, model=model)
+        if not model:
+            configs[0] = dataclasses.replace(configs[0], save_steps=self.checkpoint_steps)
+        return configs
 
     def measure_label(self) -> str:
         if self.measure == "rsa":

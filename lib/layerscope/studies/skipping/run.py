@@ -23,7 +23,7 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune, progress
 from ...errors import ConfigError
-from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
+from ..base import check_finetuned, check_seeds, seed_configs, training_only
 from ..truncation import evaluation
 from ..truncation.scoring import Scorer, predict
 from .findings import effect_intervals
@@ -87,9 +87,7 @@ class SkippingConfig:
                                    seed=self.seed)
 
     def finetune_configs(self) -> list[finetune.FinetuneConfig]:
-        return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps, checkpoint=c)
-                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
+        return seed_configs(self)
 
 
 def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:

@@ -35,7 +35,7 @@ from ... import finetune, metrics, progress
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
-from ..base import check_finetuned, check_seeds, checkpoint_per_seed, training_only
+from ..base import check_finetuned, check_seeds, seed_configs, training_only
 from ..similarity.run import block_structure
 from . import evaluation, heads
 from .findings import effect_intervals
@@ -139,10 +139,7 @@ class TruncationConfig:
                                    max_length=self.resolved_max_length(), seed=self.seed)
 
     def finetune_configs(self, **ablation) -> list[finetune.FinetuneConfig]:
-        return [finetune.FinetuneConfig(task=self.task, model=self.model, preset=self.preset,
-                                        seed=s, max_steps=self.max_steps, checkpoint=c,
-                                        **ablation)
-                for s, c in zip(self.seeds, checkpoint_per_seed(self), strict=True)]
+        return seed_configs(self, **ablation)
 
 
 def check_ablations(cfg: TruncationConfig, model) -> None:
