@@ -15,7 +15,7 @@ from layerscope.studies import similarity as sim
 from layerscope.studies.base import VERDICTS
 
 CFG = sim.SimilarityConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke", seeds=(0, 1),
-                           max_steps=30, n_examples=48, checkpoint_steps=(0, 30), n_boot=50,
+                           max_steps=30, n_examples=48, checkpoint_steps=(0, 15, 30), n_boot=50,
                            n_perm=30)
 
 
@@ -63,10 +63,31 @@ def test_fine_tuning_changes_the_matrices(result):
 
 def test_drift_starts_at_one(result):
     """The step-0 snapshot is the untuned encoder: similarity 1 with itself at every layer."""
-    assert result.drift.shape == (2, 5) and result.drift_steps == (0, 30)
+    assert result.drift.shape == (3, 5) and result.drift_steps == (0, 15, 30)
     np.testing.assert_allclose(result.drift[0, 1:], 1.0, atol=1e-6)
     assert np.isnan(result.drift[:, 0]).all()
-    assert result.drift[1, 1:].min() < 0.99
+    assert result.drift[-1, 1:].min() < 0.99
+
+
+def test_drift_reads_the_snapshots_not_the_end_point(result):
+    """drift = top third's similarity to untuned at the first snapshot after 0 minus at the last;
+    it is not the FT–ORIG statistic of top_layers_change_most (issue 14: both printed 0.867)."""
+    f = result.findings()
+    d, t = f["drift"], f["top_layers_change_most"]
+    top = range(4 - 4 // 3 + 1, 5)
+    first, last = result.drift[1], result.drift[2]
+    expect = np.mean([first[i] for i in top]) - np.mean([last[i] for i in top])
+    assert d["interval"]["estimate"] == pytest.approx(expect, abs=1e-6)  # fp32 GEMMs
+    assert d["numbers"]["first_step"] == 15 and d["numbers"]["last_step"] == 30
+    assert d["interval"]["estimate"] != pytest.approx(t["interval"]["estimate"], abs=1e-6)
+
+
+def test_drift_with_one_snapshot_after_step_0_is_undefined(result):
+    """(0, 30): no change over training to measure between snapshots -> UNDEFINED with why."""
+    one = dataclasses.replace(result, drift_steps=(0, 30), drift=result.drift[[0, 2]],
+                              effects={k: v for k, v in result.effects.items() if k != "drift"})
+    d = one.findings()["drift"]
+    assert d["verdict"] == "UNDEFINED" and "fewer than two after step 0" in d["why"]
 
 
 def test_findings_carry_numbers_intervals_and_verdicts(result):

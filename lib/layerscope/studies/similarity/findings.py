@@ -9,8 +9,10 @@ Claims (Phang et al. 2021 §3; Merchant et al. 2020 §4), each an effect that sh
   the bottom third (effect: bottom minus top);
 * seeds_agree_on_top: two seeds' top layers are more alike than either is to the untuned model
   (effect: FT[1]–FT[2] top diagonal minus FT–ORIG top diagonal);
-* drift: at the last checkpoint the top layers have moved further from the untuned model than
-  the bottom ones (effect: bottom minus top similarity to the untuned layer);
+* drift: the top layers keep moving away from the untuned model during fine-tuning (effect: the
+  top third's similarity to its untuned self at the first snapshot after step 0 minus at the
+  last snapshot). This reads the snapshots between the ends; the end point alone (FT against
+  ORIG) is ``top_layers_change_most``, so the two claims never report the same statistic;
 * cell: the chosen cell (default: the top FT–ORIG cell) is above the 99th percentile of the
   shuffled-examples baseline.
 
@@ -39,15 +41,16 @@ CLAIMS = {
                               "layers stay similar (FT–ORIG diagonal; Phang et al. 2021 Fig. 5)",
     "seeds_agree_on_top": "top layers of two fine-tuning seeds are more alike than either is to "
                           "the untuned model (FT[1]–FT[2] vs FT–ORIG; Phang et al. 2021 Fig. 6)",
-    "drift": "over training, top layers move furthest from the untuned model (Merchant et al. "
-             "2020 §4)",
+    "drift": "over training, the top layers keep moving away from the untuned model: they are "
+             "less similar to it at the last snapshot than at the first one after step 0 "
+             "(Merchant et al. 2020 §4; Zhou & Srikumar 2022 §4.3)",
     "cell": "the chosen cell is above the shuffled-examples baseline (its 99th percentile)",
 }
 EFFECT_OF = {
     "block_structure": "FT–FT minus ORIG–ORIG block score",
     "top_layers_change_most": "FT–ORIG diagonal, bottom minus top third",
     "seeds_agree_on_top": "top-third diagonal, FT[1]–FT[2] minus FT–ORIG",
-    "drift": "similarity to the untuned layer at the last step, bottom minus top third",
+    "drift": "top-third similarity to the untuned layer, first snapshot after step 0 minus last",
 }
 
 
@@ -74,8 +77,24 @@ def _block_score(m: np.ndarray) -> float:
     return float(find_block_boundary(m[np.ix_(keep, keep)]).score)
 
 
-def effects(m: dict[str, np.ndarray], drift_last: np.ndarray | None, n_layers: int) -> dict:
-    """Each claim's effect from the matrices of one (re)sample; NaN where not computable."""
+def drift_snapshots(steps) -> dict[str, int]:
+    """The snapshots the drift claim compares: {"first": earliest step > 0, "last": last step}.
+
+    "first" is left out when fewer than two snapshots follow step 0 (the claim is then
+    undefined: with one snapshot after step 0 there is no change over training to measure).
+    """
+    after = sorted(s for s in steps if s > 0)
+    if not after:
+        return {}
+    return {"first": after[0], "last": after[-1]} if len(after) > 1 else {"last": after[-1]}
+
+
+def effects(m: dict[str, np.ndarray], drift_rows: dict[str, np.ndarray], n_layers: int) -> dict:
+    """Each claim's effect from the matrices of one (re)sample; NaN where not computable.
+
+    ``drift_rows``: "first"/"last" -> [L+1] similarity of each layer at that snapshot with the
+    same layer untuned (``drift_snapshots``).
+    """
     bottom, top = thirds(n_layers)
     out = {}
     if "orig_orig" in m and "ft_ft" in m:
@@ -85,13 +104,14 @@ def effects(m: dict[str, np.ndarray], drift_last: np.ndarray | None, n_layers: i
         out["top_layers_change_most"] = diagonal_mean(fo, bottom) - diagonal_mean(fo, top)
         if "ft1_ft2" in m:
             out["seeds_agree_on_top"] = diagonal_mean(m["ft1_ft2"], top) - diagonal_mean(fo, top)
-    if drift_last is not None:
-        out["drift"] = (_mean(drift_last[i] for i in bottom) - _mean(drift_last[i] for i in top))
+    if "first" in drift_rows and "last" in drift_rows:
+        out["drift"] = (_mean(drift_rows["first"][i] for i in top)
+                        - _mean(drift_rows["last"][i] for i in top))
     return out
 
 
-def _split(big: np.ndarray, sizes: dict[str, int]) -> tuple[dict, np.ndarray | None]:
-    """Cut the self-similarity of the stacked sets into the comparisons (and the drift row)."""
+def _split(big: np.ndarray, sizes: dict[str, int]) -> tuple[dict, dict]:
+    """Cut the self-similarity of the stacked sets into the comparisons (and the drift rows)."""
     offs, o = {}, 0
     for k, s in sizes.items():
         offs[k] = slice(o, o + s)
@@ -100,7 +120,8 @@ def _split(big: np.ndarray, sizes: dict[str, int]) -> tuple[dict, np.ndarray | N
     for c in COMPARISONS.values():
         if c.rows in offs and c.cols in offs:
             m[c.name] = big[offs[c.rows], offs[c.cols]]
-    drift = np.diag(big[offs["last_step"], offs["orig"]]) if "last_step" in offs else None
+    drift = {k: np.diag(big[offs[f"{k}_step"], offs["orig"]])
+             for k in ("first", "last") if f"{k}_step" in offs}
     return m, drift
 
 
@@ -110,7 +131,8 @@ def effect_intervals(stacks: dict[str, np.ndarray], matrix: Callable[[np.ndarray
     """Bootstrap interval over examples of every claim's effect.
 
     Args:
-        stacks: "orig", "ft", optionally "ft2" and "last_step" -> [L+1, n, d] over the same n
+        stacks: "orig", "ft", optionally "ft2", "first_step" and "last_step" (the snapshots of
+            ``drift_snapshots``) -> [L+1, n, d] over the same n
             examples in the same order (one model, one tokenizer: the rows always match).
         matrix: self-similarity of a stack [T, n, d] -> [T, T] (the study's measure).
         n_boot: resamples; each recomputes one [T, T] matrix over all sets stacked (for CKA a
@@ -156,7 +178,8 @@ def _summary(claim: str, x: dict) -> str:
     if claim == "seeds_agree_on_top":
         return (f"FT[1]–FT[2] top diagonal {x['ft1_ft2_diag_top']:.3f} vs FT–ORIG "
                 f"{x['ft_orig_diag_top']:.3f}")
-    return f"at step {x['step']}: top {x['top']:.3f} vs bottom {x['bottom']:.3f}"
+    return (f"top-third similarity to the untuned layers {x['top_first']:.3f} at step "
+            f"{x['first_step']}, {x['top_last']:.3f} at step {x['last_step']}")
 
 
 def findings(result) -> dict:
@@ -179,11 +202,17 @@ def findings(result) -> dict:
             numbers["seeds_agree_on_top"] = {"ft1_ft2_diag_top":
                                              diagonal_mean(m["ft1_ft2"], top),
                                              "ft_orig_diag_top": diagonal_mean(fo, top), **layers}
-    if result.drift is not None:
-        last = result.drift[-1]
-        numbers["drift"] = {"step": result.drift_steps[-1], "bottom": _mean(last[i] for i in
-                                                                            bottom),
-                            "top": _mean(last[i] for i in top), **layers}
+    snaps = drift_snapshots(result.drift_steps) if result.drift is not None else {}
+    if "first" in snaps:
+        row = {s: result.drift[result.drift_steps.index(s)] for s in snaps.values()}
+        numbers["drift"] = {"first_step": snaps["first"], "last_step": snaps["last"],
+                            "top_first": _mean(row[snaps["first"]][i] for i in top),
+                            "top_last": _mean(row[snaps["last"]][i] for i in top), **layers}
+    elif result.drift is not None:
+        out["drift"] = undefined_finding(
+            CLAIMS["drift"], f"snapshots at steps {list(result.drift_steps)}: fewer than two "
+            "after step 0, so there is no change over training to measure (set "
+            "checkpoint_steps to at least two steps after 0)", {})
     for claim, nums in numbers.items():
         iv, summary = result.effects.get(claim), _summary(claim, nums)
         if iv is None or iv["estimate"] is None:

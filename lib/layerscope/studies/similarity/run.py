@@ -29,7 +29,7 @@ from ...measures.blocks import find_block_boundary
 from ...plots import layer_labels
 from ..base import check_finetuned, check_seeds, seed_configs, training_only
 from .comparisons import COMPARISON_NAMES, COMPARISONS
-from .findings import effect_intervals
+from .findings import drift_snapshots, effect_intervals
 from .result import SimilarityResult, aligned
 
 MEASURES: tuple[str, ...] = ("cka", "rsa")
@@ -245,8 +245,9 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
                            for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
     log("[similarity] bootstrap intervals of the findings")
     stacks = {k: np.asarray(v.states) for k, v in sets.items() if k in ("orig", "ft", "ft2")}
-    if cfg.checkpoint_steps:
-        stacks["last_step"] = np.asarray(sets[f"step-{cfg.checkpoint_steps[-1]}"].states)
+    if cfg.checkpoint_steps:  # drift: the first snapshot after step 0 against the last
+        stacks.update({f"{k}_step": np.asarray(sets[f"step-{s}"].states)
+                       for k, s in drift_snapshots(cfg.checkpoint_steps).items()})
     effects = effect_intervals(stacks, lambda a: similarity_matrix(cfg, a), cfg.n_boot,
                                seed=cfg.seed, measure=cfg.measure_label())
     result = SimilarityResult(
