@@ -196,3 +196,12 @@ def test_explorer_calls_run_geometry_with_widget_values(result, monkeypatch):
     cfg = seen[-1]
     assert (cfg.task, cfg.model, cfg.seeds[0], cfg.pooling) == ("tiny-pos", "tiny-bert", 3,
                                                                  "word")
+
+
+def test_cluster_counts_that_cannot_vary_are_undefined(result):
+    """Issue 14: '0 [0, 0]' is no evidence. 32 points a fold in 32 dimensions are separable under
+    any labelling (Cover 1965), so every fold has one cluster per label before and after."""
+    f = result.findings()["clusters_fall_or_stay"]
+    reps = f["numbers"]["fold_effects"]
+    assert len(reps) == 2 * 2 and len(set(reps)) == 1
+    assert f["verdict"] == "UNDEFINED" and "cannot vary" in f["why"] and "Cover 1965" in f["why"]

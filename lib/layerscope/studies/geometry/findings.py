@@ -96,17 +96,27 @@ def _dp_findings(r) -> dict:
     nums = {"layer": top, "n_labels": g0.n_labels, "orig_clusters": g0.n_clusters,
             "ft_clusters": g1.n_clusters, "fold_effects": reps,
             "points_per_fold": n_fold_points, "dimensions": int(g0.label_means.shape[1])}
-    cover = ""
-    if n_fold_points <= 2 * g0.label_means.shape[1]:
-        cover = (f"; note: {n_fold_points} points a fold in {g0.label_means.shape[1]} "
-                 "dimensions: below 2d points any labelling is separable with high probability "
-                 "(Cover 1965), so equal counts say little here; raise n_train")
+    dims = int(g0.label_means.shape[1])
+    cover = ""  # why the counts cannot move: a fold small for its dimension is separable
+    if n_fold_points <= 2 * dims:
+        cover = (f"{n_fold_points} points a fold in {dims} dimensions: below 2d points any "
+                 "labelling is linearly separable with high probability (Cover 1965), so every "
+                 "fold gets one cluster per label before and after fine-tuning; raise n_train "
+                 f"above {2 * dims * k} ({k} folds) or lower the dimension")
     iv = _fold_interval(reps, "clusters ORIG minus FT", k, s) if len(reps) == k * s else None
-    out["clusters_fall_or_stay"] = (
-        finding(CLAIMS["clusters_fall_or_stay"], nums, iv, threshold=-0.5,
-                summary=f"layer {top}: {g0.n_clusters} -> {g1.n_clusters} clusters for "
-                        f"{g0.n_labels} labels{cover}") if iv else
-        undefined_finding(CLAIMS["clusters_fall_or_stay"], _why([*orig, g0, g1]), nums))
+    summary = f"layer {top}: {g0.n_clusters} -> {g1.n_clusters} clusters for {g0.n_labels} labels"
+    if iv is not None and len(set(reps)) == 1:
+        # integer counts equal in every replicate: a t interval of zero width is no evidence
+        why = (f"the cluster count changes by {reps[0]} in all {len(reps)} fold replicates, so "
+               "the interval cannot vary on this data" + (f": {cover}" if cover else ""))
+        out["clusters_fall_or_stay"] = finding(CLAIMS["clusters_fall_or_stay"], nums, iv,
+                                               threshold=-0.5, verdict="UNDEFINED", why=why,
+                                               summary=summary)
+    else:
+        out["clusters_fall_or_stay"] = (
+            finding(CLAIMS["clusters_fall_or_stay"], nums, iv, threshold=-0.5, summary=summary)
+            if iv else
+            undefined_finding(CLAIMS["clusters_fall_or_stay"], _why([*orig, g0, g1]), nums))
     # spatial similarity to the untuned layer
     reps, whys = [], []
     for key in ft_keys:

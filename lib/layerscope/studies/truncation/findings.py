@@ -122,12 +122,21 @@ def findings(result) -> dict:
             "n_droppable_conservative": e["conservative"], "smallest_depth": e["smallest_depth"],
             "full": scores[L], "at_smallest_depth": scores[L - m], "tolerance": c.tolerance,
             "metric": metric}
+    # what decides the claim: dropping the top block alone, d_{L-1} against -tolerance. When
+    # its interval straddles -tolerance the count is 0 on some resamples and >= 1 on others,
+    # so the verdict is INCONCLUSIVE however the estimate falls; more examples narrow it.
+    top = e["differences"].get(L - 1, e["differences"].get(str(L - 1)))
+    top_text = "" if top is None else (
+        f"; dropping block {L} alone: {metric} difference {top[0]:+.4f} [{top[1]:+.4f}, "
+        f"{top[2]:+.4f}] against -{c.tolerance:g}")
+    if top is not None:
+        nums["top_block_difference"] = top
     out["top_layers_droppable"] = finding(
         CLAIMS["top_layers_droppable"].format(tol=c.tolerance, metric=metric), nums,
         _interval(e), threshold=0.5,
         summary=f"UNTUNED keeps {L - m} of {L} blocks: {metric} {scores[L - m]:.4f} vs full "
                 f"{scores[L]:.4f}; conservative count (each layer's interval within "
-                f"tolerance) {e['conservative']}")
+                f"tolerance) {e['conservative']}{top_text}")
     claim = CLAIMS["tunedorig_below_tuned"]
     if "tunedorig_below_tuned" in eff:
         e = eff["tunedorig_below_tuned"]
