@@ -7,16 +7,25 @@ cd "$(dirname "$0")/.."
 VENV="${LAYERSCOPE_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.layerscope-stamp"
-want="$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+EXTRAS=".[notebooks,sweep,cluster,dev]"
+want="$( (cat requirements/constraints.txt pyproject.toml; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   exit 0
+fi
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))' 2>/dev/null; then
+  echo "[setup] the pinned set needs Python >= 3.11.5; $PY is $("$PY" -V 2>/dev/null || echo "not found")." \
+       "Set PYTHON=python3.11 (or newer)." >&2
+  exit 1
 fi
 echo "[setup] creating $VENV with pinned dependencies (torch==2.13.0; first time: a few minutes)"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # torch first, exactly pinned: an unpinned resolve would pull a newer build with GBs of CUDA.
 "$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
-"$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+# Everything the README commands use: the library and CLI (core), the notebooks, sweeps and the
+# main job (papermill, Dask), clusters (dask-jobqueue) and the test tools. `pip install
+# layerscope` alone gives the core; see the extras in pyproject.toml.
+"$VENV/bin/python" -m pip install --quiet -c requirements/constraints.txt -e "$EXTRAS"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "$want" > "$STAMP"
 echo "[setup] done: $VENV"
