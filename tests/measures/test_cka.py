@@ -298,12 +298,17 @@ def test_bootstrap_interval():
 
 
 # ----------------------------------------------------------------------------- undefined layers
-def test_constant_layer_raise_and_nan():
-    a = _data(n=30, widths=(6, 12, 9))
-    a[0] = torch.ones(30, 6, dtype=F64) * torch.arange(6.0, dtype=F64)  # same row for every example
+def _with_constant_layer0(n=30, widths=(6, 12, 9), seed=0):
+    a = _data(n=n, widths=widths, seed=seed)
+    a[0] = torch.ones(n, widths[0], dtype=F64) * torch.arange(widths[0], dtype=F64)  # same row
+    return a
+
+
+def test_constant_layer_nan_and_strict_raise():
+    a = _with_constant_layer0()
     assert C.constant_layers(a) == [0]
     with pytest.raises(ValueError, match="layer 0 of a is constant across examples"):
-        C.cka_matrix(a)
+        C.cka_matrix(a, undefined="raise")
     for method in ("gram", "feature"):
         for debiased in (False, True):
             m = C.cka_matrix(a, undefined="nan", method=method, debiased=debiased)
@@ -313,6 +318,51 @@ def test_constant_layer_raise_and_nan():
             assert torch.isnan(c[:, 0]).all() and not torch.isnan(c[:, 1:]).any()
     m = C.cka_matrix(a, kernel="rbf", undefined="nan")
     assert torch.isnan(m[0]).all() and not torch.isnan(m[1:, 1:]).any()
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_default_gives_nan_cells_and_a_warning_naming_the_layers(kernel):
+    """The public call works on every layer of a real model, whose layer-0 CLS is constant:
+    NaN where undefined, the rest as with undefined="nan", and the reason in a warning."""
+    a = _with_constant_layer0()
+    with pytest.warns(C.UndefinedCellsWarning) as rec:
+        m = C.cka_matrix(a, kernel=kernel)
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "layer 0 of a:" in msg and "constant across examples" in msg and " of b" not in msg
+    assert rec[0].filename == __file__  # points at the caller's line, not at layerscope
+    assert torch.equal(torch.isnan(m), torch.isnan(C.cka_matrix(a, kernel=kernel,
+                                                               undefined="nan")))
+    assert torch.allclose(m[1:, 1:], C.cka_matrix(a[1:], kernel=kernel), atol=1e-12)
+    # two models, each with its own constant layers: both are named, by model
+    b = _with_constant_layer0(widths=(4, 7, 5, 8), seed=1)
+    b[2] = torch.full_like(b[2], 3.0)
+    with pytest.warns(C.UndefinedCellsWarning, match=r"layer 0 of a and layers 0, 2 of b:"):
+        c = C.cka_matrix(a, b, kernel=kernel)
+    assert c.shape == (3, 4) and torch.isnan(c[0]).all() and torch.isnan(c[:, [0, 2]]).all()
+    assert not torch.isnan(c[1:][:, [1, 3]]).any()
+
+
+def test_all_cells_undefined_still_names_the_right_model():
+    """Every cell is NaN when one model's layers are all constant: the warning must not blame
+    the other model."""
+    a = _data(n=20)
+    b = [torch.ones(20, 3, dtype=F64), torch.full((20, 5), 2.0, dtype=F64)]
+    with pytest.warns(C.UndefinedCellsWarning, match=r"CKA is undefined for layers 0, 1 of b:"):
+        m = C.cka_matrix(a, b)
+    assert torch.isnan(m).all()
+
+
+def test_no_warning_when_defined_or_when_silenced():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C.cka_matrix(_data())  # no constant layer: no warning
+        C.cka_matrix(_with_constant_layer0(), undefined="nan")
+    with pytest.raises(ValueError, match="unknown undefined 'skip'; valid values: 'warn', 'raise',"
+                                         " 'nan'"):
+        C.cka_matrix(_data(), undefined="skip")
 
 
 # ----------------------------------------------------------------------------- bad input

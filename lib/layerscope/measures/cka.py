@@ -18,9 +18,11 @@ The GEMM engine is ``_cka_engine``; minibatch CKA, bootstrap and permutation: ``
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ._cka_engine import DEFAULT_RTOL, KERNELS, METHODS, UNDEFINED, center_gram, cka_core, gram_rbf
 from ._inputs import as_single, as_stack, is_constant
 
@@ -28,9 +30,20 @@ Tensor = torch.Tensor
 F64 = torch.float64
 
 __all__ = [
-    "KERNELS", "METHODS", "UNDEFINED", "DEFAULT_RTOL", "gram_linear", "gram_rbf",
-    "center_gram", "cka", "linear_cka", "rbf_cka", "cka_matrix", "constant_layers",
+    "KERNELS", "METHODS", "UNDEFINED", "MATRIX_UNDEFINED", "DEFAULT_RTOL", "UndefinedCellsWarning",
+    "gram_linear", "gram_rbf", "center_gram", "cka", "linear_cka", "rbf_cka", "cka_matrix",
+    "constant_layers",
 ]
+
+# What cka_matrix does with a layer constant across examples: "warn" (NaN cells and a warning
+# naming the layers; the default, so a real model's layer-0 CLS never stops a whole matrix),
+# "nan" (NaN cells, silently: callers that report undefined cells themselves) or "raise".
+MATRIX_UNDEFINED = ("warn", *UNDEFINED)
+
+
+class UndefinedCellsWarning(UserWarning):
+    """Some cells of a layer x layer matrix are undefined (NaN); the message names the layers
+    and says why."""
 
 
 def gram_linear(x) -> Tensor:
@@ -55,7 +68,7 @@ def cka(gram_x, gram_y, debiased: bool = False) -> float:
 
 
 def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
-               threshold: float = 1.0, method: str = "auto", undefined: str = "raise",
+               threshold: float = 1.0, method: str = "auto", undefined: str = "warn",
                chunk_size: int | None = None, rtol: float = DEFAULT_RTOL) -> Tensor:
     """CKA between every layer of `a` and every layer of `b` (default: `a` with itself).
 
@@ -67,8 +80,11 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
         threshold: RBF bandwidth as a multiple of the median distance (see gram_rbf).
         method: "gram" (sample space, streamed row panels), "feature" (||X^T Y||_F^2), or
             "auto": whichever needs fewer multiply-adds (Gram below n ~ L d).
-        undefined: "raise" a ValueError for a layer constant across examples, or "nan" to
-            return NaN in its row/column (the rest is computed normally).
+        undefined: what to do with a layer constant across examples (e.g. the layer-0 CLS
+            vector of BERT-style models), for which CKA is undefined (0/0): "warn" (default)
+            returns NaN in its row/column, computes the rest and emits an
+            ``UndefinedCellsWarning`` naming the layers; "nan" does the same silently;
+            "raise" raises ``UndefinedError`` (a ValueError) instead.
         chunk_size: rows per panel of the streamed Gram form (default 192-256; buffer
             T x rows x 2048 floats, 27 MB for 13 layers).
         rtol: constant-layer tolerance, see constant_layers.
@@ -81,11 +97,42 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
         inputs plus ~30 MB; feature form, the d_l x d_m accumulators (~(sum d)^2/2 floats) plus
         a 2048-row chunk. Debiased costs the same as biased.
     """
+    check_choice(undefined, MATRIX_UNDEFINED, "undefined")
     la = as_stack(a, "a")
     lb = None if b is None else as_stack(b, "b")
-    return cka_core(la, lb, names=("a", "b"), single=False, kernel=kernel, debiased=debiased,
-                    threshold=threshold, method=method, undefined=undefined,
-                    chunk_size=chunk_size, rtol=rtol)
+    out = cka_core(la, lb, names=("a", "b"), single=False, kernel=kernel, debiased=debiased,
+                   threshold=threshold, method=method,
+                   undefined="nan" if undefined == "warn" else undefined,
+                   chunk_size=chunk_size, rtol=rtol)
+    if undefined == "warn":
+        _warn_undefined(out, la, lb, rtol)
+    return out
+
+
+def _warn_undefined(out: Tensor, la, lb, rtol: float) -> None:
+    """One warning naming the constant layers behind the NaN rows/columns of `out`.
+
+    With undefined="nan" the engine's only NaN cells are the rows (layers of a) and columns
+    (layers of b) of constant layers, so the all-NaN rows/columns name them. When every cell is
+    NaN that cannot tell a's layers from b's, so those are checked one by one.
+    """
+    nan = torch.isnan(out)
+    if not nan.any():
+        return
+    if nan.all():
+        bad_a = [i for i, x in enumerate(la) if is_constant(x, rtol)]
+        bad_b = [] if lb is None else [j for j, y in enumerate(lb) if is_constant(y, rtol)]
+    else:
+        bad_a = torch.nonzero(nan.all(1)).flatten().tolist()
+        bad_b = [] if lb is None else torch.nonzero(nan.all(0)).flatten().tolist()
+    named = [f"layer{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} of {name}"
+             for bad, name in ((bad_a, "a"), (bad_b, "b")) if bad]
+    warnings.warn(
+        f"CKA is undefined for {' and '.join(named)}: constant across examples (every example"
+        " has the same representation, e.g. the layer-0 CLS vector of BERT-style models), so"
+        " their rows/columns are NaN; the other cells are computed as usual. Pass"
+        " undefined='nan' to silence this, or undefined='raise' for an error.",
+        UndefinedCellsWarning, stacklevel=3)
 
 
 def constant_layers(a, rtol: float = DEFAULT_RTOL) -> list[int]:
