@@ -1,5 +1,6 @@
-"""The gallery page as HTML (the browser tests open it): every figure embedded once, plotly.js
-inlined once, the table, the findings summary; the FT–FT grid from a real notebook-02 run."""
+"""The gallery page as HTML (the browser tests open it): every figure embedded once, one local
+plotly.js for the whole sweep folder, the table, the findings summary; the FT–FT grid from a
+real notebook-02 run; two notebooks that share a run key."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 from layerscope.batch import gallery, gallery_page, table
 from layerscope.batch.grid import load_grid
 from layerscope.batch.sweep import run_sweep
+from layerscope.plots.html import plotlyjs_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,15 +26,25 @@ def figure_files(sweep_dir: Path) -> list[Path]:
 @pytest.mark.slow
 def test_gallery_of_a_sweep(sweep_2x2):
     report, _ = sweep_2x2
+    d = report.sweep_dir
     page = report.files["gallery"].read_text()
-    assert page.count(gallery.get_plotlyjs()[:200]) == 1  # plotly.js inlined exactly once
-    assert page.count('class="figure" data-fig=') == len(figure_files(report.sweep_dir)) == 4
+    assert page.count('class="figure" data-fig=') == len(figure_files(d)) == 4
     assert "<iframe" not in page  # every saved figure was read back as plotly JSON
     body = page.split('<table class="results">')[1].split("</table>")[0]
     assert body.count("<tr>") == 1 + 4  # header + one row per run
     assert "echo · positive: SUPPORTED in 2 of 2 runs — x is positive" in page
     assert "square · big: SUPPORTED in 1 of 2 runs (INCONCLUSIVE 1)" in page
-    assert "<script src=" not in page and "<link " not in page  # nothing to fetch: no server
+    # nothing to fetch from a server: one script file, local, beside the page
+    assert re.findall(r'<script[^>]*src="([^"]+)"', page) == [plotlyjs_name()]
+    assert "<link " not in page
+    js = d / plotlyjs_name()
+    assert list(d.rglob("*.js")) == [js] and js.stat().st_size > 1_000_000
+    # the runs' own figure files (saved in their kernels) reference that same copy
+    for p in figure_files(d):
+        html = p.read_text()
+        assert re.findall(r'<script[^>]*src="([^"]+)"', html) == [f"../../{js.name}"]
+        assert (p.parent / f"../../{js.name}").resolve() == js and len(html) < 100_000
+    assert sum(p.stat().st_size for p in d.rglob("*.html")) < 1_000_000
     index = report.files["index"].read_text()
     assert 'href="twobytwo/gallery.html"' in index and "4 runs (4 ok)" in index
 
@@ -47,7 +59,9 @@ def test_figure_json_reads_plotly_html(tmp_path):
         spec = json.loads(gallery.figure_json(p))
         assert spec["data"][0]["type"] == "heatmap" and spec["data"][0]["z"][1] == [3, None]
         assert spec["layout"]["title"]["text"] == "t </script> x"
-    block = gallery_page.figure_block("f1", '{"data":[],"layout":{"title":"</script>"}}', "c")
+    block = gallery_page.environment().from_string(
+        '{% from "macros.html.j2" import figure %}{{ figure(f) }}').render(
+        f=gallery_page.plot_figure("f1", '{"data":[],"layout":{"title":"</script>"}}', "c"))
     assert block.count("</script>") == 1  # only the tag's own end: the JSON cannot close it
     (tmp_path / "plain.html").write_text("<p>no figure</p>")
     assert gallery.figure_json(tmp_path / "plain.html") is None
@@ -98,3 +112,23 @@ def test_gallery_command_rewrites_pages(sweep_2x2, tmp_path):
     (d / "gallery.html").unlink()
     assert main(["gallery", str(d)]) == 0
     assert (d / "gallery.html").exists() and (d.parent / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_two_notebooks_with_the_same_run_key_keep_their_own_cards(write_grid, tmp_path):
+    """Like notebooks 03 and 04 run with the same parameters: echo and echo@twin share a key."""
+    path = write_grid({"notebooks": {"echo": {"params": {"x": 1, "label": "first"}},
+                                     "echo@twin": {"params": {"x": 1, "label": "first"}}}})
+    report = run_sweep(load_grid(path), out=tmp_path / "twins", progress=False)
+    a, b = report.rows
+    assert a["key"] == b["key"] and (a["notebook"], b["notebook"]) == ("echo", "echo@twin")
+    assert a["status"] == b["status"] == "ok"
+    page = report.files["gallery"].read_text()
+    ids = re.findall(r'<article class="run" id="([^"]+)"><h3>([^<]*) · ', page)
+    assert [n for _, n in ids] == ["echo", "echo@twin"] and ids[0][0] != ids[1][0]
+    body = page.split('<table class="results">')[1].split("</table>")[0].split("<tbody>")[1]
+    links = re.findall(r'<a href="#([^"]+)">' + re.escape(a["key"]) + "</a>", body)
+    assert links == [ids[0][0], ids[1][0]]  # row 1 -> echo's card, row 2 -> echo@twin's
+    for anchor, name in ids:  # each card shows its own run's figure file
+        card = page.split(f'id="{anchor}"')[1].split("</article>")[0]
+        assert f"{name}/{a['key']}/echo.html" in card

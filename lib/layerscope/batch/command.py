@@ -1,7 +1,13 @@
-"""Command line of sweeps: ``layerscope sweep GRID`` and ``layerscope gallery [SWEEP ...]``.
+"""Command line of sweeps: ``layerscope sweep GRID``, ``layerscope gallery [SWEEP ...]`` and
+the main job's parser (``layerscope main``).
 
-``add_parsers(subparsers)`` adds both to the main ``layerscope`` parser (``cli.py``);
-``python -m layerscope.batch sweep|gallery ...`` runs them on their own (``main``).
+``add_parsers(subparsers)`` adds ``sweep`` and ``gallery`` to the main ``layerscope`` parser
+(``cli.py``), ``add_main_parser(subparsers)`` adds ``main``; ``python -m layerscope.batch
+sweep|gallery|main ...`` runs them on their own (``main``).
+
+Light on purpose: building the parsers imports only argparse and ``paths`` (``layerscope
+--help`` must be fast); papermill, pandas, dask, torch and the studies are imported by the
+command handlers, when a command runs.
 """
 
 from __future__ import annotations
@@ -12,26 +18,39 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from ..errors import LayerscopeError
-from . import grid as grids
-from .runner import is_finished
-from .sweep import BACKENDS, plan, run_sweep, sweep_dir_for
+
+BACKENDS = ("local", "dask")  # = sweep.BACKENDS (sweep imports tqdm and pandas)
+OUT_HELP = "sweep folder (default: runs/GRID_NAME in the layerscope home folder)"
+DESCRIPTION = ("Run grids of notebooks x parameters with papermill (sweep), write their "
+               "gallery pages (gallery), or run the main job (main).")
 
 
 def _interrupt(signum, frame):  # SIGTERM (a batch system's kill) ends runs like Ctrl-C does
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def shipped_grid_names() -> list[str]:
+    """Names of the grids that ship with layerscope (= ``grid.shipped_grids()``, no yaml)."""
+    return sorted(p.stem for p in (paths.RESOURCES / "grids").glob("*.yaml"))
+
+
+def print_dry_run(grid, out) -> int:
+    """Print what a sweep of ``grid`` would do (finished runs, runs to run); run nothing."""
+    from .sweep import dry_run_lines
+
+    print("\n".join(dry_run_lines(grid, out)))
+    return 0
+
+
 def cmd_sweep(args) -> int:
+    from . import grid as grids
+
     grid = grids.load_grid(args.grid, notebooks_dir=args.notebooks).only(args.only)
-    backend = "dask" if args.scheduler else args.backend
     if args.dry_run:
-        sweep_dir = sweep_dir_for(grid, args.out)
-        runs = plan(grid, sweep_dir)
-        for r in runs:
-            print(f"{'finished' if is_finished(r) else 'to run  '}  {r.label()}  {r.params}")
-        print(f"{len(runs)} runs in {sweep_dir}")
-        return 0
+        return print_dry_run(grid, args.out)
+    from .sweep import run_sweep
+
+    backend = "dask" if args.scheduler else args.backend
     if sys.platform != "win32":
         signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -67,40 +86,92 @@ def cmd_gallery(args) -> int:
     return 0
 
 
+def cmd_main(args) -> int:
+    if args.dry_run:
+        from . import grid as grids
+
+        return print_dry_run(grids.load_grid(args.grid).only(args.only), args.out)
+    from .main_job import run_main_job  # papermill + the gallery: only when it runs
+
+    return run_main_job(args.grid, out=args.out, workers=args.workers, only=args.only)
+
+
+def _dry_run_option(p) -> None:
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the grid and list its runs, each marked finished (it would be "
+                        "skipped) or to run (with why: never run, failed before, "
+                        "interrupted); runs and writes nothing")
+
+
+def add_main_parser(sub) -> argparse.ArgumentParser:
+    """Add ``main`` (the main job, ``main_job.run_main_job``) to an argparse subparsers
+    object."""
+    m = sub.add_parser("main", help="the main job: the demo sweep (notebooks 01-05), gallery",
+                       description="Runs a grid (default: demo, the offline default: "
+                                   "notebooks 01-05 on minilm-l6 and the offline tasks) as a "
+                                   "sweep, printing each run's progress and findings, then "
+                                   "writes the results table and the gallery. Finished runs "
+                                   "are skipped: a second call takes seconds.")
+    m.add_argument("--grid", default="demo",
+                   help="a shipped grid (" + ", ".join(shipped_grid_names())
+                        + ") or the path of a grid YAML file")
+    m.add_argument("--out", default=None,
+                   help=OUT_HELP)
+    m.add_argument("--workers", type=int, default=1,
+                   help="runs at once (the demo's notebooks wait on 01's models: keep 1)")
+    m.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
+                   help="run only these notebooks of the grid")
+    _dry_run_option(m)
+    m.set_defaults(func=cmd_main)
+    return m
+
+
 def add_parsers(sub) -> None:
     """Add ``sweep`` and ``gallery`` to an argparse subparsers object."""
     s = sub.add_parser("sweep", help="run a grid of notebooks x parameters (papermill)",
                        description="Run every unfinished run of a grid; finished runs are "
-                                   "skipped, failures recorded; writes results.csv/.parquet "
-                                   "and gallery.html into the sweep folder.")
+                                   "skipped, failures recorded; writes results.csv, "
+                                   "results.parquet and gallery.html into the sweep folder.")
     s.add_argument("grid", help="a grid YAML file, or a shipped grid: "
-                                + ", ".join(grids.shipped_grids()))
+                                + ", ".join(shipped_grid_names()))
     s.add_argument("--workers", type=int, default=1,
                    help="runs at once (each gets cores // workers torch threads)")
     s.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local processes, or Dask (a LocalCluster unless --scheduler)")
     s.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler, e.g. tcp://host:8786")
-    s.add_argument("--out", default=None, help="sweep folder (default: <home>/runs/<grid name>)")
+    s.add_argument("--out", default=None,
+                   help=OUT_HELP)
     s.add_argument("--notebooks", default=None,
-                   help="notebooks folder (default: the grid's notebooks_dir, else "
-                        "<repo>/notebooks)")
+                   help="notebooks folder (default: the grid's notebooks_dir, else the "
+                        "clone's notebooks folder)")
     s.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
                    help="run only these notebooks of the grid")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per run")
-    s.add_argument("--dry-run", action="store_true",
-                   help="validate the grid and list its runs; run nothing")
+    _dry_run_option(s)
     s.add_argument("--no-gallery", action="store_true", help="write the table only")
     s.set_defaults(func=cmd_sweep)
-    g = sub.add_parser("gallery", help="(re)write the gallery pages of sweep folders")
-    g.add_argument("sweeps", nargs="*", help="sweep folders (default: all under <home>/runs)")
+    g = sub.add_parser("gallery", help="(re)write the gallery pages of sweep folders",
+                       description="Write gallery.html in each sweep folder and index.html "
+                                   "beside them, from what the runs left on disk.")
+    g.add_argument("sweeps", nargs="*",
+                   help="sweep folders (default: every sweep under the runs folder of the "
+                        "layerscope home)")
     g.set_defaults(func=cmd_gallery)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m layerscope.batch", description=DESCRIPTION)
+    sub = p.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    add_main_parser(sub)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m layerscope.batch", description=__doc__)
-    add_parsers(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
+    from ..errors import LayerscopeError
+
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (LayerscopeError, ValueError) as e:

@@ -6,7 +6,10 @@ SUPPORTED in 5 of 6 runs"), Phang et al. (2021) Fig. 2-style grids of FT–FT he
 tasks) built with ``studies.similarity.grid_figure`` from the runs' ``similarity.json``, the
 results table (sortable, filterable), and a card per run with its parameters, status or error,
 verdicts and every figure it saved (``<study>.html`` and extras, re-drawn from their plotly JSON;
-an iframe of the file where that JSON cannot be read). It opens from disk with no server.
+an iframe of the file where that JSON cannot be read). It opens from disk with no server and
+no network: plotly.js is the sweep folder's one local copy (``plots.html``), which the runs'
+own figure files share. The page is rendered from Jinja2 templates with autoescaping
+(``gallery_page``), so a name with ``<`` or ``&`` is shown as text.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
 
 from ..cache import atomic_write_text
+from ..plots.html import write_plotlyjs
 from ..studies.base import VERDICTS, verdict_lines
 from ..studies.similarity import SimilarityConfig, grid_figure
 from . import gallery_page as ui
@@ -134,36 +137,34 @@ def similarity_grids(studies: list[dict], comparison: str = "ft_ft") -> list[tup
     return out
 
 
-def run_card(n: int, run: runner.Run, row: dict, studies: list[dict], figs: list) -> str:
-    status = row["status"]
-    links = [f'<a href="{ui.esc(run.notebook)}/{ui.esc(run.key)}.ipynb">executed notebook</a>'
-             if run.output.exists() else "", f'<a href="{ui.esc(run.notebook)}/'
-             f'{ui.esc(run.key)}.log">log</a>' if run.log.exists() else ""]
-    parts = [f'<article class="run" id="run-{n}"><h3>{ui.esc(run.notebook)} · '
-             f'{ui.esc(run.key)} <span class="{status}">{status}</span></h3>',
-             ui.params_list(run.params), " · ".join(filter(None, links))]
-    if row.get("duration_s") is not None:
-        parts.append(f'<span class="muted"> · {row["duration_s"]:.1f} s</span>')
-    if row.get("error"):
-        parts.append(f"<pre class=\"error\">{ui.esc(row['error'])}</pre>")
-    if row.get("note"):
-        parts.append(f'<p class="muted">{ui.esc(row["note"])}</p>')
-    for s in studies:
-        parts.append(f"<pre>{ui.esc(verdict_lines(s['study'], s['findings']))}</pre>")
-    parts.extend(figs)
-    return "".join(parts) + "</article>"
+def run_card(run: runner.Run, row: dict, studies: list[dict], figures: list[dict],
+             anchor: str) -> dict:
+    """The template context of one run's card (``gallery.html.j2``)."""
+    links = [(ui.href(run.notebook, f"{run.key}.ipynb"), "executed notebook")
+             if run.output.exists() else None,
+             (ui.href(run.notebook, f"{run.key}.log"), "log") if run.log.exists() else None]
+    return {"anchor": anchor, "notebook": run.notebook, "key": run.key,
+            "status": row["status"], "params": ui.param_items(run.params),
+            "links": [x for x in links if x], "duration": row.get("duration_s"),
+            "error": row.get("error"), "note": row.get("note"),
+            "verdicts": [verdict_lines(s["study"], s["findings"]) for s in studies],
+            "figures": figures}
 
 
 def write_gallery(sweep_dir: str | Path) -> Path:
-    """Write ``<sweep_dir>/gallery.html`` from the sweep's plan, markers and run folders."""
+    """Write ``<sweep_dir>/gallery.html`` from the sweep's plan, markers and run folders.
+
+    Runs are identified by notebook and key together (two notebooks run with the same
+    parameters share a key): each table row links to its own run's card.
+    """
     sweep_dir = Path(sweep_dir)
     plan = table.load_plan(sweep_dir)
     runs = table.plan_runs(sweep_dir)
     rows = [table.row_of(r, runner.read_outcome(r)) for r in runs]
     columns = list(table.frame(rows).columns)
-    run_ids = {r.key: f"run-{i}" for i, r in enumerate(runs)}
+    anchors = ui.run_anchors(runs)
     cards, all_studies, claims, n_fig = [], [], {}, 0
-    for i, (run, row) in enumerate(zip(runs, rows, strict=True)):
+    for run, row in zip(runs, rows, strict=True):
         studies = study_files(run) if row["status"] == runner.OK else []
         all_studies += studies
         for s in studies:
@@ -174,57 +175,46 @@ def write_gallery(sweep_dir: str | Path) -> Path:
             spec = figure_json(p)
             caption = f"{run.notebook}/{run.key}/{p.name}"
             if spec is None:
-                figs.append(ui.iframe_block(str(p.relative_to(sweep_dir)), caption))
+                figs.append(ui.iframe_figure(ui.href(*p.relative_to(sweep_dir).parts), caption))
             else:
-                figs.append(ui.figure_block(f"fig-{n_fig}", spec, caption))
+                figs.append(ui.plot_figure(f"fig-{n_fig}", spec, caption))
                 n_fig += 1
-        cards.append(run_card(i, run, row, studies, figs))
+        cards.append(run_card(run, row, studies, figs, anchors[(run.notebook, run.key)]))
     grids = []
     for heading, spec in similarity_grids(all_studies):
-        grids.append(ui.figure_block(f"fig-{n_fig}", spec, f"FT–FT per model and task: "
+        grids.append(ui.plot_figure(f"fig-{n_fig}", spec, f"FT–FT per model and task: "
                                                           f"{heading}"))
         n_fig += 1
     counts = Counter(r["status"] for r in rows)
-    summary = findings_summary(rows, claims)
-    body = [f"<h1>Sweep {ui.esc(plan['name'])}</h1>",
-            f"<p>{ui.esc(plan.get('description', ''))}</p>",
-            f'<p class="muted">{len(rows)} runs: ' + ", ".join(
-                f"{v} {k}" for k, v in sorted(counts.items())) +
-            f" · grid {ui.esc(plan.get('grid'))} · written "
-            f"{time.strftime('%Y-%m-%d %H:%M')} · <a href=\"../index.html\">all sweeps</a></p>",
-            '<nav><a href="#summary">findings</a><a href="#grid">FT–FT grid</a>'
-            '<a href="#table">table</a><a href="#runs">runs</a></nav>',
-            '<h2 id="summary">Findings across the grid</h2>',
-            "<ul>" + "".join(f"<li>{ui.esc(s)}</li>" for s in summary) + "</ul>"
-            if summary else "<p class=\"muted\">no findings recorded yet</p>",
-            '<h2 id="grid">FT–FT similarity per model and task (Phang et al. 2021, Fig. 2)</h2>',
-            "".join(grids) or '<p class="muted">no similarity runs in this sweep</p>',
-            '<h2 id="table">Results</h2>', ui.results_table(rows, columns, run_ids),
-            '<h2 id="runs">Runs</h2>', "".join(cards)]
+    src = None
+    if n_fig:  # one local copy of plotly.js per sweep folder, shared with the run figures
+        src = ui.href(write_plotlyjs(sweep_dir).name)
+    page = ui.render("gallery.html.j2", title=f"layerscope sweep {plan['name']}",
+                     plotlyjs_src=src, name=plan["name"],
+                     description=plan.get("description", ""), counts=sorted(counts.items()),
+                     grid=plan.get("grid"), written=time.strftime("%Y-%m-%d %H:%M"),
+                     summary=findings_summary(rows, claims), grids=grids, columns=columns,
+                     rows=ui.table_rows(rows, columns, anchors), cards=cards)
     path = sweep_dir / "gallery.html"
-    atomic_write_text(path, ui.page(f"layerscope sweep {plan['name']}", "".join(body),
-                                    get_plotlyjs() if n_fig else None))
+    atomic_write_text(path, page)
     return path
 
 
 def write_index(root: str | Path) -> Path:
     """``<root>/index.html``: every sweep folder under ``root`` with its counts and gallery."""
     root = Path(root)
-    items = []
+    sweeps = []
     for d in sorted(p for p in root.iterdir() if (p / table.PLAN).exists()):
         try:
             rows = table.collect(d)
             plan = table.load_plan(d)
         except (OSError, ValueError, TypeError):
             continue
-        c = Counter(r["status"] for r in rows)
-        link = (f'<a href="{ui.esc(d.name)}/gallery.html">{ui.esc(plan["name"])}</a>'
-                if (d / "gallery.html").exists() else ui.esc(plan["name"]))
-        items.append(f"<li>{link}: {len(rows)} runs ("
-                     + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
-                     + f") <span class=\"muted\">{ui.esc(plan.get('description', ''))}</span></li>")
-    body = (f"<h1>layerscope sweeps</h1><p class=\"muted\">{ui.esc(root)}</p><ul>"
-            + "".join(items) + "</ul>")
+        sweeps.append({"name": plan["name"], "description": plan.get("description", ""),
+                       "href": ui.href(d.name, "gallery.html")
+                       if (d / "gallery.html").exists() else None, "n": len(rows),
+                       "counts": sorted(Counter(r["status"] for r in rows).items())})
     path = root / "index.html"
-    atomic_write_text(path, ui.page("layerscope sweeps", body, None))
+    atomic_write_text(path, ui.render("index.html.j2", title="layerscope sweeps", root=str(root),
+                                      sweeps=sweeps))
     return path

@@ -12,6 +12,10 @@ executed into a temporary name and its ``out_dir`` is a temporary attempt folder
 end are both renamed into place and then the marker written (atomically), so a run killed at
 any point leaves no marker and is redone. A run that failed is redone by the next sweep too.
 
+Figures that the notebook saves with ``StudyResult.save`` reference one copy of plotly.js in
+the sweep folder (``$LAYERSCOPE_PLOTLYJS_DIR``, see ``plots.html``) by a relative path
+(``../../plotly-<version>.min.js``), which the rename of the attempt folder keeps valid.
+
 Each run is a child process (``python -m layerscope.batch.execute``) whose environment sets the
 torch/BLAS threads (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) and ``OMP_WAIT_POLICY=passive``:
 torch's spinning threads slow each other down 10x or more when workers x threads exceed the
@@ -39,6 +43,7 @@ from ..cache import atomic_write_text
 
 OK, FAILED, PENDING = "ok", "failed", "pending"
 PROGRESS_FILE_ENV = "LAYERSCOPE_PROGRESS_FILE"  # = layerscope.progress.FILE_ENV (torch-free here)
+PLOTLYJS_DIR_ENV = "LAYERSCOPE_PLOTLYJS_DIR"  # = plots.html.PLOTLYJS_DIR_ENV (plotly-free here)
 HOST_PID_ENV = "LAYERSCOPE_RUN_HOST_PID"  # pid of the process running execute() (tests use it)
 _active: set[subprocess.Popen] = set()  # run processes, so an interrupted sweep can end them
 _lock = threading.Lock()
@@ -216,7 +221,9 @@ def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
             "cwd": str(Path(run.notebook_path).parent), "error_file": str(err_file),
             "parent": os.getpid()}
     with open(run.log, "w") as log:
-        env = {**run_env(threads, run.home), PROGRESS_FILE_ENV: str(run.progress)}
+        # figures saved in the run folder load the sweep folder's one copy of plotly.js
+        env = {**run_env(threads, run.home), PROGRESS_FILE_ENV: str(run.progress),
+               PLOTLYJS_DIR_ENV: str(run.sweep_dir)}
         proc = subprocess.Popen([sys.executable, "-m", "layerscope.batch.execute",
                                  json.dumps(spec)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -68,6 +68,57 @@ def plan(grid: Grid, sweep_dir: Path,
                 has_out_dir="out_dir" in parameters[nb.name], axes=tuple(nb.varying)))
     return runs
 
+FINISHED, TO_RUN = "finished", "to run"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of a dry run: ``state`` finished (a sweep skips it) or to run, and why."""
+
+    run: runner.Run
+    state: str
+    why: str
+
+    def line(self) -> str:
+        """"finished  03_truncation/default-5cf52afb  seed=0  (ok 2024-05-01T10:00:00, 41 s)"."""
+        varying = " ".join(f"{k}={self.run.params[k]}" for k in self.run.axes
+                           if k in self.run.params)
+        return "  ".join(filter(None, [f"{self.state:8s}", self.run.label(), varying,
+                                        f"({self.why})"]))
+
+
+def run_state(run: runner.Run) -> PlannedRun:
+    """Whether ``run`` is finished (a sweep skips it) or would run, and why (read only)."""
+    out = runner.read_outcome(run)
+    if runner.is_finished(run):
+        when, took = out.get("started"), out.get("duration_s")
+        return PlannedRun(run, FINISHED, "ok" + (f" {when}" if when else "") + (
+            f", took {took:.0f} s" if isinstance(took, (int, float)) else ""))
+    if out and out.get("status") == runner.FAILED:
+        why = f"failed before: {out.get('error')}"
+    elif out and out.get("status") == runner.OK:
+        why = "its executed notebook was deleted"
+    elif run.log.exists() or list(run.folder.glob(f"{run.key}.*.partial*")):
+        why = "started before but never finished (killed or interrupted)"
+    else:
+        why = "never run"
+    return PlannedRun(run, TO_RUN, why)
+
+
+def dry_run(grid: Grid, out: str | Path | None = None) -> tuple[Path, list[PlannedRun]]:
+    """Validate the grid and say what a sweep would do, running and writing nothing: the
+    sweep folder and every run with its state (``run_state``), in grid order."""
+    sweep_dir = sweep_dir_for(grid, out)
+    return sweep_dir, [run_state(r) for r in plan(grid, sweep_dir)]
+
+
+def dry_run_lines(grid: Grid, out: str | Path | None = None) -> list[str]:
+    """``dry_run`` as the lines ``layerscope sweep|main --dry-run`` prints."""
+    sweep_dir, planned = dry_run(grid, out)
+    done = sum(p.state == FINISHED for p in planned)
+    return [f"grid {grid.name!r}: {len(planned)} runs in {sweep_dir} (dry run: nothing runs)",
+            *(p.line() for p in planned),
+            f"{len(planned)} runs: {done} finished (skipped), {len(planned) - done} to run"]
 
 
 def write_plan(grid: Grid, sweep_dir: Path, runs: list[runner.Run]) -> Path:

@@ -249,16 +249,25 @@ class StudyResult(ABC):
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``<study>.html``, ``<study>.png``, ``<study>.json``, ``findings.txt`` (and
-        extra figures) into ``out_dir``; returns {kind: path}."""
+        extra figures) into ``out_dir``; returns {kind: path}.
+
+        The HTML figures load plotly.js from one local copy by a relative path (``plotlyjs``
+        in the returned dict): the sweep folder's inside a sweep, else one written into
+        ``out_dir`` (``plots.html``). The folder opens from disk with no network.
+        """
+        from ..plots.html import plotlyjs_src  # plotly: only when figures are written
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = {"html": out / f"{self.study}.html", "json": out / f"{self.study}.json",
                  "txt": out / "findings.txt"}
-        cache.atomic_write_text(files["html"], self.figure().to_html(include_plotlyjs=True))
+        src = plotlyjs_src(out)
+        files["plotlyjs"] = (out / src).resolve()
+        cache.atomic_write_text(files["html"], self.figure().to_html(include_plotlyjs=src))
         files["png"] = self.png(out / f"{self.study}.png")
         for stem, (fig, png) in self.extra_figures().items():
             files[f"{stem}_html"] = out / f"{stem}.html"
-            cache.atomic_write_text(files[f"{stem}_html"], fig.to_html(include_plotlyjs=True))
+            cache.atomic_write_text(files[f"{stem}_html"], fig.to_html(include_plotlyjs=src))
             if png is not None:
                 files[f"{stem}_png"] = png(out / f"{stem}.png")
         data = {"study": self.study, "record": self.to_record(), "findings": self.findings(),
