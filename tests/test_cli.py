@@ -1,3 +1,7 @@
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import yaml
 
@@ -73,3 +77,81 @@ def test_bad_names_exit_2_with_message(capsys):
     assert "unknown task 'nope'" in capsys.readouterr().err
     assert cli.main(["finetune", "--model", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- light parser
+def test_version_prints_the_package_version(capsys):
+    import layerscope
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"layerscope {layerscope.__version__}"
+
+
+HEAVY = ("torch", "transformers", "datasets", "numpy", "pandas", "papermill", "plotly", "yaml")
+
+
+def test_help_of_every_command_imports_nothing_heavy():
+    """`layerscope --help` (and each command's --help) builds the parser without torch &
+    co.: judged by sys.modules, not by the clock."""
+    code = textwrap.dedent(f"""
+        import sys
+        from layerscope import cli
+        parser = cli.build_parser()
+        commands = parser._subparsers._group_actions[0].choices
+        for argv in [["--help"]] + [[c, "--help"] for c in commands]:
+            try:
+                parser.parse_args(argv)
+            except SystemExit as e:
+                assert e.code == 0, argv
+        heavy = [m for m in {HEAVY!r} if m in sys.modules]
+        assert not heavy, heavy
+        print(sorted(commands))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(sorted(
+        ["main", "finetune", "fetch", "tasks", "models", "sweep", "gallery"]))
+    r = subprocess.run([sys.executable, "-m", "layerscope.cli", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "usage: layerscope" in r.stdout and "finetune" in r.stdout
+
+
+def test_literal_choices_match_the_registries():
+    from layerscope import assets, finetune
+
+    assert cli.PRESET_NAMES == finetune.PRESET_NAMES
+    assert cli.ASSET_NAMES == tuple(sorted(assets.ASSETS))
+
+
+def test_bad_asset_exits_2_with_message(capsys):
+    assert cli.main(["fetch", "nope"]) == 2
+    assert "unknown asset 'nope'; valid values: 'brown', 'minilm', 'vader'" in (
+        capsys.readouterr().err)
+
+
+def test_missing_extra_says_which_to_install(monkeypatch, capsys):
+    """A core-only install has no papermill: the sweep command names the extra to install."""
+    monkeypatch.setitem(sys.modules, "papermill", None)  # `import papermill` now fails
+    assert cli.main(["sweep", "demo", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "needs papermill" in err and "pip install 'layerscope[sweep]'" in err
+
+
+def test_extra_of_module_matches_pyproject():
+    """The modules the CLI's hint maps to an extra are installed by that extra."""
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    root = Path(__file__).resolve().parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    dists = metadata.packages_distributions()
+    for module, extra in cli.EXTRA_OF_MODULE.items():
+        wanted = {canonicalize_name(Requirement(r).name) for r in extras[extra]}
+        assert {canonicalize_name(d) for d in dists[module]} & wanted, (module, extra)

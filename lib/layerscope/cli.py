@@ -1,8 +1,13 @@
-"""Command line: ``python -m layerscope.cli {main,fetch,finetune,tasks,models,sweep,gallery}``.
+"""Command line: ``layerscope COMMAND`` (or ``python -m layerscope.cli COMMAND``).
 
 ``main`` is the project's main job on the offline default (README command 1): the ``demo``
 sweep, notebooks 01-05 on ``minilm-l6`` with the offline tasks, then the gallery
-(``batch/main_job.py``). ``finetune`` fine-tunes (or loads) one configuration per seed.
+(``batch/main_job.py``). ``finetune`` fine-tunes (or loads) one configuration per seed;
+``sweep`` and ``gallery`` come from ``batch/command.py``.
+
+Light on purpose: building the parser imports argparse and nothing heavy, so ``layerscope
+--help`` and ``--version`` answer at once (tests/test_cli.py checks that torch is not
+imported); each command imports torch, transformers, datasets or papermill when it runs.
 """
 
 from __future__ import annotations
@@ -12,31 +17,47 @@ import dataclasses
 import os
 import sys
 
+from . import __version__
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-# (the imports below read the settings above when they load transformers)
-from . import assets  # noqa: E402
-from .batch.command import add_parsers as add_batch_parsers  # noqa: E402
-from .errors import LayerscopeError  # noqa: E402
-from .finetune import (  # noqa: E402
-    FinetuneConfig,
-    load_or_train,
-    summary_line,
-    trace_steps,
-)
-from .models import MODELS  # noqa: E402
-from .quiet import quiet_libraries  # noqa: E402
-from .tasks import TASKS  # noqa: E402
+# Literal here so that building the parser imports nothing; tests/test_cli.py checks them
+# against finetune.PRESET_NAMES and assets.ASSETS.
+PRESET_NAMES = ("phang2021", "zhou2022", "demo", "smoke")
+ASSET_NAMES = ("brown", "minilm", "vader")
+# Commands that load no model library: they run without the quiet_libraries() block, which
+# itself imports transformers and datasets.
+LIGHT_COMMANDS = ("fetch", "tasks", "models", "gallery")
+# Modules that only an extra installs (pyproject.toml), for the message when one is missing.
+EXTRA_OF_MODULE = {
+    "papermill": "sweep", "ipykernel": "sweep", "dask": "sweep", "distributed": "sweep",
+    "dask_jobqueue": "cluster",
+    "jupyterlab": "notebooks", "ipywidgets": "notebooks", "IPython": "notebooks",
+    "jupytext": "notebooks",
+}
+
+DESCRIPTION = "layerscope: how fine-tuning changes transformer encoders, layer by layer."
+EPILOG = ("Start with `layerscope main`: the demo on the offline model minilm-l6 (no internet "
+          "needed once the offline data is fetched). `layerscope COMMAND --help` explains a "
+          "command's options. Layers are numbered as in Hugging Face hidden_states: 0 is the "
+          "embedding output, i the output of block i.")
 
 
 def _cmd_fetch(args) -> int:
-    for name in args.assets or sorted(assets.ASSETS):
+    from . import assets
+    from .errors import check_choice
+
+    for name in args.assets:
+        check_choice(name, ASSET_NAMES, "asset")
+    for name in args.assets or ASSET_NAMES:
         print(f"{name}: {assets.extracted(name)}")
     return 0
 
 
 def _cmd_tasks(args) -> int:
+    from .tasks import TASKS
+
     for spec in TASKS.values():
         print(f"{spec.name:15s} {spec.source:8s} {spec.kind:16s} {','.join(spec.metrics):22s} "
               f"{spec.description}")
@@ -44,12 +65,16 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_models(args) -> int:
+    from .models import MODELS
+
     for spec in MODELS.values():
         print(f"{spec.name:42s} {spec.source:8s} {spec.arch:8s} {spec.description}")
     return 0
 
 
 def _finetune_all(task, model, preset, seeds, max_steps) -> list:
+    from .finetune import FinetuneConfig, load_or_train, summary_line, trace_steps
+
     results = []
     for i, seed in enumerate(seeds):
         cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
@@ -66,54 +91,83 @@ def _cmd_finetune(args) -> int:
     return 0
 
 
-def _cmd_main(args) -> int:
-    from .batch.main_job import run_main_job  # papermill + the gallery: only this command
-
-    return run_main_job(args.grid, out=args.out, workers=args.workers, only=args.only)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="layerscope", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    from .batch.command import add_main_parser, add_parsers  # argparse only (see its docstring)
 
-    def common(sp, task="movies", model="minilm-l6", preset="demo", seeds=(0, 1)):
-        sp.add_argument("--task", default=task, help="task name (see `layerscope tasks`)")
-        sp.add_argument("--model", default=model,
-                        help="model name, hub id or local directory (see `layerscope models`)")
-        sp.add_argument("--preset", default=preset, help="demo | phang2021 | zhou2022 | smoke")
-        sp.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
-        sp.add_argument("--max-steps", type=int, default=None, help="override the preset")
+    p = argparse.ArgumentParser(prog="layerscope", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"layerscope {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    m = sub.add_parser("main", help="the main job: the demo sweep (notebooks 01-05), gallery",
-                       description="Runs the grid (default: demo, the offline default: "
-                                   "notebooks 01-05 on minilm-l6 and the offline tasks) as a "
-                                   "sweep, printing each run's progress and findings, then "
-                                   "writes the results table and the gallery. Finished runs "
-                                   "are skipped: a second call takes seconds.")
-    m.add_argument("--grid", default="demo", help="a shipped grid or a grid YAML file")
-    m.add_argument("--out", default=None, help="sweep folder (default: <home>/runs/<grid>)")
-    m.add_argument("--workers", type=int, default=1,
-                   help="runs at once (the demo's notebooks wait on 01's models: keep 1)")
-    m.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
-                   help="run only these notebooks of the grid")
-    m.set_defaults(func=_cmd_main)
-    f = sub.add_parser("finetune", help="fine-tune (or load from the cache)")
-    common(f, seeds=(0,))
+    add_main_parser(sub)  # `main`: the main job
+    f = sub.add_parser(
+        "finetune", help="fine-tune a model on a task, one run per seed (cached: a run done "
+                         "before is loaded, not trained again)",
+        description="Fine-tune a model on a task once per seed and print each run's validation "
+                    "scores. Runs are cached by their settings, so asking again loads them. "
+                    "The first seed also keeps a few snapshots taken during training (the "
+                    "notebooks compare them).")
+    f.add_argument("--task", default="movies",
+                   help="the task to train on (default: movies, offline); `layerscope tasks` "
+                        "lists them")
+    f.add_argument("--model", default="minilm-l6",
+                   help="the model to start from: a name from `layerscope models`, a hub id "
+                        "(org/name) or a local folder (default: minilm-l6, offline)")
+    f.add_argument("--preset", default="demo", choices=PRESET_NAMES,
+                   help="training settings: demo (minutes on a laptop CPU), phang2021 or "
+                        "zhou2022 (the papers' settings), smoke (a few steps, for tests); "
+                        "default: demo")
+    f.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="random seeds, one run each (default: 0)")
+    f.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop training after N steps (default: what the preset says)")
     f.set_defaults(func=_cmd_finetune)
-    fe = sub.add_parser("fetch", help="fetch + verify the offline assets")
-    fe.add_argument("assets", nargs="*", help="subset of: minilm vader brown")
+    fe = sub.add_parser(
+        "fetch", help="download the offline model and data and check them",
+        description="Download the offline assets (the minilm-l6 model and two corpora) into "
+                    "the layerscope home folder and check their sha256. Everything fetches "
+                    "itself on first use anyway; this does it up front (e.g. before going "
+                    "offline).")
+    fe.add_argument("assets", nargs="*", metavar="ASSET",
+                    help=f"only these: {', '.join(ASSET_NAMES)} (default: all)")
     fe.set_defaults(func=_cmd_fetch)
-    sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)
-    sub.add_parser("models", help="list models").set_defaults(func=_cmd_models)
-    add_batch_parsers(sub)  # `sweep GRID ...` and `gallery [SWEEP ...]`
+    sub.add_parser("tasks", help="list the tasks: name, data source, kind, metrics",
+                   description="List the tasks by name, with where their data comes from "
+                               "(offline, the hub, or a test fixture), their kind, metrics "
+                               "and a description.").set_defaults(func=_cmd_tasks)
+    sub.add_parser("models", help="list the models by name: hub, offline and tiny test models",
+                   description="List the models layerscope knows by name, with where they "
+                               "come from and their architecture. Any hub id (org/name) or "
+                               "local model folder works too.").set_defaults(func=_cmd_models)
+    add_parsers(sub)  # `sweep GRID ...` and `gallery [SWEEP ...]`
     return p
+
+
+def _missing_extra(e: ModuleNotFoundError) -> str | None:
+    root = (e.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(root)
+    if extra is None:
+        return None
+    return (f"this command needs {root}, which is not installed; install the {extra!r} "
+            f"extra: pip install 'layerscope[{extra}]'")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .errors import LayerscopeError  # no third-party imports
+
     try:
+        if args.command in LIGHT_COMMANDS:
+            return args.func(args)
+        from .quiet import quiet_libraries
+
         with quiet_libraries():  # the libraries' expected noise; real warnings still show
             return args.func(args)
+    except ModuleNotFoundError as e:
+        message = _missing_extra(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except (LayerscopeError, ValueError, RuntimeError, KeyError) as e:
         # our errors name the value and the fix: one clean line, no traceback
         print(f"error: {e}", file=sys.stderr)
