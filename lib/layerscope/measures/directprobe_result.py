@@ -24,11 +24,153 @@ import numpy as np
 
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
-from .convex_hulls import centroid_line_gaps, hull_distance
+from .convex_hulls import RUNNING, PointHullBatch, centroid_line_gaps, hull_distance
 
-__all__ = ["MULTI_CLUSTER", "DirectProbeResult", "spatial_similarity"]
+__all__ = ["MULTI_CLUSTER", "DirectProbeResult", "spatial_similarity", "nearest_clusters"]
 
 MULTI_CLUSTER = ("raise", "min", "nan")  # what distance_vector does without 1 cluster/label
+
+
+PREDICT_MARGIN = 1e-3  # relative gap below which a point's two nearest clusters count as tied
+_RACE_RTOL = 1e-6  # bracket width at which a point-to-hull race pair stops
+
+
+def nearest_clusters(points, assignment, n_clusters: int, x, *, chunk: int = 1024
+                     ) -> tuple[np.ndarray, dict]:
+    """Nearest cluster (by point-to-hull distance) of each row of x [B, d]: ([B] cluster
+    index, counters). points [n, d] with cluster ``assignment`` [n] in 0..n_clusters-1.
+
+    Decides each point from certified brackets lower <= distance <= upper, all points at once:
+    1. cheap bounds for every (point, cluster) pair from two matrix products: upper = the
+       distance to the cluster's nearest member, lower = the centroid-line bound (the hull
+       projected on the line from the cluster's centroid to the point);
+    2. a cluster is out once its lower bound exceeds (1 + PREDICT_MARGIN) times the point's
+       best upper bound (plus 1e-8 of the data's spread); a point with one cluster left is
+       decided;
+    3. the pairs still in race, each cluster's points batched (``PointHullBatch``, warm-started
+       at the nearest member), one Wolfe iteration per round, brackets shrinking, pairs
+       dropping out as above, until every point is decided or its pairs have converged;
+    4. a point whose nearest clusters are within the margin (a tie, or a near one) is searched
+       exactly as before (``_nearest_one``: clusters in centroid-bound order, ties to the
+       first), so ties are broken exactly as that search breaks them.
+    A point decided in 1-3 has the true nearest cluster with a relative margin of 1e-3, which
+    the exact search (rtol 1e-7) also returns: the predictions are those of the exact search.
+    Counters: points decided by the cheap bounds, by the race, by the exact search; race steps.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    assignment = np.asarray(assignment)
+    members = [np.flatnonzero(assignment == c) for c in range(n_clusters)]
+    stats = {"cheap": 0, "race": 0, "exact": 0, "race_steps": 0}
+    out = np.zeros(len(x), dtype=np.int64)
+    if not len(x):
+        return out, stats
+    center = points.mean(0)
+    xc, pc = points - center, x - center
+    spread = float(np.max(np.concatenate([xc, pc]).max(0) - np.concatenate([xc, pc]).min(0)))
+    slack = 1e-8 * spread
+    mu = np.stack([xc[m].mean(0) for m in members])  # [K, d]
+    own = np.einsum("nd,nd->n", xc, mu[assignment])  # x.mu(own cluster)
+    xx = np.einsum("nd,nd->n", xc, xc)
+    radius = float(np.sqrt(xx.max()))
+    gamma = 4 * (xc.shape[1] + 4) * np.finfo(float).eps  # worst-case rounding of a d-term sum
+    exact = []
+    for lo in range(0, len(x), chunk):
+        rows = slice(lo, lo + chunk)
+        arg, decided = _race(xc, pc[rows], members, mu, own, xx, radius, gamma, slack, stats)
+        out[rows] = arg
+        exact += (lo + np.flatnonzero(~decided)).tolist()
+    if exact:
+        ctx = _exact_context(points, assignment, n_clusters)
+        for i in exact:
+            out[i] = _nearest_one(ctx, x[i])
+    stats["exact"] = len(exact)
+    return out, stats
+
+
+def _race(xc, pc, members, mu, own, xx, radius, gamma, slack, stats):
+    """Steps 1-3 of ``nearest_clusters`` for one chunk of points pc [B, d] (coordinates
+    centred like xc [n, d]): ([B] winner, [B] decided)."""
+    b, k = len(pc), len(members)
+    pp = np.einsum("bd,bd->b", pc, pc)
+    dot = pc @ xc.T  # [B, n]
+    err = gamma * (np.sqrt(pp)[:, None] + radius) ** 2  # bounds the rounding of dot, pp, xx
+    d2 = pp[:, None] + xx[None, :] - 2 * dot
+    upper, lower = np.empty((b, k)), np.empty((b, k))
+    nearest = np.empty((b, k), dtype=np.int64)
+    top = dot - own[None, :]  # x.(p - mu_C) for x in C, up to the constant p.mu_C - x.mu_C
+    for c, m in enumerate(members):
+        a = np.argmin(d2[:, m], axis=1)
+        nearest[:, c] = a
+        upper[:, c] = np.sqrt(np.maximum(d2[np.arange(b), m[a]], 0.0) + 4 * err[:, 0])
+        u = pc - mu[c]
+        norm = np.sqrt(np.einsum("bd,bd->b", u, u))
+        pu = pp - pc @ mu[c]  # u.p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo = (pu - top[:, m].max(1) - 4 * err[:, 0]) / norm
+        lower[:, c] = np.where(norm > 0, np.maximum(lo, 0.0), 0.0)
+    margin = 1.0 + PREDICT_MARGIN
+
+    def standing():
+        thr = upper.min(1) * margin + slack
+        return lower <= thr[:, None]
+
+    alive = standing()
+    decided = alive.sum(1) == 1
+    stats["cheap"] += int(decided.sum())
+    cheap = decided.copy()
+    race = []
+    for c, m in enumerate(members):
+        rows = np.flatnonzero(alive[:, c] & ~decided)
+        if len(rows):
+            race.append((c, rows, PointHullBatch(xc[m], pc[rows], start=nearest[rows, c],
+                                                 rtol=_RACE_RTOL, zero=slack * 1e-3)))
+    while True:
+        stepped = False
+        for c, rows, batch in race:
+            go = np.flatnonzero((batch.state == RUNNING) & alive[rows, c] & ~decided[rows])
+            if len(go):
+                batch.step(go)
+                stepped = True
+                stats["race_steps"] += len(go)
+                lower[rows, c] = np.maximum(lower[rows, c], batch.lower)
+                upper[rows, c] = np.minimum(upper[rows, c], batch.upper)
+        alive = standing()
+        decided = alive.sum(1) == 1
+        if not stepped:
+            break
+    stats["race"] += int((decided & ~cheap).sum())
+    return np.argmax(alive, axis=1), decided
+
+
+def _exact_context(points, assignment, n_clusters):
+    """What ``_nearest_one`` needs, computed once (as the per-point search always did)."""
+    members = [np.flatnonzero(assignment == c) for c in range(n_clusters)]
+    mu = np.stack([points[assignment == c].mean(0) for c in range(n_clusters)])
+    own = (points * mu[assignment]).sum(1)  # [n] x.mu(own cluster)
+    return points, assignment, n_clusters, members, mu, own
+
+
+def _nearest_one(ctx, p) -> int:
+    """The exact per-point search: clusters in order of the centroid-line lower bound, each
+    solved by ``hull_distance`` with an early exit at the best distance so far; the first of
+    equal distances wins. (The prediction loop of layerscope <= 0.x, unchanged.)"""
+    points, assignment, n_clusters, members, mu, own = ctx
+    u = p - mu  # [K, d]: lower bound by projecting on the point-centroid line
+    norm = np.linalg.norm(u, axis=1)
+    top = np.full(n_clusters, -np.inf)  # max over x in C of x.(p - mu_C)
+    np.maximum.at(top, assignment, points @ p - own)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.where(norm > 0, ((u * p).sum(1) - top) / norm, 0.0)
+    best, arg = np.inf, 0
+    for c in np.argsort(np.maximum(lower, 0.0), kind="stable"):
+        if lower[c] >= best:
+            break
+        h = hull_distance(points[members[c]], p[None, :],
+                          stop_above=None if not np.isfinite(best) else best)
+        if h.lower <= best and h.distance < best:
+            best, arg = h.distance, c
+    return int(arg)
 
 
 def _min_distance(points, members, pairs_, lower) -> float:
@@ -146,34 +288,18 @@ class DirectProbeResult:
                          for c in range(self.n_clusters)])
 
     def predict(self, x) -> np.ndarray:
-        """[m] the label of the nearest cluster (point-to-hull distance) for each row of x."""
+        """[m] the label of the nearest cluster (point-to-hull distance) for each row of x.
+
+        See ``nearest_clusters``: certified bounds decide most points without an exact
+        distance; the rest get the per-point exact search."""
         x = as_single(x, "x")
         check_finite(x, "x")
         x = x.double().numpy()
         if x.shape[1] != self.points.shape[1]:
             raise ConfigError(f"x has {x.shape[1]} features but the clusters have"
                               f" {self.points.shape[1]}")
-        members = [np.flatnonzero(self.assignment == c) for c in range(self.n_clusters)]
-        mu = self.centroids()
-        own = (self.points * mu[self.assignment]).sum(1)  # [n] x.mu(own cluster)
-        out = np.empty(len(x), dtype=self.labels.dtype)
-        for i, p in enumerate(x):
-            u = p - mu  # [K, d]: lower bound by projecting on the point-centroid line
-            norm = np.linalg.norm(u, axis=1)
-            top = np.full(self.n_clusters, -np.inf)  # max over x in C of x.(p - mu_C)
-            np.maximum.at(top, self.assignment, self.points @ p - own)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lower = np.where(norm > 0, ((u * p).sum(1) - top) / norm, 0.0)
-            best, arg = np.inf, 0
-            for c in np.argsort(np.maximum(lower, 0.0), kind="stable"):
-                if lower[c] >= best:
-                    break
-                h = hull_distance(self.points[members[c]], p[None, :],
-                                  stop_above=None if not np.isfinite(best) else best)
-                if h.lower <= best and h.distance < best:
-                    best, arg = h.distance, c
-            out[i] = self.cluster_labels[arg]
-        return out
+        arg, _ = nearest_clusters(self.points, self.assignment, self.n_clusters, x)
+        return self.cluster_labels[arg]
 
     def accuracy(self, x, y) -> float:
         """Nearest-cluster prediction accuracy on held-out points (x [m, d], y [m])."""
