@@ -127,10 +127,11 @@ def _warn_undefined(out: Tensor, la, lb, rtol: float) -> None:
         bad_b = [] if lb is None else torch.nonzero(nan.all(0)).flatten().tolist()
     named = [f"layer{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} of {name}"
              for bad, name in ((bad_a, "a"), (bad_b, "b")) if bad]
+    cells = "its row/column is" if len(bad_a) + len(bad_b) == 1 else "their rows/columns are"
     warnings.warn(
         f"CKA is undefined for {' and '.join(named)}: constant across examples (every example"
         " has the same representation, e.g. the layer-0 CLS vector of BERT-style models), so"
-        " their rows/columns are NaN; the other cells are computed as usual. Pass"
+        f" {cells} NaN; the other cells are computed as usual. Pass"
         " undefined='nan' to silence this, or undefined='raise' for an error.",
         UndefinedCellsWarning, stacklevel=3)
 
