@@ -12,12 +12,16 @@ Speed, with the same result as checking every merge:
   hull overlap is monotone along the merge sequence (clusters only grow), so the first merge that
   breaks separability is found by binary search over states; checked merging resumes from the
   last valid state. Separable data needs a single check of the final state.
+* the exact tests run on standardised features (each shifted and scaled to [-1, 1]: hull
+  intersection is affine-invariant, and badly scaled features no longer stall them);
 * a cheap sufficient test first, for all pairs at once (``centroid_line_gaps``): project both
   clusters on the line between their centroids; disjoint intervals mean separable (this implies
   the authors' bounding-sphere test). Only undecided pairs go to the exact test: Wolfe's
   nearest-point solver with an early exit (``convex_hulls.hull_distance``: a positive lower
   bound certifies separability, a zero distance proves overlap), or the HiGHS LP
-  (``test="lp"``).
+  (``test="lp"``: ``convex_hulls.overlap_lp_verdict``, on standardised coordinates, each
+  answer checked; where HiGHS gives none that checks out, e.g. status 4, Wolfe decides, and
+  ``stats["fallbacks"]`` counts it; if both fail, a ConfigError names the sizes and the fix).
 * a failed merge fails forever, and so does any merge containing it: if A u Q overlaps some other
   label's cluster C, then (A u B) u Q overlaps C's successor (hulls only grow), so failure marks
   are inherited on merging.
@@ -34,7 +38,7 @@ import numpy as np
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
 from .batched_mlp import available_bytes
-from .convex_hulls import centroid_line_gaps, hull_distance, overlap_lp
+from .convex_hulls import centroid_line_gaps, hull_distance, overlap_lp_verdict
 from .directprobe_result import DirectProbeResult, spatial_similarity
 
 __all__ = ["TESTS", "directprobe", "DirectProbeResult", "spatial_similarity"]
@@ -137,19 +141,35 @@ class _Tester:
 
     def __init__(self, x, test: str, prune: bool):
         self.x, self.test, self.prune = x, test, prune
-        self.stats = {"exact_tests": 0, "cheap_decided": 0, "exact_seconds": 0.0}
+        # the exact tests see each feature shifted and scaled to [-1, 1]: an affine bijection,
+        # so no verdict changes, but features of very different scales (1e-9 next to 1e9)
+        # no longer stall Wolfe or mislead HiGHS; the cheap tests and the geometry use x
+        shift = x.mean(0)
+        scale = np.abs(x - shift).max(0)
+        scale[~(scale > 1e-300)] = 1.0
+        self.xs = (x - shift) / scale
+        self.stats = {"exact_tests": 0, "cheap_decided": 0, "exact_seconds": 0.0,
+                      "fallbacks": 0}
 
     def overlap(self, p: np.ndarray, q: np.ndarray) -> bool:
+        """The exact test. "lp": HiGHS with every answer checked, Wolfe deciding where HiGHS
+        gives none that checks out (status 4, ...); "wolfe": Wolfe, the checked LP where Wolfe
+        stalls. ``fallbacks`` counts the tests the other method decided."""
         t0 = time.perf_counter()
         self.stats["exact_tests"] += 1
         try:
-            if self.test == "lp":
-                return overlap_lp(self.x[p], self.x[q])
-            try:
-                h = hull_distance(self.x[p], self.x[q], stop_above=0.0)
-            except ConfigError:  # Wolfe stalled (near-degenerate): the LP decides
-                return overlap_lp(self.x[p], self.x[q])
-            return not h.lower > 0.0
+            if self.test == "wolfe":
+                try:
+                    return not hull_distance(self.xs[p], self.xs[q], stop_above=0.0).lower > 0.0
+                except ConfigError:  # Wolfe stalled (near-degenerate): the LP decides
+                    self.stats["fallbacks"] += 1
+            verdict, how = overlap_lp_verdict(self.xs[p], self.xs[q])
+            if self.test == "lp" and how == "wolfe":
+                self.stats["fallbacks"] += 1
+            return verdict
+        except ConfigError as err:
+            raise ConfigError(f"DirectProbe (test={self.test!r}, {len(self.x)} points): {err}"
+                              ) from None
         finally:
             self.stats["exact_seconds"] += time.perf_counter() - t0
 
