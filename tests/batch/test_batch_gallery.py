@@ -94,6 +94,11 @@ def test_a_real_similarity_run_feeds_table_and_ft_ft_grid(write_grid, tmp_path):
     page = report.files["gallery"].read_text()
     n = len(figure_files(report.sweep_dir))
     assert n >= 3  # similarity, cross, drift
+    js = report.sweep_dir / plotlyjs_name()  # StudyResult.save in the kernel used the sweep's
+    for p in figure_files(report.sweep_dir):
+        assert re.findall(r'<script[^>]*src="([^"]+)"', p.read_text()) == [f"../../{js.name}"]
+        assert (p.parent / f"../../{js.name}").resolve() == js and p.stat().st_size < 200_000
+    assert list(report.sweep_dir.rglob("*.js")) == [js]
     assert page.count('class="figure" data-fig=') == n + 1  # + the FT–FT grid
     assert "FT–FT per model and task" in page and "<iframe" not in page
     grid_json = re.findall(r'<script type="application/json" id="fig-(\d+)">', page)

@@ -1,5 +1,7 @@
-"""The gallery of the smoke sweep, opened from disk (file://) in headless Chromium: every
-figure renders, the table sorts on a header click and filters, no console errors."""
+"""The gallery of the smoke sweep, opened from disk (file://) in headless Chromium with every
+network request refused: every figure renders (plotly.js is the sweep folder's local copy),
+the table sorts on a header click and filters, a row's key link goes to its own run's card, a
+run's own figure file renders on its own, no console errors."""
 
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ def test_smoke_gallery_renders_sorts_and_filters(browser_page, screenshots, tmp_
     assert not report.failed, [(r["key"], r["error"]) for r in report.rows if r["error"]]
     n_files = len([p for p in report.sweep_dir.glob("*/*/*.html")])
     page = browser_page
+    fetched: list[str] = []  # no CDN, no server: anything but file:// is refused and noted
+
+    def refuse(route):
+        fetched.append(route.request.url)
+        route.abort()
+
+    page.route(lambda url: not url.startswith("file:"), refuse)
     page.goto(report.files["gallery"].as_uri())
     placeholders = page.locator("div.figure[data-fig]")
     n = placeholders.count()
@@ -58,4 +67,21 @@ def test_smoke_gallery_renders_sorts_and_filters(browser_page, screenshots, tmp_
     assert shown and set(shown) == {"tiny-roberta"}
     assert page.locator("#shown").text_content() == str(len(shown))
     page.locator("table.results").screenshot(path=str(screenshots / "table-filtered.png"))
-    assert page.console_errors == []
+
+    # a row's key link scrolls to that run's own card (notebook and key, not the key alone)
+    page.fill("#filter", "")
+    row = report.rows[-1]
+    tr = page.locator("table.results tbody tr").filter(has_text=row["key"]).filter(
+        has_text=row["notebook"])
+    tr.locator("a", has_text=row["key"]).click()
+    target = page.evaluate("decodeURIComponent(location.hash.slice(1))")
+    heading = page.evaluate("(id) => document.getElementById(id).querySelector('h3')"
+                            ".textContent", target)
+    assert heading.startswith(f"{row['notebook']} · {row['key']} ")
+
+    # a run's own figure file, opened on its own, finds plotly.js by its relative path
+    figure_file = sorted(report.sweep_dir.glob("02_similarity/*/similarity.html"))[0]
+    page.goto(figure_file.as_uri())
+    page.locator(".main-svg").first.wait_for(timeout=30_000)
+    assert page.locator(".heatmaplayer").count() >= 1
+    assert fetched == [] and page.console_errors == []

@@ -135,7 +135,8 @@ def add_parsers(sub) -> None:
     s.add_argument("grid", help="a grid YAML file, or a shipped grid: "
                                 + ", ".join(shipped_grid_names()))
     s.add_argument("--workers", type=int, default=1,
-                   help="runs at once (each gets cores // workers torch threads)")
+                   help="runs at once (the cores are shared out: each run gets cores divided by "
+                        "workers torch threads)")
     s.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local processes, or Dask (a LocalCluster unless --scheduler)")
     s.add_argument("--scheduler", default=None,
