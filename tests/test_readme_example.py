@@ -17,22 +17,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "<!-- readme-example: cka between two models"
-EXAMPLE = '''\
-```python
-import layerscope as ls
-sentences = ["A gripping, beautifully acted film.", "Dull, and far too long.", "The plot made no sense to me.", "I would happily watch it again.", "It rained all day in Boston.", "The committee approved the budget on Tuesday."]
-a = ls.sentence_states("minilm-l6", sentences)          # [7, 6, 384]: layer 0 (embeddings) to 6
-b = ls.sentence_states("bert-base-uncased", sentences)  # [13, 6, 768]: from the hub
-m = ls.cka_matrix(a, b)                                  # [7, 13]: CKA of every pair of layers
-ls.layer_heatmap(m, y="minilm-l6", x="bert-base-uncased").write_html("cka.html")
-```
-'''  # noqa: E501
+SENTENCES = ["A gripping, beautifully acted film.", "Dull, and far too long.",
+             "The plot made no sense to me.", "I would happily watch it again.",
+             "It rained all day in Boston.", "The committee approved the budget on Tuesday."]
 OFFLINE = {'"minilm-l6"': '"tiny-bert"', '"bert-base-uncased"': '"tiny-roberta"'}
 
 
 def _block() -> str:
     readme = (ROOT / "README.md").read_text()
-    text = readme[readme.index(MARKER):] if MARKER in readme else EXAMPLE
+    text = readme[readme.index(MARKER):]
     return re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
 
 
@@ -47,12 +40,14 @@ def test_the_example_runs_on_two_models_and_writes_the_figure(tmp_path, monkeypa
         assert hub_name in code
         code = code.replace(hub_name, tiny)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_sentences.txt").write_text("\n".join(SENTENCES))
     ns: dict = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         exec(compile(code, "README.md", "exec"), ns)
     a, b, m = ns["a"], ns["b"], np.asarray(ns["m"])
-    n = len(ns["sentences"])
+    n = len(SENTENCES)
+    assert ns["sentences"] == SENTENCES
     assert a.shape == (5, n, 32) and b.shape == (5, n, 32)  # layers 0..4 of each model
     assert m.shape == (5, 5)
     # layer-0 CLS is the same vector for every sentence in both models: row and column 0 are
