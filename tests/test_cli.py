@@ -5,6 +5,7 @@ import textwrap
 import pytest
 import yaml
 
+import layerscope
 from layerscope import cli
 from layerscope.batch import runner
 from layerscope.batch.main_job import run_main_job
@@ -155,3 +156,9 @@ def test_extra_of_module_matches_pyproject():
     for module, extra in cli.EXTRA_OF_MODULE.items():
         wanted = {canonicalize_name(Requirement(r).name) for r in extras[extra]}
         assert {canonicalize_name(d) for d in dists[module]} & wanted, (module, extra)
+
+
+def test_python_dash_m_layerscope_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "layerscope", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"layerscope {layerscope.__version__}"
