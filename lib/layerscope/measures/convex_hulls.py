@@ -424,8 +424,10 @@ def overlap_lp_verdict(a, b) -> tuple[bool, str]:
 
     After ``_standardise``: (1) the feasibility LP sum lambda_i a_i = sum mu_j b_j, lambda, mu in
     simplices (d + 2 equality rows, m_a + m_b columns): a solution whose common point checks out
-    to ``LP_TOUCH`` proves overlap; (2) otherwise the primal form w.a_i >= c + 1, w.b_j <= c - 1:
-    a (w, c) with min a.w > max b.w, recomputed here, proves separability. HiGHS can end with
+    to ``LP_TOUCH`` proves overlap; "infeasible" is confirmed by a separating direction (Wolfe's
+    early exit, at most 1,000 iterations: cheaper than another LP); (2) otherwise the primal
+    form w.a_i >= c + 1, w.b_j <= c - 1: a (w, c) with min a.w > max b.w, recomputed here,
+    proves separability. HiGHS can end with
     status 4 (numerical difficulties, "unknown", "unbounded or infeasible") or claim a solution
     that does not check out on badly scaled or nearly touching points; then Wolfe's certified
     nearest-point solver (``hull_distance`` with an early exit) decides: how = "lp" or
@@ -452,6 +454,16 @@ def overlap_lp_verdict(a, b) -> tuple[bool, str]:
             if gap <= LP_TOUCH:
                 return True, "lp"
             messages[-1] += f" (its common point is {gap:.2g} off)"
+    if res.status == 2:  # infeasible, i.e. separable: a separating direction must confirm it
+        try:  # Wolfe's early exit is far cheaper than a second LP (a positive lower bound)
+            h = hull_distance(a, b, stop_above=0.0, max_iter=1000)
+        except ConfigError:
+            h = None
+        if h is not None and h.lower > 0.0:
+            return False, "lp"
+        if h is not None and h.distance == 0.0:  # they touch after all (within 1e-10)
+            return True, "wolfe"
+        messages[-1] += " (not confirmed by a separating direction)"
     a_ub = np.block([[-a, np.ones((ma, 1))], [b, -np.ones((mb, 1))]])
     res = _linprog(np.zeros(d + 1), A_ub=a_ub, b_ub=-np.ones(ma + mb),
                    bounds=[(None, None)] * (d + 1), method="highs")
