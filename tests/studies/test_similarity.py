@@ -92,7 +92,7 @@ def test_drift_with_one_snapshot_after_step_0_is_undefined(result):
 
 def test_findings_carry_numbers_intervals_and_verdicts(result):
     """Every claim has finite numbers, a bootstrap interval around its estimate and a verdict
-    that follows the interval (DESIGN §3); the verdict text quotes the interval."""
+    that follows the interval (README: Layout); the verdict text quotes the interval."""
     f = result.findings()
     for claim in ("block_structure", "top_layers_change_most", "seeds_agree_on_top", "drift",
                   "cell"):

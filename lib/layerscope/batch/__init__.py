@@ -1,6 +1,6 @@
 """Sweeps: grids of notebooks x parameters run with papermill, results table, gallery.
 
-The top floor of the package (DESIGN §3): it may import the studies, nothing imports it.
+The top floor of the package (README: Layout): it may import the studies, nothing imports it.
 
 * ``grid`` — YAML grid files -> notebooks x parameter sets, validated against each notebook's
   ``parameters`` cell before anything runs; run keys;

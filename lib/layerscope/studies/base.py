@@ -1,4 +1,4 @@
-"""The result protocol every study follows (DESIGN §3), and the verdict rule.
+"""The result protocol every study follows (README: Layout), and the verdict rule.
 
 ``run_<study>(config)`` returns a frozen result with:
 

@@ -1,7 +1,7 @@
 """Findings of notebook 01 (fine-tuning): the quality claims, as statistics with intervals.
 
 Quality is a finding, not an assert: a papermill sweep over a hard task (RTE, CoLA), where a
-seed can land at chance, records INCONCLUSIVE or NOT SUPPORTED instead of failing (DESIGN §3).
+seed can land at chance, records INCONCLUSIVE or NOT SUPPORTED instead of failing (README: Layout).
 
 * beats_baseline: the fine-tuned model's validation metric minus the majority-class baseline's
   (regression: the mean predictor's MSE minus the model's), bootstrap over validation examples;

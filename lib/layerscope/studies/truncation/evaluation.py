@@ -4,7 +4,7 @@ Both study 03 (truncation) and 04 (skipping) evaluate a fine-tuned model on the 
 split: the seeded subset ``activations.task_inputs`` picks (so that the cached CLS features of
 the same ``ActivationSpec`` line up row for row), encoded exactly as fine-tuning's evaluation
 and ``finetune.predictions`` encode them (``encoding.encode_split`` at the preset's
-``max_length``). Batches are sorted by length and padded per batch (DESIGN §4); padding does
+``max_length``). Batches are sorted by length and padded per batch (less padding); padding does
 not change a row beyond float rounding, so the full model's logits here reproduce
 ``finetune.predictions`` (asserted by both notebooks).
 

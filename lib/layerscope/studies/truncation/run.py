@@ -157,7 +157,7 @@ def check_ablations(cfg: TruncationConfig, model) -> None:
 
 def _defined(states: np.ndarray) -> list[int]:
     """Layers whose first-token vector varies across examples (layer 0 of BERT-style models
-    is the same [CLS] embedding for every sentence: DESIGN §5)."""
+    is the same [CLS] embedding for every sentence: README, "The library in six lines")."""
     constant = set(cka.constant_layers(states))
     return [k for k in range(states.shape[0]) if k not in constant]
 
