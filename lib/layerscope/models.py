@@ -3,7 +3,8 @@
 Names resolve as follows: a registry name (``MODEL_NAMES``); else an existing local directory;
 else a hub id of the form ``org/name``. ``minilm-l6`` comes from a PyPI package (README:
 Offline default) and the ``tiny-*`` models are built locally from a config and a committed
-vocabulary, so neither needs the hub. The per-architecture adapter lives in :mod:`layerscope.adapters`.
+vocabulary, so neither needs the hub.
+The per-architecture adapter lives in ``layerscope.adapters``.
 """
 
 from __future__ import annotations
