@@ -443,6 +443,8 @@ def test_prediction_is_the_nearest_hull():
     q, yq = xor(60, seed=4)
     hulls = [p[r.assignment == c] for c in range(r.n_clusters)]
     dist = np.stack([point_hull_distances(q, h) for h in hulls])  # [K, m]
+    by_label = np.sort([dist[r.cluster_labels == v].min(0) for v in r.labels], axis=0)
+    assert np.all(by_label[1] - by_label[0] > 1e-3)  # no near-ties: the argmin is robust
     np.testing.assert_array_equal(r.predict(q), r.cluster_labels[dist.argmin(0)])
     assert r.accuracy(q, yq) > 0.9
     x, yb = two_blobs(seed=1)

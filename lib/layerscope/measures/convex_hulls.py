@@ -208,10 +208,9 @@ class PointHullBatch:
     (added to the upper bound, taken off the lower one); where that error would matter (p
     within ~1e3 rounding errors of the hull) r is formed from the coordinates instead. The
     brackets are valid whatever the floating point does to the iterates; the solver only makes
-    them tight. ``lower``/``upper`` [B] are
-    the best bracket seen; ``state`` [B]: RUNNING, CONVERGED (upper - lower <= rtol * upper, or
-    upper <= zero) or STALLED (the corral cannot grow or the bracket stopped shrinking; the
-    bracket is still valid).
+    them tight. ``lower``/``upper`` [B] are the best bracket seen; ``state`` [B]: RUNNING,
+    CONVERGED (upper - lower <= rtol * upper, or upper <= zero) or STALLED (the corral cannot
+    grow or the bracket stopped shrinking; the bracket is still valid).
 
     hull: [m, d]; points: [B, d]; start: [B] first vertex of each corral (default: nearest).
     """
@@ -427,11 +426,11 @@ def overlap_lp_verdict(a, b) -> tuple[bool, str]:
     to ``LP_TOUCH`` proves overlap; "infeasible" is confirmed by a separating direction (Wolfe's
     early exit, at most 1,000 iterations: cheaper than another LP); (2) otherwise the primal
     form w.a_i >= c + 1, w.b_j <= c - 1: a (w, c) with min a.w > max b.w, recomputed here,
-    proves separability. HiGHS can end with
-    status 4 (numerical difficulties, "unknown", "unbounded or infeasible") or claim a solution
-    that does not check out on badly scaled or nearly touching points; then Wolfe's certified
-    nearest-point solver (``hull_distance`` with an early exit) decides: how = "lp" or
-    "wolfe". If that fails too, a ConfigError names the sizes and what to try.
+    proves separability. HiGHS can end with status 4 (numerical difficulties, "unknown",
+    "unbounded or infeasible") or claim a solution that does not check out on badly scaled or
+    nearly touching points; then Wolfe's certified nearest-point solver (``hull_distance`` with
+    an early exit) decides: how = "lp" or "wolfe". If that fails too, a ConfigError names the
+    sizes and what to try.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not len(a) or not len(b):
@@ -482,7 +481,7 @@ def overlap_lp_verdict(a, b) -> tuple[bool, str]:
             f" dimensions failed: HiGHS gave no checkable answer ({'; '.join(messages)}) and"
             f" the nearest-point solver failed ({err}). The points are badly conditioned or"
             " the hulls nearly touch: remove duplicate or near-duplicate points, drop"
-            " near-constant features or reduce them with PCA, or use test='wolfe'") from None
+            " near-constant features, or reduce the features with PCA") from None
     return (not h.lower > 0.0), "wolfe"
 
 

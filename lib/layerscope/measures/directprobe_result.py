@@ -35,7 +35,7 @@ PREDICT_MARGIN = 1e-3  # relative gap below which a point's two nearest clusters
 _RACE_RTOL = 1e-6  # bracket width at which a point-to-hull race pair stops
 
 
-def nearest_clusters(points, assignment, n_clusters: int, x, *, chunk: int = 1024
+def nearest_clusters(points, assignment, n_clusters: int, x, *, chunk: int | None = None
                      ) -> tuple[np.ndarray, dict]:
     """Nearest cluster (by point-to-hull distance) of each row of x [B, d]: ([B] cluster
     index, counters). points [n, d] with cluster ``assignment`` [n] in 0..n_clusters-1.
@@ -56,6 +56,7 @@ def nearest_clusters(points, assignment, n_clusters: int, x, *, chunk: int = 102
     A point decided in 1-3 has the true nearest cluster with a relative margin of 1e-3, which
     the exact search (rtol 1e-7) also returns: the predictions are those of the exact search.
     Counters: points decided by the cheap bounds, by the race, by the exact search; race steps.
+    ``chunk``: test points per pass (default: [chunk, n] products of ~32 MB, at most 1,024).
     """
     points = np.asarray(points, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
@@ -65,9 +66,10 @@ def nearest_clusters(points, assignment, n_clusters: int, x, *, chunk: int = 102
     out = np.zeros(len(x), dtype=np.int64)
     if not len(x):
         return out, stats
+    chunk = chunk or int(min(1024, max(16, 2**22 // len(points))))
     center = points.mean(0)
     xc, pc = points - center, x - center
-    spread = float(np.max(np.concatenate([xc, pc]).max(0) - np.concatenate([xc, pc]).min(0)))
+    spread = float(np.max(np.maximum(xc.max(0), pc.max(0)) - np.minimum(xc.min(0), pc.min(0))))
     slack = 1e-8 * spread
     mu = np.stack([xc[m].mean(0) for m in members])  # [K, d]
     own = np.einsum("nd,nd->n", xc, mu[assignment])  # x.mu(own cluster)
@@ -154,7 +156,7 @@ def _exact_context(points, assignment, n_clusters):
 def _nearest_one(ctx, p) -> int:
     """The exact per-point search: clusters in order of the centroid-line lower bound, each
     solved by ``hull_distance`` with an early exit at the best distance so far; the first of
-    equal distances wins. (The prediction loop of layerscope <= 0.x, unchanged.)"""
+    equal distances wins. (The whole prediction loop before the batched search, unchanged.)"""
     points, assignment, n_clusters, members, mu, own = ctx
     u = p - mu  # [K, d]: lower bound by projecting on the point-centroid line
     norm = np.linalg.norm(u, axis=1)
