@@ -279,7 +279,8 @@ class PointHullBatch:
         err = self._gamma * (np.sqrt(pp) + self._radius) ** 2
         rr = pp - 2 * px + xx
         nr = np.sqrt(np.maximum(rr, 0.0) + 4 * err)
-        low = np.maximum((pp - px - top - 2 * err) / nr, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # nr = 0: p is the one vertex
+            low = np.where(nr > 0, np.maximum((pp - px - top - 2 * err) / nr, 0.0), 0.0)
         near = np.flatnonzero(rr <= 1e6 * err)  # the Gram form cannot resolve these: redo
         if len(near):  # them from the coordinates (r = p - x formed explicitly)
             r = self.p[rows[near]] - dense[near] @ self.c

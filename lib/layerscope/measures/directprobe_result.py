@@ -10,6 +10,11 @@ construction works only when the number of clusters equals the number of labels"
 ``distance_vector`` refuses otherwise unless told how to treat those pairs; it never writes 0
 for "undefined" (the authors' follow-up code does, which reads as "distance 0").
 
+Nearest-cluster prediction (``nearest_clusters``) decides most points from certified bounds
+computed for all points at once (nearest member, centroid line, batched Wolfe iterations) and
+searches exactly, point by point, only where two clusters are within 0.1% of each other; its
+predictions are those of the exact search (benchmarks/bench_directprobe_predict.py).
+
 Shapes: points [n, d]; assignment [n]; K clusters, k labels; distance vector [k (k - 1) / 2]
 over label pairs (i < j) in ``pairs`` order.
 """
