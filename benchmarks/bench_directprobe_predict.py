@@ -4,8 +4,8 @@ same run; then DirectProbe end to end (clustering + prediction) both ways.
 
 Run: python benchmarks/bench_directprobe_predict.py [--quick] [--test-points 1000]
 
-Data: 600 training points x 384 features and 1,000 test points (DESIGN §4: "2-15 cluster hulls
-of 600 training points x 384 dims"), k = 2, 11, 15 labels, Gaussian blobs as in
+Data: 600 training points x 384 features and 1,000 test points (the shapes of the geometry
+study: 2-15 cluster hulls of 600 training points x 384 dims), k = 2, 11, 15 labels, Gaussian blobs as in
 bench_directprobe.make_data (centres N(0, I), unit noise; train and test drawn together so that
 they share the centres), clean and with 30% of the labels redrawn (hulls much closer: the
 nearest-cluster search then needs exact distances). If the activation cache (data/cache/
