@@ -5,12 +5,12 @@ same run; then DirectProbe end to end (clustering + prediction) both ways.
 Run: python benchmarks/bench_directprobe_predict.py [--quick] [--test-points 1000]
 
 Data: 600 training points x 384 features and 1,000 test points (the shapes of the geometry
-study: 2-15 cluster hulls of 600 training points x 384 dims), k = 2, 11, 15 labels, Gaussian blobs as in
-bench_directprobe.make_data (centres N(0, I), unit noise; train and test drawn together so that
-they share the centres), clean and with 30% of the labels redrawn (hulls much closer: the
-nearest-cluster search then needs exact distances). If the activation cache (data/cache/
-activations) holds 384-dimensional states (all-MiniLM-L6-v2) with labels, their top layer is
-benchmarked too (600 train / up to 1,000 test rows).
+study: 2-15 cluster hulls of 600 training points x 384 dims), k = 2, 11, 15 labels, Gaussian
+blobs as in bench_directprobe.make_data (centres N(0, I), unit noise; train and test drawn
+together so that they share the centres), clean and with 30% of the labels redrawn (hulls
+much closer: the nearest-cluster search then needs exact distances). If the activation cache
+(data/cache/activations) holds 384-dimensional states (all-MiniLM-L6-v2) with labels, their
+top layer is benchmarked too (600 train / up to 1,000 test rows).
 
 Asserted in the run: identical predictions (same label for every test point). Printed: seconds
 of each, the ratio, how the new search decided the points (cheap bounds / race / exact search),
