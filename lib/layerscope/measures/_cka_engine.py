@@ -45,7 +45,7 @@ _INNER_CHUNK = 8192  # float32 partial dot products this long, then summed in fl
 _FEATURE_ROWS = 2048  # feature form: rows per chunk centred into a reusable buffer
 
 __all__ = ["KERNELS", "METHODS", "UNDEFINED", "DEFAULT_RTOL", "check_inputs", "gram_rbf",
-           "center_gram", "cka_core"]
+           "center_gram", "cka_core", "auto_method"]
 
 
 def check_inputs(la, lb, names, single, debiased, finite=True) -> int:
@@ -300,6 +300,12 @@ def _choose_method(n, widths, na, cross, rows) -> str:
     else:
         feat = n * (d * d + sum(w * w for w in widths)) / 2
     return "gram" if gram < feat else "feature"
+
+
+def auto_method(n: int, widths: list[int]) -> str:
+    """The formulation ``method="auto"`` picks for a self-comparison of layers of these widths
+    over n examples (default panel rows)."""
+    return _choose_method(n, widths, len(widths), False, _auto_panel_rows(n))
 
 
 def _hsic(p, sq, rows, n, debiased, offdiag=False) -> Tensor:

@@ -4,6 +4,8 @@
   DIFFERENT estimator from full-data CKA (named so in every docstring).
 * ``bootstrap_cka``: percentile interval of one cell over examples.
 * ``permutation_cka``: CKA with examples shuffled, the "no similarity" baseline at n.
+* ``cka_submatrix``: the cells of ``cka_matrix(stack)`` between chosen layers, computed from
+  those layers alone (a bootstrap that reads a few cells need not recompute all of them).
 
 Shapes: x: [n, dx], y: [n, dy]; stacks [L, n, d]. Pure tensor code, no I/O.
 """
@@ -14,14 +16,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ._cka_engine import DEFAULT_RTOL, check_inputs, cka_core
+from ._cka_engine import DEFAULT_RTOL, auto_method, check_inputs, cka_core
 from ._inputs import as_single, as_stack
 
 Tensor = torch.Tensor
 F64 = torch.float64
 _BOOT_GRAM_MAX_N = 2048  # bootstrap/permutation: Gram form (n x n products) up to this n
 
-__all__ = ["MinibatchCKA", "minibatch_cka", "bootstrap_cka", "permutation_cka"]
+__all__ = ["MinibatchCKA", "minibatch_cka", "bootstrap_cka", "permutation_cka", "cka_submatrix"]
 
 
 def _linear_cka64(x: Tensor, y: Tensor, debiased: bool) -> float:
@@ -247,3 +249,29 @@ def permutation_cka(x, y, *, n_perm: int = 100, seed: int = 0, debiased: bool = 
             p = torch.linalg.vector_norm(x32.T @ y32[pi], dtype=F64) ** 2
         out[b] = finish(p, ld[pi]) / torch.sqrt(hxx * hyy)
     return out
+
+
+def cka_submatrix(a, keep, *, kernel: str = "linear", debiased: bool = False,
+                  threshold: float = 1.0, undefined: str = "raise",
+                  rtol: float = DEFAULT_RTOL) -> Tensor:
+    """``cka_matrix(a)[keep][:, keep]`` from the kept layers alone. a: [T, n, d] (or a sequence
+    of [n, d_l]), keep: K layer indices -> [K, K] float64.
+
+    Each cell of the streamed engine is reduced from its own two layers only (per-layer centring
+    and Gram tiles, one inner product per pair), so leaving other layers out does not change it,
+    provided the formulation and the compute dtype are the ones the whole stack would get:
+    both are chosen here for all T layers (``method="auto"`` weighs every width) and then applied
+    to the K kept ones. On the study-02 shapes the cells come out bit-identical to the full call
+    (``run_similarity`` checks that on its own data before relying on it). Layers outside
+    ``keep`` are not read, so their NaN/inf or constant checks do not happen here.
+    """
+    layers = as_stack(a, "a")
+    idx = [int(i) for i in keep]
+    if not idx or any(not 0 <= i < len(layers) for i in idx):
+        raise ConfigError(f"keep must list layer indices in 0..{len(layers) - 1}; got {keep!r}")
+    n = check_inputs(layers, None, ("a", "b"), False, debiased, finite=False)
+    dtype = F64 if all(x.dtype == F64 for x in layers) else torch.float32
+    method = auto_method(n, [int(x.shape[1]) for x in layers]) if kernel == "linear" else "auto"
+    return cka_core([layers[i] for i in idx], None, names=("a", "b"), single=False,
+                    kernel=kernel, debiased=debiased, threshold=threshold, method=method,
+                    undefined=undefined, chunk_size=None, rtol=rtol, dtype=dtype)

@@ -24,12 +24,12 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune, models, progress
 from ...errors import ConfigError, check_choice
-from ...measures import cka, rsa
+from ...measures import cka, cka_stats, rsa
 from ...measures.blocks import find_block_boundary
 from ...plots import layer_labels
 from ..base import check_finetuned, check_seeds, seed_configs, training_only
 from .comparisons import COMPARISON_NAMES, COMPARISONS
-from .findings import drift_snapshots, effect_intervals
+from .findings import drift_snapshots, effect_intervals, thirds
 from .result import SimilarityResult, aligned
 
 MEASURES: tuple[str, ...] = ("cka", "rsa")
@@ -145,9 +145,24 @@ class SimilarityConfig:
 
 
 # --------------------------------------------------------------------------- computing
-def similarity_matrix(cfg: SimilarityConfig, a, b=None) -> np.ndarray:
+def similarity_matrix(cfg: SimilarityConfig, a, b=None, *, keep=None) -> np.ndarray:
     """[La, Lb] similarity of two stacks [L, n, d] (b None: a with itself, symmetrised);
-    constant layers give NaN rows/columns."""
+    constant layers give NaN rows/columns. ``keep`` (self-comparison only): compute just the
+    cells between these layers of ``a`` (each as the full call computes it,
+    ``cka_stats.cka_submatrix``); the other cells are NaN."""
+    if keep is not None:
+        keep = np.asarray(keep, dtype=np.int64)
+        sub = np.asarray(a)[keep]
+        if cfg.measure == "rsa":
+            m = rsa.rsa_matrix(sub, dissimilarity=cfg.rsa_dissimilarity, seed=cfg.seed,
+                               undefined="nan")
+        else:
+            m = cka_stats.cka_submatrix(np.asarray(a), keep, kernel=cfg.kernel,
+                                        debiased=cfg.debiased, undefined="nan")
+        m = np.asarray(m, dtype=np.float64)
+        out = np.full((len(a), len(a)), np.nan)
+        out[np.ix_(keep, keep)] = (m + m.T) / 2
+        return out
     if cfg.measure == "rsa":
         m = rsa.rsa_matrix(a, b, dissimilarity=cfg.rsa_dissimilarity, seed=cfg.seed,
                            undefined="nan")
@@ -157,6 +172,70 @@ def similarity_matrix(cfg: SimilarityConfig, a, b=None) -> np.ndarray:
     if b is None:  # symmetric by construction; float32 sums leave ~1e-7 between (i,j), (j,i)
         m = (m + m.T) / 2
     return m
+
+
+def bootstrap_layers(sizes: dict[str, int], n_layers: int) -> np.ndarray:
+    """Rows of the stacked sets (``findings.effect_intervals``: "orig", "ft", "ft2",
+    "first_step", "last_step" one after the other) whose cells the findings read: every layer
+    of ORIG and FT (the block structure of ORIG–ORIG and FT–FT, the FT–ORIG diagonal), and only
+    the top third (``findings.thirds``) of FT[2] and of the drift snapshots, which enter through
+    their top diagonal with FT or ORIG. Checked against the findings on every run
+    (``_bootstrap_matrix``)."""
+    _, top = thirds(n_layers)
+    rows, start = [], 0
+    for name, size in sizes.items():
+        rows += (range(start, start + size) if name in ("orig", "ft")
+                 else [start + i for i in top if i < size])
+        start += size
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    """Equal bit for bit, NaN where NaN."""
+    nx, ny = np.isnan(x), np.isnan(y)
+    return x.shape == y.shape and bool((nx == ny).all()) and \
+        x[~nx].tobytes() == y[~ny].tobytes()
+
+
+def _estimates(effects: dict) -> dict:
+    return {k: (v["estimate"].hex() if isinstance(v["estimate"], float) else v["estimate"])
+            for k, v in effects.items()}
+
+
+def _bootstrap_matrix(cfg: SimilarityConfig, stacks: dict[str, np.ndarray], log):
+    """The matrix function the findings' bootstrap recomputes per resample.
+
+    Each resample recomputes the similarity of all stacked sets ([T, T], T = 35 for the demo:
+    five sets of 7 layers), but the findings read only the cells among ``bootstrap_layers``
+    (20 of the 35 there). Those cells alone are computed when two checks on the full sample
+    pass, so that no reported number changes: (1) they are bit-identical to the same cells of
+    the full computation (the resamples have the same shapes, hence the same kernels), and
+    (2) the findings' estimates are the same when every other cell is NaN (the findings read
+    nothing else). Otherwise every cell is computed, as before.
+    """
+    sizes = {k: v.shape[0] for k, v in stacks.items()}
+    keep = bootstrap_layers(sizes, sizes["orig"] - 1)
+    total = sum(sizes.values())
+
+    def full(a):
+        return similarity_matrix(cfg, a)
+
+    if len(keep) == total:
+        return full
+    allstack = np.concatenate(list(stacks.values()), axis=0)
+    whole = full(allstack)
+    poisoned = np.full_like(whole, np.nan)
+    poisoned[np.ix_(keep, keep)] = whole[np.ix_(keep, keep)]
+    same = _same_bits(poisoned, similarity_matrix(cfg, allstack, keep=keep))
+    if same:  # the findings' own code on the two matrices (2 resamples: estimates only matter)
+        est = [_estimates(effect_intervals(stacks, lambda _a, m=m: m, 2, seed=cfg.seed))
+               for m in (whole, poisoned)]
+        same = est[0] == est[1]
+    if not same:
+        log("[similarity] bootstrap: all cells are recomputed (the kept cells alone would "
+            "change a number here)")
+        return full
+    return lambda a: similarity_matrix(cfg, a, keep=keep)
 
 
 def undefined_reasons(name: str, states: np.ndarray, cfg: SimilarityConfig) -> dict[int, str]:
@@ -248,7 +327,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     if cfg.checkpoint_steps:  # drift: the first snapshot after step 0 against the last
         stacks.update({f"{k}_step": np.asarray(sets[f"step-{s}"].states)
                        for k, s in drift_snapshots(cfg.checkpoint_steps).items()})
-    effects = effect_intervals(stacks, lambda a: similarity_matrix(cfg, a), cfg.n_boot,
+    effects = effect_intervals(stacks, _bootstrap_matrix(cfg, stacks, log), cfg.n_boot,
                                seed=cfg.seed, measure=cfg.measure_label())
     result = SimilarityResult(
         config=cfg, matrices=matrices, undefined=undefined,
