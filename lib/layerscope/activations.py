@@ -31,7 +31,9 @@ their sha256 on load (a corrupt entry is quarantined and recomputed) and memory-
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -146,6 +148,16 @@ def task_inputs(spec: ActivationSpec) -> tuple[list, np.ndarray, np.ndarray]:
         lists (tagging); labels [n] (per example; for tagging, an object array of tag lists);
         rows [n] int64 indices into the split, ascending.
     """
+    examples, labels, rows = _task_inputs(spec, cache.canonical_json(
+        data_identity(get_task(spec.task))))
+    return copy.deepcopy(examples), copy.deepcopy(labels), rows.copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _task_inputs(spec: ActivationSpec, data: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """``task_inputs`` memoised per process by spec and data identity: the studies ask for the
+    same split rows once per model (six models share geometry's training rows), and loading
+    a split costs ~0.3 s. Callers get copies."""
     task = get_task(spec.task)
     ds = load_split(spec.task, spec.split)
     n = len(ds)
@@ -343,15 +355,23 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's full definition (fast tokenizers) or vocabulary and settings."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # truncation/padding hold the settings of the last call, not the tokenizer: drop them
-        text = cache.canonical_json({k: v for k, v in json.loads(backend.to_str()).items()
-                                     if k not in ("truncation", "padding")})
-    else:
-        text = cache.canonical_json(sorted(tokenizer.get_vocab().items()))
     extra = cache.canonical_json({"class": type(tokenizer).__name__,
                                   "prefix": getattr(tokenizer, "add_prefix_space", None),
                                   "special": tokenizer.special_tokens_map})
+    if backend is not None:
+        return _backend_fingerprint(backend.to_str(), extra)
+    text = cache.canonical_json(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256((text + extra).encode()).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=32)
+def _backend_fingerprint(definition: str, extra: str) -> str:
+    """Fingerprint of a fast tokenizer's JSON definition, memoised by its text: every load of
+    the same tokenizer gives the same text, and the canonical dump of a 30k vocabulary costs
+    ~0.1-0.2 s per call (the studies ask for it once per model and snapshot)."""
+    # truncation/padding hold the settings of the last call, not the tokenizer: drop them
+    text = cache.canonical_json({k: v for k, v in json.loads(definition).items()
+                                 if k not in ("truncation", "padding")})
     return hashlib.sha256((text + extra).encode()).hexdigest()[:20]
 
 

@@ -13,8 +13,8 @@ ranked RDM per layer, so subsample with max_examples for large n.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from ..errors import ConfigError
 from ._inputs import (
@@ -34,12 +34,18 @@ Tensor = torch.Tensor
 F64 = torch.float64
 DISSIMILARITIES = ("correlation", "cosine")
 
-__all__ = ["rdm", "rsa", "rsa_matrix", "DISSIMILARITIES"]
+__all__ = ["rdm", "rsa", "rsa_matrix", "average_ranks", "DISSIMILARITIES"]
 
 
-def _rdm(x: Tensor, dissimilarity: str, what: str,
-         upper: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """x: [n, d] finite -> condensed upper triangle [n(n-1)/2] (row-major i < j, like pdist)."""
+def _upper(n: int) -> Tensor:
+    """Flat indices of the upper triangle i < j of an [n, n] matrix, row-major (like pdist)."""
+    i, j = torch.triu_indices(n, n, offset=1)
+    return i * n + j
+
+
+def _rdm(x: Tensor, dissimilarity: str, what: str, upper: Tensor | None = None) -> Tensor:
+    """x: [n, d] finite -> condensed upper triangle [n(n-1)/2] (row-major i < j, like pdist).
+    ``upper``: ``_upper(n)``, shared by the layers of one call."""
     x = x.to(F64)
     scale = torch.linalg.vector_norm(x, dim=1)  # raw row norms: the yardstick for "zero"
     if dissimilarity == "correlation":  # 1 - Pearson r between the feature vectors of two examples
@@ -53,8 +59,7 @@ def _rdm(x: Tensor, dissimilarity: str, what: str,
         raise ConfigError(f"example {zero[0]} of {what} {why}")
     u = x / norms[:, None]
     sim = u @ u.T
-    i, j = upper if upper is not None else torch.triu_indices(x.shape[0], x.shape[0], offset=1)
-    return 1.0 - sim[i, j]
+    return 1.0 - torch.take(sim, upper if upper is not None else _upper(x.shape[0]))
 
 
 def rdm(x, dissimilarity: str = "correlation") -> Tensor:
@@ -81,9 +86,26 @@ def _subsample(n: int, max_examples, seed: int) -> Tensor | None:
     return torch.randperm(n, generator=gen)[:max_examples].sort().values
 
 
+def average_ranks(d: np.ndarray) -> np.ndarray:
+    """Ranks 1..m of a finite 1-D array, ties sharing their mean rank: the values of
+    ``scipy.stats.rankdata(d)`` (method "average") bit for bit, since every rank is an integer
+    or a half, exact in float64; ~4x faster on a bootstrap RDM (one argsort, no input checks,
+    nothing per tie group in Python). [m] -> [m] float64."""
+    order = np.argsort(d)
+    s = d[order]
+    new = np.empty(len(s), dtype=bool)
+    new[:1] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    starts = np.flatnonzero(new)  # first sorted position of each group of equal values
+    counts = np.diff(np.append(starts, len(s)))
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.repeat(starts + 0.5 * (counts + 1), counts)  # mean of start+1..start+c
+    return ranks
+
+
 def _standard_ranks(d: Tensor) -> Tensor | None:
     """Ranks of d (ties averaged), centred and scaled to unit norm; None if d is constant."""
-    r = torch.from_numpy(rankdata(d.numpy())).to(F64)
+    r = torch.from_numpy(average_ranks(d.numpy())).to(F64)
     r -= r.mean()
     norm = torch.linalg.vector_norm(r)
     return None if norm == 0 else r / norm
@@ -136,7 +158,7 @@ def _rsa_core(la, lb, names, single, dissimilarity, max_examples, seed, undefine
 
     idx = _subsample(n, max_examples, seed)
     m_ex = n if idx is None else idx.numel()
-    upper = tuple(torch.triu_indices(m_ex, m_ex, offset=1))  # shared by every layer's RDM
+    upper = _upper(m_ex)  # shared by every layer's RDM
     ranks, undef = [], []
     for i, x in enumerate(layers):
         check_finite(x, label(i))
