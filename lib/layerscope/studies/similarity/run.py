@@ -152,10 +152,9 @@ def similarity_matrix(cfg: SimilarityConfig, a, b=None, *, keep=None) -> np.ndar
     ``cka_stats.cka_submatrix``); the other cells are NaN."""
     if keep is not None:
         keep = np.asarray(keep, dtype=np.int64)
-        sub = np.asarray(a)[keep]
         if cfg.measure == "rsa":
-            m = rsa.rsa_matrix(sub, dissimilarity=cfg.rsa_dissimilarity, seed=cfg.seed,
-                               undefined="nan")
+            m = rsa.rsa_matrix(np.asarray(a)[keep], dissimilarity=cfg.rsa_dissimilarity,
+                               seed=cfg.seed, undefined="nan")
         else:
             m = cka_stats.cka_submatrix(np.asarray(a), keep, kernel=cfg.kernel,
                                         debiased=cfg.debiased, undefined="nan")
