@@ -4,20 +4,22 @@ Study 04 (Phang et al. 2021 §4.1) needs the model's logits with each span [i..j
 replaced by the identity: L(L+1)/2 - 1 spans (77 for L = 12; skipping all L blocks leaves no
 model). The naive way is one full pass per span through the public context manager
 (``with surgery.skipped(model, range(i, j + 1)): model(**batch)``), plus one plain pass for the
-model itself: 78 passes for L = 12. ``surgery_kernels.all_span_skipping_logits`` saves twice,
-both exactly (the same operations on the same numbers, so the logits are bit for bit those of
-the naive passes, asserted below):
+model itself: 78 passes for L = 12. ``surgery_kernels.all_span_skipping_logits`` saves twice:
 
 1. Reuse of the hidden state entering the span. The model without blocks i..j maps hidden
    state i-1 through blocks j+1..L, and hidden state i-1 is already in the one base pass (which
    is also the model's own pass). Blocks 1..i-1 are not run again for every span: for L = 12,
    Σ (L - j) = 286 block evaluations after the base pass instead of Σ (L - (j - i + 1)) = 572
    (L = 6: 35 instead of 70). A block evaluation = one block applied to one batch of B rows.
+   Exact: the same operations on the same inputs and shapes, so the logits are bit for bit
+   those of the naive passes (asserted).
 2. Spans that end at the same j run the same blocks j+1..L, so their inputs are stacked along
    the batch dimension and each of those blocks runs once per j on one larger batch: 66 block
    calls for L = 12 instead of 286 (L = 6: 15 instead of 35), the same block evaluations in
-   larger GEMMs and far fewer Python/module dispatches. (Spans ending at L need no block: the
-   head reads hidden state i-1.)
+   larger GEMMs and fewer dispatches. Exact in arithmetic, but a GEMM with more rows may be
+   blocked differently by MKL: bit-identical at the shapes below (asserted), not at every
+   shape (8 rows x 24 tokens: up to 3e-7; in study 04 its last batch, 8 rows x 7 tokens: 7e-7,
+   see ``--demo``). (Spans ending at L need no block: the head reads hidden state i-1.)
 
 Rows measured in the same run, on the same model and batch: (naive) the 78 passes; (1 only)
 the kernel with ``max_rows=B``, i.e. one block call per span; (1 + 2) the kernel as the study
