@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import unquote
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -113,20 +114,50 @@ def fake_sweep(folder: Path, runs: list[dict], monkeypatch, name="fake") -> list
 
 
 def study(name: str, **record) -> dict:
+    """The saved JSON of a study with no result class here (read as its record and findings):
+    one SUPPORTED finding, its interval above the threshold."""
     verdict = "SUPPORTED"
     return {"study": name, "record": {"study": name, **record, f"verdict.{name}_claim": verdict},
             "findings": {f"{name}_claim": {"claim": f"{name} holds", "numbers": {},
-                                           "interval": None, "threshold": 0,
-                                           "verdict": verdict}}}
+                                           "interval": {"estimate": 1.0, "low": 0.5,
+                                                        "high": 1.5, "of": "effect",
+                                                        "method": "exact"},
+                                           "threshold": 0, "verdict": verdict}}}
+
+
+def similarity_json(model: str, task: str, **change) -> dict:
+    """What ``SimilarityResult.save`` writes for a small hand-made result (2 blocks, FT–FT with
+    an undefined layer 0, a block structure SUPPORTED), under any model and task names: the
+    reader does not re-validate a saved config against this machine's registries."""
+    from layerscope.studies.base import Interval
+    from layerscope.studies.similarity import SimilarityConfig, SimilarityResult
+
+    m = np.array([[np.nan, np.nan, np.nan], [np.nan, 1.0, 0.5], [np.nan, 0.5, 1.0]])
+    block = {"boundary": 1, "score": 0.5, "within": 1.0, "between": 0.5}
+    r = SimilarityResult(
+        config=SimilarityConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke"),
+        matrices={"orig_orig": m, "ft_ft": m.copy()},
+        undefined={"orig_orig": ("layer emb: constant",), "ft_ft": ("layer emb: constant",)},
+        blocks={"orig_orig": block, "ft_ft": block},
+        effects={"block_structure": Interval(0.2, 0.1, 0.3, "block score",
+                                             "by hand").to_dict()},
+        activation_keys={"orig": "k0", "ft": "k1"},
+        finetune_runs=({"seed": 0, "key": "f0"}, {"seed": 1, "key": "f1"}), n_rows=8,
+        seconds=1.0, **change)
+    data = json.loads(json.dumps({"study": r.study, "record": r.to_record(),
+                                  "findings": r.findings(), **r.to_dict()}, default=str))
+    for d in (data["config"], data["record"]):
+        d.update(model=model, task=task)
+    return data
 
 
 def test_two_notebooks_sharing_a_run_key_each_link_to_their_own_card(tmp_path, monkeypatch):
     # notebooks 03 and 04 with the same parameters: the same run key, in different folders
     params = {"task": "movies", "model": "minilm-l6", "seeds": [0]}
     runs = fake_sweep(tmp_path / "demo", [
-        {"notebook": "03_truncation", "params": params, "studies": [study("truncation")],
+        {"notebook": "03_truncation", "params": params, "studies": [study("cut")],
          "figure": go.Figure(go.Bar(y=[3]))},
-        {"notebook": "04_skipping", "params": params, "studies": [study("skipping")],
+        {"notebook": "04_skipping", "params": params, "studies": [study("skip")],
          "figure": go.Figure(go.Bar(y=[4]))},
         {"notebook": "04_skipping", "params": {**params, "seeds": [1]}, "axes": ["seeds"],
          "status": runner.FAILED, "error": "ValueError: boom"}], monkeypatch)
@@ -145,24 +176,16 @@ def test_two_notebooks_sharing_a_run_key_each_link_to_their_own_card(tmp_path, m
     assert len({r["key"][1] for r in rows}) == 3
     # each card holds its own study's verdicts and figure
     body = page.split("<article")[1:]
-    assert "truncation holds" in body[0] and "skipping holds" not in body[0]
-    assert "skipping holds" in body[1] and "truncation holds" not in body[1]
-    assert "03_truncation/" + runs[0].key + "/truncation.html" in body[0]
+    assert "cut holds" in body[0] and "skip holds" not in body[0]
+    assert "skip holds" in body[1] and "cut holds" not in body[1]
+    assert "03_truncation/" + runs[0].key + "/cut.html" in body[0]
     assert "ValueError: boom" in body[2]
 
 
 def test_names_with_markup_characters_stay_text(tmp_path, monkeypatch):
     model, task = "<b>bert</b> & co", "t<1>&amp;"
     nasty = "</script><script>alert(1)</script>"
-    sim = {"study": "similarity",
-           "record": {"study": "similarity", "model": model, "task": task,
-                      "verdict.block_structure": "SUPPORTED"},
-           "findings": {"block_structure": {"claim": f"blocks in {model}", "numbers": {},
-                                            "interval": None, "threshold": 0,
-                                            "verdict": "SUPPORTED"}},
-           "config": {"model": model, "task": task, "measure": "cka", "kernel": "linear",
-                      "debiased": False, "rsa_dissimilarity": "correlation"},
-           "matrices": {"ft_ft": [[None, 0.5], [0.5, 1.0]]}}
+    sim = similarity_json(model, task)
     fig = go.Figure(go.Bar(x=[model, task], y=[1, 2]), layout={"title": nasty})
     fake_sweep(tmp_path / "s&<x>", [
         {"notebook": "02_similarity", "params": {"model": model, "task": task, "label": nasty},
@@ -200,6 +223,60 @@ def test_names_with_markup_characters_stay_text(tmp_path, monkeypatch):
         assert (tmp_path / "s&<x>" / unquote(h)).is_file(), h
     index = Page(gallery.write_index(tmp_path).read_text())
     assert not index.tags("sweep") and "<sweep & co>" in "".join(index.texts)
+
+
+def test_a_damaged_or_inconsistent_result_is_shown_as_damaged(tmp_path, monkeypatch):
+    """Runs whose saved result is cut short, lacks a key, breaks the verdict rule or fails its
+    class's check() get a card that says so and why; they stay out of the summary and the
+    FT–FT grid; the good run beside them is drawn as before."""
+    from layerscope.batch import main_job
+
+    wrong = study("echo")
+    wrong["findings"]["echo_claim"]["interval"].update(low=-1.0)  # straddles 0: INCONCLUSIVE
+    no_reason = similarity_json("other-model", "tiny-sentiment")
+    no_reason["undefined"]["ft_ft"] = []
+    no_key = similarity_json("tiny-bert", "tiny-sentiment")
+    del no_key["matrices"]
+    specs = {"good": [similarity_json("tiny-bert", "tiny-sentiment")], "cut": [study("echo")],
+             "wrong": [wrong], "no_reason": [no_reason], "no_key": [no_key]}
+    runs = fake_sweep(tmp_path / "d", [
+        {"notebook": "02_similarity", "params": {"x": name}, "axes": ["x"], "studies": studies,
+         "figure": go.Figure(go.Bar(y=[1]))} for name, studies in specs.items()], monkeypatch)
+    cut = runs[1].run_dir / "echo.json"
+    cut.write_text(cut.read_text()[:40])  # a file cut short, e.g. a full disk
+    text = gallery.write_gallery(tmp_path / "d").read_text()
+    page = Page(text)
+    shown = "".join(page.texts)
+    rows = {r["x"][0]: r for r in table_rows(text)}
+    assert rows["good"]["status"][0] == "ok"
+    assert {k: rows[k]["status"][0] for k in specs if k != "good"} == dict.fromkeys(
+        ["cut", "wrong", "no_reason", "no_key"], gallery.DAMAGED)
+    for reason in ("damaged result: echo.json: damaged, not valid JSON",
+                   "damaged result: echo.json: finding 'echo_claim' is SUPPORTED but its "
+                   "interval [-1.0, 1.5] against threshold 0 gives INCONCLUSIVE",
+                   "damaged result: similarity.json: matrix ft_ft has 5 undefined (NaN) cells "
+                   "and no recorded reason", "damaged result: similarity.json: no key "
+                   "'matrices'"):
+        assert reason in shown, reason
+    # the summary counts only the good run; the grid draws only its matrix
+    assert "similarity · block_structure: SUPPORTED in 1 of 1 run" in shown
+    assert "echo · echo_claim" not in shown
+    assert text.count("FT–FT per model and task: ") == 1
+    (grid,) = [body for a, body in page.scripts  # the run figures are bars
+               if a.get("type") == "application/json" and '"heatmap"' in body]
+    assert "tiny-bert" in grid and "other-model" not in grid
+    # the table, the main job's lines and the runner read the same way
+    assert main_job.finding_lines(runs[2].run_dir) == [
+        "echo: DAMAGED (echo.json: finding 'echo_claim' is SUPPORTED but its interval "
+        "[-1.0, 1.5] against threshold 0 gives INCONCLUSIVE)"]
+    assert main_job.finding_lines(runs[0].run_dir) == [
+        "similarity.block_structure: SUPPORTED 0.200 [0.100, 0.300]"]
+    records, damaged = runner.collect_records(runs[4].run_dir)
+    assert records == [] and damaged == ["similarity.json: no key 'matrices' (written by a "
+                                         "layerscope that did not save it yet, or damaged: run "
+                                         "the notebook again to rewrite it)"]
+    records, damaged = runner.collect_records(runs[0].run_dir)
+    assert damaged == [] and records[0]["verdict.block_structure"] == "SUPPORTED"
 
 
 def test_script_json_cannot_close_its_script_element():

@@ -6,7 +6,10 @@ SUPPORTED in 5 of 6 runs"), Phang et al. (2021) Fig. 2-style grids of FT–FT he
 tasks) built with ``studies.similarity.grid_figure`` from the runs' ``similarity.json``, the
 results table (sortable, filterable), and a card per run with its parameters, status or error,
 verdicts and every figure it saved (``<study>.html`` and extras, re-drawn from their plotly JSON;
-an iframe of the file where that JSON cannot be read). It opens from disk with no server and
+an iframe of the file where that JSON cannot be read). Results are read by their study's class
+(``studies.results``) and checked (``check()``) before anything is drawn from them: a run whose
+result file is damaged (cut short, a key missing) or inconsistent is shown as ``damaged`` with
+the reasons, and kept out of the summary and the grids. It opens from disk with no server and
 no network: plotly.js is the sweep folder's one local copy (``plots.html``), which the runs'
 own figure files share. The page is rendered from Jinja2 templates with autoescaping
 (``gallery_page``), so a name with ``<`` or ``&`` is shown as text.
@@ -14,23 +17,24 @@ own figure files share. The page is rendered from Jinja2 templates with autoesca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import plotly.io as pio
 
 from ..cache import atomic_write_text
 from ..plots.html import write_plotlyjs
-from ..studies.base import VERDICTS, verdict_lines
-from ..studies.similarity import SimilarityConfig, grid_figure
+from ..studies import results
+from ..studies.base import VERDICTS
+from ..studies.similarity import SimilarityResult, grid_figure
 from . import gallery_page as ui
 from . import runner, table
 
 NEWPLOT = "Plotly.newPlot("
+DAMAGED = "damaged"  # a run's status on the page when a result it saved fails to read or check
 
 
 def figure_json(path: Path) -> str | None:
@@ -56,25 +60,18 @@ def figure_json(path: Path) -> str | None:
     return f'{{"data":{args[1]},"layout":{args[2]}}}'
 
 
-def study_files(run: runner.Run) -> list[dict]:
-    """The study JSONs (``save()``: study, record, findings, ...) in the run folder."""
-    out = []
-    for p in sorted(run.run_dir.glob("*.json")) if run.run_dir.is_dir() else []:
-        try:
-            data = json.loads(p.read_text())
-        except ValueError:
-            continue
-        if isinstance(data, dict) and "study" in data and "findings" in data:
-            out.append(data)
-    return out
+def study_files(run: runner.Run) -> list[results.SavedFile]:
+    """The results the run saved (``<study>.json``), each read by its study's class with what
+    is wrong in it (``studies.results.read_folder``: a damaged file is one of them)."""
+    return runner.saved_results(run.run_dir)
 
 
-def figure_files(run: runner.Run, studies: list[dict]) -> list[Path]:
+def figure_files(run: runner.Run, studies: list[results.SavedFile]) -> list[Path]:
     """HTML figures of the run: each study's main figure first, then the others by name."""
     if not run.run_dir.is_dir():
         return []
     files = sorted(run.run_dir.glob("*.html"))
-    main = [run.run_dir / f"{s['study']}.html" for s in studies]
+    main = [run.run_dir / f"{s.study}.html" for s in studies]
     return [p for p in main if p in files] + [p for p in files if p not in main]
 
 
@@ -102,28 +99,16 @@ def findings_summary(rows: list[dict], claims: dict[tuple[str, str], str]) -> li
     return lines
 
 
-def _matrix(m) -> np.ndarray:
-    return np.array([[np.nan if x is None else x for x in row] for row in m], dtype=float)
-
-
-def similarity_grids(studies: list[dict], comparison: str = "ft_ft") -> list[tuple[str, str]]:
-    """(heading, figure JSON) per group of similarity runs that differ only in model and task.
-
-    ``grid_figure`` reads ``config.model``, ``config.task``, ``config.measure_label()`` and
-    ``matrices``; the JSON gives them without re-validating the config against this machine's
-    registries (a model folder of the machine that ran it need not exist here).
-    """
+def similarity_grids(found: list, comparison: str = "ft_ft") -> list[tuple[str, str]]:
+    """(heading, figure JSON) per group of similarity results (``SimilarityResult``, as read
+    from the runs) that differ only in model and task."""
     groups: dict[str, list] = {}
-    for s in studies:
-        if s.get("study") != "similarity" or comparison not in s.get("matrices", {}):
+    for r in found:
+        if not isinstance(r, SimilarityResult) or comparison not in r.matrices:
             continue
-        cfg = dict(s["config"])
+        cfg = json.loads(json.dumps(dataclasses.asdict(r.config), default=str))
         rest = {k: v for k, v in cfg.items() if k not in ("model", "task")}
-        ns = SimpleNamespace(**cfg)
-        label = SimilarityConfig.measure_label(ns)  # the study's own wording of the measure
-        ns.measure_label = lambda label=label: label
-        res = SimpleNamespace(config=ns, matrices={comparison: _matrix(s["matrices"][comparison])})
-        groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append((rest, res))
+        groups.setdefault(json.dumps(rest, sort_keys=True), []).append((rest, r))
     if not groups:
         return []
     varying = sorted({k for g in groups.values() for k, v in g[0][0].items()
@@ -137,9 +122,10 @@ def similarity_grids(studies: list[dict], comparison: str = "ft_ft") -> list[tup
     return out
 
 
-def run_card(run: runner.Run, row: dict, studies: list[dict], figures: list[dict],
-             anchor: str) -> dict:
-    """The template context of one run's card (``gallery.html.j2``)."""
+def run_card(run: runner.Run, row: dict, studies: list[results.SavedFile],
+             figures: list[dict], anchor: str) -> dict:
+    """The template context of one run's card (``gallery.html.j2``): the verdicts of the
+    results that passed their checks (a damaged one's reasons are the row's error)."""
     links = [(ui.href(run.notebook, f"{run.key}.ipynb"), "executed notebook")
              if run.output.exists() else None,
              (ui.href(run.notebook, f"{run.key}.log"), "log") if run.log.exists() else None]
@@ -147,7 +133,7 @@ def run_card(run: runner.Run, row: dict, studies: list[dict], figures: list[dict
             "status": row["status"], "params": ui.param_items(run.params),
             "links": [x for x in links if x], "duration": row.get("duration_s"),
             "error": row.get("error"), "note": row.get("note"),
-            "verdicts": [verdict_lines(s["study"], s["findings"]) for s in studies],
+            "verdicts": [s.result.verdict() for s in studies if s.ok],
             "figures": figures}
 
 
@@ -161,15 +147,22 @@ def write_gallery(sweep_dir: str | Path) -> Path:
     plan = table.load_plan(sweep_dir)
     runs = table.plan_runs(sweep_dir)
     rows = [table.row_of(r, runner.read_outcome(r)) for r in runs]
+    saved = [study_files(r) if row["status"] == runner.OK else []
+             for r, row in zip(runs, rows, strict=True)]
+    for i, studies in enumerate(saved):
+        damage = [s.damage() for s in studies if not s.ok]
+        if damage:  # shown with its reasons, and left out of the summary and the grids
+            rows[i] = {**rows[i], "status": DAMAGED,
+                       "error": "damaged result: " + "\n".join(damage)}
     columns = list(table.frame(rows).columns)
     anchors = ui.run_anchors(runs)
-    cards, all_studies, claims, n_fig = [], [], {}, 0
-    for run, row in zip(runs, rows, strict=True):
-        studies = study_files(run) if row["status"] == runner.OK else []
-        all_studies += studies
-        for s in studies:
-            for cid, f in s["findings"].items():
-                claims.setdefault((s["study"], cid), f.get("claim", ""))
+    cards, all_results, claims, n_fig = [], [], {}, 0
+    for run, row, studies in zip(runs, rows, saved, strict=True):
+        good = [s.result for s in studies if s.ok]
+        all_results += good
+        for r in good:
+            for cid, f in r.findings().items():
+                claims.setdefault((r.study, cid), f.get("claim", ""))
         figs = []
         for p in figure_files(run, studies):
             spec = figure_json(p)
@@ -181,7 +174,7 @@ def write_gallery(sweep_dir: str | Path) -> Path:
                 n_fig += 1
         cards.append(run_card(run, row, studies, figs, anchors[(run.notebook, run.key)]))
     grids = []
-    for heading, spec in similarity_grids(all_studies):
+    for heading, spec in similarity_grids(all_results):
         grids.append(ui.plot_figure(f"fig-{n_fig}", spec, f"FT–FT per model and task: "
                                                           f"{heading}"))
         n_fig += 1

@@ -13,7 +13,6 @@ majority-class baseline.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -30,22 +29,24 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+DAMAGED = "DAMAGED"
+
+
 def finding_lines(run_dir: Path) -> list[str]:
-    """One line per finding of every study the run saved: id, verdict, estimate [low, high]."""
+    """One line per finding of every study the run saved: id, verdict, estimate [low, high]
+    (read by the study's class, ``runner.saved_results``); a damaged or inconsistent file is
+    one line "<study>: DAMAGED (<file>: what is wrong)"."""
     lines = []
-    for p in sorted(run_dir.glob("*.json")):
-        try:
-            data = json.loads(p.read_text())
-        except ValueError:
+    for s in runner.saved_results(run_dir):
+        if s.problems:
+            lines.append(f"{s.study}: {DAMAGED} ({s.damage()})")
             continue
-        if not isinstance(data, dict) or "findings" not in data:
-            continue
-        for cid, f in data["findings"].items():
+        for cid, f in s.result.findings().items():
             iv = f.get("interval") or {}
             num = (f" {_fmt(iv.get('estimate'))} [{_fmt(iv.get('low'))}, {_fmt(iv.get('high'))}]"
                    if iv.get("estimate") is not None else "")
             why = f" ({f['why']})" if f.get("why") and f["verdict"] == "UNDEFINED" else ""
-            lines.append(f"{data.get('study', p.stem)}.{cid}: {f['verdict']}{num}{why}")
+            lines.append(f"{s.study}.{cid}: {f['verdict']}{num}{why}")
     return lines
 
 

@@ -153,17 +153,20 @@ def clear(run: Run) -> None:
         shutil.rmtree(run.run_dir)
 
 
-def collect_records(folder: Path) -> list[dict]:
-    """``record`` of every ``<study>.json`` written by ``StudyResult.save`` in ``folder``."""
-    records = []
-    for p in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(p.read_text())
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("record"), dict) and "study" in data:
-            records.append(data["record"])
-    return records
+def saved_results(folder: Path) -> list:
+    """Every result ``StudyResult.save`` wrote in ``folder``, read by its study's class
+    (``studies.results.read_folder``: each with its problems; damaged files included)."""
+    from ..studies import results  # light; a study's classes only when its file is read
+
+    return results.read_folder(folder)
+
+
+def collect_records(folder: Path) -> tuple[list[dict], list[str]]:
+    """``to_record()`` of every result saved in ``folder`` that could be read, and one line
+    per damaged or inconsistent file ("<file>: what is wrong")."""
+    saved = saved_results(folder)
+    return ([s.result.to_record() for s in saved if s.result is not None],
+            [s.damage() for s in saved if s.problems])
 
 
 def _outcome(run: Run, status: str, *, error: str | None, started: float, records=(),
@@ -238,14 +241,16 @@ def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
         finally:
             with _lock:
                 _active.discard(proc)
-    records = collect_records(out_dir)
+    records, damaged = collect_records(out_dir)
     status = OK if rc == 0 else FAILED
     error = None if status == OK else _error_text(err_file, rc)
     note = ""
     if status == OK and not run.has_out_dir:
         note = "the notebook has no out_dir parameter: no record collected"
-    elif status == OK and not records:
+    elif status == OK and not records and not damaged:
         note = "the notebook wrote no <study>.json into out_dir: no record collected"
+    if damaged:
+        note = "; ".join(filter(None, [note, "damaged result " + " | ".join(damaged)]))
     os.replace(out_dir, run.run_dir)
     if partial.exists():
         os.replace(partial, run.output)

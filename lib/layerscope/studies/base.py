@@ -233,6 +233,118 @@ class StudyResult(ABC):
     def headline(self) -> dict[str, float]:
         return {}
 
+    def with_seconds(self, seconds: float):
+        """A copy with ``seconds`` (the run's wall time) set: the last step of a ``run_*``."""
+        return dataclasses.replace(self, seconds=seconds)
+
+    # ---- reading back (``studies.results``: every study's class, the batch tools' reader)
+    @classmethod
+    def read(cls, path: str | Path):
+        """The result that ``save(dir)`` wrote, from its ``<study>.json`` or from ``dir``.
+
+        The inverse of ``save``: equal to the saved result in everything ``save`` writes
+        (arrays bit for bit, the config as the study's frozen Config dataclass, rebuilt from
+        its saved fields without re-validating them against this machine's registries).
+        Raises ``results.ResultFileError`` naming the file and what is missing or damaged;
+        ``check()`` then says whether what was read is consistent.
+        """
+        from . import results
+
+        return cls.from_dict(results.load_json(path, cls.study))
+
+    @classmethod
+    def from_dict(cls, saved):
+        """The result from its saved JSON (``saved``: a ``results.Saved``, whose accessors'
+        errors name the file and the key); each study implements it."""
+        raise NotImplementedError(f"{cls.__name__} has no reader: implement from_dict")
+
+    def problems(self) -> list[str]:
+        """The study's own consistency checks (shapes against n_layers, NaN cells without a
+        recorded reason, ...), one sentence each; ``check`` adds the protocol's."""
+        return []
+
+    def check(self) -> list[str]:
+        """What is inconsistent in this result, one sentence each ([] when nothing): the
+        study's ``problems()``, then findings that lack a key or whose verdict does not follow
+        their interval (the verdict rule above), and a record whose verdict columns disagree
+        with the findings. The gallery shows a result that fails it as damaged."""
+        try:
+            out = list(self.problems())
+        except Exception as e:  # the checks met data they cannot even index
+            out = [f"its checks fail: {type(e).__name__}: {e}"]
+        try:
+            found = self.findings()
+        except Exception as e:
+            return out + [f"findings() fails: {type(e).__name__}: {e}"]
+        out += self.findings_problems(found)
+        try:
+            record = self.to_record()
+        except Exception as e:
+            return out + [f"to_record() fails: {type(e).__name__}: {e}"]
+        return out + self.record_problems(record, found)
+
+    @staticmethod
+    def findings_problems(found) -> list[str]:
+        """Findings that lack a key, have an unknown verdict, or whose verdict does not follow
+        their interval: SUPPORTED / NOT SUPPORTED / INCONCLUSIVE as ``verdict_of`` gives it,
+        UNDEFINED only with an undefined interval or a reason (``why``)."""
+        if not isinstance(found, dict):
+            return [f"findings are a {type(found).__name__}, not {{claim id: finding}}"]
+        out = []
+        for cid, f in found.items():
+            keys = ("claim", "numbers", "interval", "threshold", "verdict")
+            lacks = [k for k in keys if not isinstance(f, dict) or k not in f]
+            if lacks:
+                out.append(f"finding {cid!r} lacks {', '.join(lacks)}")
+                continue
+            v, iv, why = f["verdict"], f["interval"], f.get("why")
+            if v not in VERDICTS:
+                out.append(f"finding {cid!r} has verdict {v!r}, not one of {list(VERDICTS)}")
+                continue
+            if iv is None:
+                if v != UNDEFINED:
+                    out.append(f"finding {cid!r} is {v} with no interval")
+                elif not why:
+                    out.append(f"finding {cid!r} is UNDEFINED with no reason (why)")
+                continue
+            if not isinstance(iv, dict) or not {"low", "high"} <= set(iv):
+                out.append(f"finding {cid!r} has an interval without low and high")
+                continue
+            low, high, thr = (math.nan if x is None else x
+                              for x in (iv["low"], iv["high"], f["threshold"]))
+            expected = verdict_of(low, high, thr) if _finite(thr) else UNDEFINED
+            if v == UNDEFINED and (expected == UNDEFINED or why):
+                continue
+            if v != expected:
+                out.append(f"finding {cid!r} is {v} but its interval [{iv['low']}, "
+                           f"{iv['high']}] against threshold {f['threshold']} gives {expected}")
+        return out
+
+    @staticmethod
+    def key_problems(*groups) -> list[str]:
+        """Cache keys (groups of them) that are not keys: a result holds keys, never paths."""
+        return [f"{k!r} is no cache key (a result holds keys, never paths)"
+                for g in groups for k in g
+                if not isinstance(k, str) or not k or "/" in k or "\\" in k]
+
+    @staticmethod
+    def record_problems(record, found: dict) -> list[str]:
+        """A record that is not flat, or whose ``verdict.<claim>`` columns are not the
+        findings' verdicts."""
+        if not isinstance(record, dict):
+            return [f"the record is a {type(record).__name__}, not a flat dict"]
+        found = found if isinstance(found, dict) else {}
+        out = [f"record column {k!r} is a {type(v).__name__}, not a scalar"
+               for k, v in record.items()
+               if v is not None and not isinstance(v, (str, int, float, bool))]
+        columns = {k[len("verdict."):]: v for k, v in record.items() if k.startswith("verdict.")}
+        for cid in sorted(set(columns) | set(found)):
+            want = found.get(cid, {}).get("verdict") if isinstance(found.get(cid), dict) else None
+            if columns.get(cid) != want:
+                out.append(f"record column verdict.{cid} is {columns.get(cid)!r} but the "
+                           f"finding's verdict is {want!r}")
+        return out
+
     def extra_figures(self) -> dict:
         """{file stem: (plotly figure, png writer or None)} saved beside the main figure."""
         return {}

@@ -118,4 +118,25 @@ class TrainingResult(StudyResult):
 
     def to_dict(self) -> dict:
         return {"config": dataclasses.asdict(self.config), "finetune_key": self.finetune_key,
-                "metrics": self.metrics, "baseline": self.baseline, "curve": self.curve}
+                "metrics": self.metrics, "baseline": self.baseline, "curve": self.curve,
+                "summary": self.summary}  # (the findings are save()'s "findings")
+
+    @classmethod
+    def from_dict(cls, saved) -> TrainingResult:
+        """The inverse of ``save``'s JSON (``saved``: ``studies.results.Saved``)."""
+        return cls(config=saved.config(finetune.FinetuneConfig),
+                   finetune_key=saved.need("finetune_key", str),
+                   metrics=saved.need("metrics", dict), baseline=saved.need("baseline", dict),
+                   curve=saved.need("curve", dict), found=saved.need("findings", dict),
+                   summary=saved.need("summary", str))
+
+    def problems(self) -> list[str]:
+        """The learning curve's steps against its values, the cache key."""
+        c, out = self.curve, []
+        for steps, values in (("train_step", "train_loss"), ("eval_step", "eval_metric")):
+            if not isinstance(c.get(steps), list) or not isinstance(c.get(values), list):
+                out.append(f"the learning curve lacks {steps} or {values}")
+            elif len(c[steps]) != len(c[values]):
+                out.append(f"the learning curve has {len(c[steps])} {steps} for "
+                           f"{len(c[values])} {values}")
+        return out + self.key_problems([self.finetune_key])

@@ -10,6 +10,7 @@ Fig. 3 (``paths_figure``), Fig. 4 (``similarity_figure``), Fig. 5 (``displacemen
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ import numpy as np
 
 from ... import plots
 from ...errors import ConfigError
+from .. import results
 from ..base import StudyResult
 from . import findings as fnd
 from .dynamics import LayerGeometry, centroid_paths, displacements
@@ -259,16 +261,154 @@ class GeometryResult(StudyResult):
         return out
 
     def to_dict(self) -> dict:
+        """JSON-ready: per-layer summaries (each ``LayerGeometry`` with its label centroids
+        packed bit for bit, ``results.pack_array``), arrays with NaN as null, tables, notes."""
         return {"config": dataclasses.asdict(self.config), "layers": list(self.layers),
                 "steps": list(self.steps), "states": list(self.states),
                 "label_names": list(self.label_names), "n_points": self.n_points,
-                "geometry": {s: [g.to_dict() for g in v] for s, v in self.geometry.items()},
-                "test_geometry": {s: [g.to_dict() for g in v]
-                                  for s, v in self.test_geometry.items()},
+                "geometry": _geometry_dicts(self.geometry),
+                "test_geometry": _geometry_dicts(self.test_geometry),
                 "sim_to_orig": self.sim_to_orig.tolist(),
                 "train_test": {k: v.tolist() for k, v in self.train_test.items()},
                 "probe": {k: v.tolist() for k, v in self.probe.items()},
                 "tables": self.tables(), "notes": self.notes(),
                 "cross_task": self.cross_task, "out_of_domain": self.out_of_domain,
                 "activation_keys": self.activation_keys,
-                "finetune_runs": list(self.finetune_runs), "seconds": self.seconds}
+                "finetune_runs": list(self.finetune_runs), "seconds": self.seconds,
+                # what read() needs beyond the above
+                "n_layers": self.n_layers, "spatial_why": list(self.spatial_why),
+                "probe_layers": list(self.probe_layers), "probe_why": list(self.probe_why),
+                "fold_geometry": _geometry_dicts(self.fold_geometry),
+                "fold_test_geometry": _geometry_dicts(self.fold_test_geometry)}
+
+    @classmethod
+    def from_dict(cls, saved) -> GeometryResult:
+        """The inverse of ``to_dict`` (``saved``: ``studies.results.Saved``)."""
+        from .config import GeometryConfig
+
+        def geometry(key: str) -> dict[str, tuple[LayerGeometry, ...]]:
+            return {st: tuple(_layer_geometry(saved, g, f"{key}.{st}[{j}]")
+                              for j, g in enumerate(v))
+                    for st, v in saved.need(key, dict).items()}
+
+        ood = saved.need("out_of_domain", dict)
+        if isinstance(ood.get("diagonal"), dict):  # per-layer similarities: NaN was null
+            ood = {**ood, "diagonal": {m: {k: results.floats(v) for k, v in d.items()}
+                                       for m, d in ood["diagonal"].items()}}
+        return cls(
+            config=saved.config(GeometryConfig), layers=tuple(saved.need("layers", list)),
+            steps=tuple(saved.need("steps", list)), states=tuple(saved.need("states", list)),
+            label_names=tuple(saved.need("label_names", list)),
+            n_layers=saved.need("n_layers", int), n_points=saved.need("n_points", dict),
+            geometry=geometry("geometry"), test_geometry=geometry("test_geometry"),
+            sim_to_orig=saved.array(saved.need("sim_to_orig", list), "sim_to_orig", np.float64),
+            train_test={k: saved.array(v, f"train_test.{k}", np.float64)
+                        for k, v in saved.need("train_test", dict).items()},
+            spatial_why=tuple(saved.need("spatial_why", list)),
+            probe={k: saved.array(v, f"probe.{k}", np.float64)
+                   for k, v in saved.need("probe", dict).items()},
+            probe_layers=tuple(saved.need("probe_layers", list)),
+            probe_why=tuple(saved.need("probe_why", list)),
+            fold_geometry=geometry("fold_geometry"),
+            fold_test_geometry=geometry("fold_test_geometry"),
+            cross_task=saved.need("cross_task", dict), out_of_domain=ood,
+            activation_keys=saved.need("activation_keys", dict),
+            finetune_runs=tuple(saved.need("finetune_runs", list)), seconds=saved.need("seconds"))
+
+    def problems(self) -> list[str]:
+        """States against steps, per-layer arrays against the analysed layers, label counts and
+        centroid shapes, NaN without a recorded reason, cache keys."""
+        out, J, k = [], len(self.layers), len(self.label_names)
+        if list(self.layers) != sorted(set(self.layers)) or not all(
+                0 <= i <= self.n_layers for i in self.layers) or not self.layers:
+            return [f"analysed layers {list(self.layers)} are not increasing layers of "
+                    f"0..{self.n_layers}"]
+        if list(self.states) != ["orig", *[f"step-{s}" for s in self.steps], "ft"]:
+            out.append(f"states {list(self.states)} are not orig, the steps "
+                       f"{list(self.steps)}, ft")
+        if not set(self.probe_layers) <= set(self.layers):
+            out.append(f"probe layers {list(self.probe_layers)} are not analysed layers")
+        tables = [("geometry", self.geometry, self.states, J),
+                  ("test_geometry", self.test_geometry, ("orig", "ft"), J),
+                  ("fold_geometry", self.fold_geometry, ("orig", "ft"), None),
+                  ("fold_test_geometry", self.fold_test_geometry, ("orig", "ft"), None)]
+        for name, table, need, n in tables:
+            out += [f"{name} has no {st!r}" for st in need if st not in table]
+            sizes = {len(v) for v in table.values()}
+            if (n is not None and sizes - {n}) or len(sizes) > 1:
+                out.append(f"{name} holds {sorted(sizes)} entries per state, not "
+                           f"{n if n is not None else 'one count'}")
+            for st, gs in table.items():
+                for j, g in enumerate(gs):
+                    out += [f"{name}.{st}[{j}]: {p}" for p in _geometry_problems(g, k)]
+        dims = {g.label_means.shape[1:] for gs in self.geometry.values() for g in gs}
+        if len(dims) > 1:
+            out.append(f"label centroids of different dimensions {sorted(dims)}")
+        if self.sim_to_orig.shape != (len(self.states), J):
+            out.append(f"sim_to_orig is {list(self.sim_to_orig.shape)}, not "
+                       f"[{len(self.states)}, {J}] (states, layers)")
+        elif not self.spatial_why and np.isnan(self.sim_to_orig).any():
+            out.append("sim_to_orig has NaN and no recorded reason (spatial_why)")
+        for st in ("orig", "ft"):
+            tt, pr = self.train_test.get(st), self.probe.get(st)
+            if tt is None or tt.shape != (J,):
+                out.append(f"train_test[{st!r}] is not [{J}] (layers)")
+            elif st in self.geometry and st in self.test_geometry and any(
+                    np.isnan(tt[j]) and not (self.spatial_why or self.geometry[st][j].why
+                                             or self.test_geometry[st][j].why)
+                    for j in range(min(J, len(self.geometry[st]), len(self.test_geometry[st])))):
+                out.append(f"train_test[{st!r}] has NaN and no recorded reason")
+            if pr is None or pr.shape != (J, 3):
+                out.append(f"probe[{st!r}] is not [{J}, 3] (layers x mean, std, majority)")
+            elif self.config.probe_grid != "none" and not self.probe_why and any(
+                    np.isnan(pr[j, 0]) for j, i in enumerate(self.layers)
+                    if i in self.probe_layers):
+                out.append(f"probe[{st!r}] has NaN at a probed layer and no recorded reason "
+                           "(probe_why)")
+        if set(self.n_points) != {"train", "test"}:
+            out.append(f"n_points has {sorted(self.n_points)}, not train and test")
+        if len(self.finetune_runs) != len(self.config.seeds):
+            out.append(f"{len(self.finetune_runs)} fine-tuning runs for seeds "
+                       f"{list(self.config.seeds)}")
+        return out + self.key_problems(self.activation_keys.values(),
+                                       (r.get("key") for r in self.finetune_runs))
+
+
+def _geometry_dicts(table: dict) -> dict:
+    return {st: [{**g.to_dict(), "label_means": results.pack_array(g.label_means)}
+                 for g in gs] for st, gs in table.items()}
+
+
+def _layer_geometry(saved, d, where: str) -> LayerGeometry:
+    """One ``LayerGeometry`` from its saved dict (``where``: its place, for errors)."""
+    if not isinstance(d, dict):
+        raise saved.fail(f"{where} is not a layer summary")
+    lacks = [k for k in ("n_clusters", "n_labels", "min_distances", "distance_vector",
+                         "label_means", "why", "accuracy") if k not in d]
+    if lacks:
+        raise saved.fail(f"{where} lacks {lacks} (written by a layerscope that did not save "
+                         "them yet: run the notebook again)")
+    dv = d["distance_vector"]
+    return LayerGeometry(
+        n_clusters=d["n_clusters"], n_labels=d["n_labels"],
+        min_distances=saved.array(d["min_distances"], f"{where}.min_distances", np.float64),
+        distance_vector=None if dv is None else saved.array(dv, f"{where}.distance_vector",
+                                                            np.float64),
+        label_means=saved.packed(d["label_means"], f"{where}.label_means"), why=d["why"],
+        accuracy=math.nan if d["accuracy"] is None else d["accuracy"])
+
+
+def _geometry_problems(g: LayerGeometry, k: int) -> list[str]:
+    out = []
+    if g.n_labels != k:
+        out.append(f"{g.n_labels} labels, not the {k} label names")
+    if g.min_distances.shape != (g.n_labels,):
+        out.append(f"min_distances is {list(g.min_distances.shape)}, not [{g.n_labels}]")
+    elif np.isnan(g.min_distances).any() and not g.why:
+        out.append("NaN minimum distances and no recorded reason (why)")
+    if g.label_means.ndim != 2 or g.label_means.shape[0] != g.n_labels:
+        out.append(f"label centroids are {list(g.label_means.shape)}, not [{g.n_labels}, d]")
+    p = g.n_labels * (g.n_labels - 1) // 2
+    if g.distance_vector is not None and g.distance_vector.shape != (p,):
+        out.append(f"distance vector is {list(g.distance_vector.shape)}, not [{p}] (pairs)")
+    return out

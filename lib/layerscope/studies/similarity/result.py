@@ -70,9 +70,6 @@ class SimilarityResult(StudyResult):
     def with_cell(self, cell: dict) -> SimilarityResult:
         return dataclasses.replace(self, cell=cell)
 
-    def with_seconds(self, seconds: float) -> SimilarityResult:
-        return dataclasses.replace(self, seconds=seconds)
-
     def title(self) -> str:
         c = self.config
         return (f"{c.measure_label()} of {c.pooling} representations: {c.model} on {c.task} "
@@ -210,6 +207,61 @@ class SimilarityResult(StudyResult):
                 "activation_keys": self.activation_keys,
                 "finetune_runs": list(self.finetune_runs), "n_rows": self.n_rows,
                 "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, saved) -> SimilarityResult:
+        """The inverse of ``to_dict`` (``saved``: ``studies.results.Saved``)."""
+        from .run import SimilarityConfig  # run imports this module
+
+        matrices = saved.need("matrices", dict)
+        drift = saved.need("drift", (list, type(None)))
+        return cls(config=saved.config(SimilarityConfig),
+                   matrices={k: saved.array(v, f"matrices.{k}", np.float64)
+                             for k, v in matrices.items()},
+                   undefined={k: tuple(v) for k, v in saved.need("undefined", dict).items()},
+                   blocks=saved.need("blocks", dict),
+                   drift_steps=tuple(saved.need("drift_steps", list)),
+                   drift=None if drift is None else saved.array(drift, "drift", np.float64),
+                   effects=saved.need("effects", dict), cell=saved.need("cell", dict),
+                   activation_keys=saved.need("activation_keys", dict),
+                   finetune_runs=tuple(saved.need("finetune_runs", list)),
+                   n_rows=saved.need("n_rows", int), seconds=saved.need("seconds"))
+
+    def problems(self) -> list[str]:
+        """Matrices against n_layers and the comparisons' table, NaN cells without a reason,
+        drift against its steps, the representation sets' cache keys."""
+        if "orig_orig" not in self.matrices:
+            return ["no orig_orig matrix (it gives n_layers)"]
+        n, out = self.n_layers + 1, []
+        for k, m in self.matrices.items():
+            if k not in COMPARISONS:
+                out.append(f"matrix {k!r} is no comparison; known: {list(COMPARISONS)}")
+                continue
+            if m.ndim != 2 or m.shape[0] != n or (k != "cross" and m.shape[1] != n):
+                out.append(f"matrix {k} is {list(m.shape)}, not [{n}, {n}] (n_layers "
+                           f"{self.n_layers})" if k != "cross" else
+                           f"matrix cross is {list(m.shape)}: its rows are not the {n} layers")
+            elif np.isnan(m).any() and not self.undefined.get(k):
+                out.append(f"matrix {k} has {int(np.isnan(m).sum())} undefined (NaN) cells and "
+                           "no recorded reason (undefined)")
+            for side in (COMPARISONS[k].rows, COMPARISONS[k].cols):
+                if side not in self.activation_keys:
+                    out.append(f"matrix {k}: no activation key for its {side!r} representations")
+        out += [f"undefined reasons for {k!r}, which has no matrix" for k in self.undefined
+                if k not in self.matrices]
+        if tuple(self.drift_steps) != tuple(self.config.checkpoint_steps):
+            out.append(f"drift steps {list(self.drift_steps)} are not the config's "
+                       f"checkpoint_steps {list(self.config.checkpoint_steps)}")
+        if (self.drift is None) != (not self.drift_steps):
+            out.append("drift " + ("missing for" if self.drift is None else "without")
+                       + " checkpoint steps")
+        elif self.drift is not None and self.drift.shape != (len(self.drift_steps), n):
+            out.append(f"drift is {list(self.drift.shape)}, not [{len(self.drift_steps)}, {n}]")
+        if len(self.finetune_runs) != len(self.config.seeds):
+            out.append(f"{len(self.finetune_runs)} fine-tuning runs for seeds "
+                       f"{list(self.config.seeds)}")
+        return out + self.key_problems(self.activation_keys.values(),
+                                       (r.get("key") for r in self.finetune_runs))
 
 
 def aligned(x: acts.Activations, y: acts.Activations) -> tuple[np.ndarray, np.ndarray]:

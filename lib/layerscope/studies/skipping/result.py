@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import plots
 from ...tasks import get_task
+from .. import results
 from ..base import StudyResult
 from . import findings as fnd
 from . import plots as splots
@@ -57,9 +58,6 @@ class SkippingResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
-
-    def with_seconds(self, seconds: float) -> SkippingResult:
-        return dataclasses.replace(self, seconds=seconds)
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
         if get_task(self.config.task).kind == "regression":
@@ -148,4 +146,62 @@ class SkippingResult(StudyResult):
                 "full": self.full, "baseline": self.baseline, "by_length": self.by_length,
                 "effects": self.effects, "parity": list(self.parity),
                 "finetune_runs": list(self.finetune_runs), "timings": self.timings,
-                "seconds": self.seconds}
+                "seconds": self.seconds,
+                # what read() needs beyond the above: the logits bit for bit, the dtypes
+                "span_logits": results.pack_array(self.span_logits),
+                "full_logits": results.pack_array(self.full_logits),
+                "dtypes": {"rows": str(self.rows.dtype), "labels": str(self.labels.dtype)}}
+
+    @classmethod
+    def from_dict(cls, saved) -> SkippingResult:
+        """The inverse of ``to_dict`` (``saved``: ``studies.results.Saved``)."""
+        from .run import SkippingConfig  # run imports this module
+
+        return cls(
+            config=saved.config(SkippingConfig), n_layers=saved.need("n_layers", int),
+            metric=saved.need("metric", str), higher_is_better=saved.need("higher_is_better"),
+            rows=saved.array(saved.need("rows", list), "rows", np.int64),
+            labels=saved.array(saved.need("labels", list), "labels"),
+            spans=tuple(tuple(sp) for sp in saved.need("spans", list)),
+            span_logits=saved.packed(saved.need("span_logits"), "span_logits"),
+            full_logits=saved.packed(saved.need("full_logits"), "full_logits"),
+            span_scores=results.floats(saved.need("span_scores", list)),
+            span_bands=results.floats(saved.need("span_bands", list)),
+            full=saved.need("full", dict), baseline=saved.need("baseline", dict),
+            by_length=[{k: results.floats(v) for k, v in d.items()}
+                       for d in saved.need("by_length", list)],
+            effects=saved.need("effects", dict), parity=tuple(saved.need("parity", list)),
+            finetune_runs=tuple(saved.need("finetune_runs", list)),
+            timings=saved.need("timings", dict), seconds=saved.need("seconds"))
+
+    def problems(self) -> list[str]:
+        """Spans against n_layers (every span but (1, L)), logits and scores against seeds x
+        spans x examples, no NaN (skipping records no undefined spans), cache keys."""
+        S, L, n, out = len(self.config.seeds), self.n_layers, len(self.rows), []
+        every = [(i, j) for j in range(1, L + 1) for i in range(1, j + 1) if (i, j) != (1, L)]
+        if sorted(self.spans) != sorted(every):
+            out.append(f"{len(self.spans)} spans, not the {len(every)} spans of {L} blocks "
+                       "(every (i, j) with 1 <= i <= j <= L but (1, L))")
+        R = len(self.spans)
+        if self.labels.shape != (n,):
+            out.append(f"labels are {list(self.labels.shape)}, not [{n}] like rows")
+        if self.span_logits.ndim != 4 or self.span_logits.shape[:3] != (S, R, n):
+            out.append(f"span logits are {list(self.span_logits.shape)}, not [{S}, {R}, {n}, C]"
+                       " (seeds, spans, examples)")
+        if self.full_logits.shape != (S, n) + self.span_logits.shape[3:]:
+            out.append(f"full logits are {list(self.full_logits.shape)}, not [{S}, {n}, C]")
+        for name, a in (("span logits", self.span_logits), ("full logits", self.full_logits)):
+            if not np.isfinite(a).all():
+                out.append(f"{name} have {int((~np.isfinite(a)).sum())} NaN/inf values")
+        for name, v in (("span scores", self.span_scores), ("span bands", self.span_bands)):
+            if len(v) != R:
+                out.append(f"{len(v)} {name} for {R} spans")
+        if not np.isfinite(np.asarray(self.span_scores, dtype=float)).all():
+            out.append("span scores hold NaN")
+        if L >= 2:
+            out += [f"no effect {k!r} (the findings read it)" for k in (
+                "first_block_hurts_most", "later_single_skips_cheap", "longer_spans_hurt_more")
+                if k not in self.effects]
+        if len(self.parity) != S:
+            out.append(f"{len(self.parity)} parity checks for {S} seed(s)")
+        return out + self.key_problems(r.get("key") for r in self.finetune_runs)

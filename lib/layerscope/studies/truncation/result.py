@@ -7,6 +7,7 @@ runs), never paths.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ import numpy as np
 
 from ... import plots
 from ...tasks import get_task
+from .. import results
 from ..base import StudyResult
 from . import findings as fnd
 from . import plots as tplots
@@ -68,9 +70,6 @@ class TruncationResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
-
-    def with_seconds(self, seconds: float) -> TruncationResult:
-        return dataclasses.replace(self, seconds=seconds)
 
     def layers(self, line: str) -> list[int]:
         """Layers where ``line`` is defined (all seeds)."""
@@ -149,4 +148,75 @@ class TruncationResult(StudyResult):
                 "head_fits": self.head_fits, "parity": list(self.parity),
                 "activation_keys": self.activation_keys,
                 "finetune_runs": list(self.finetune_runs), "timings": self.timings,
-                "seconds": self.seconds}
+                "seconds": self.seconds,
+                # what read() needs beyond the above: the logits bit for bit, the dtypes
+                "logits": {k: results.pack_array(v) for k, v in self.logits.items()},
+                "dtypes": {"rows": str(self.rows.dtype), "labels": str(self.labels.dtype)}}
+
+    @classmethod
+    def from_dict(cls, saved) -> TruncationResult:
+        """The inverse of ``to_dict`` (``saved``: ``studies.results.Saved``)."""
+        from .run import TruncationConfig  # run imports this module
+
+        def metrics(d: dict) -> dict:
+            return {k: math.nan if v is None else v for k, v in d.items()}
+
+        effects = saved.need("effects", dict)
+        for e in effects.values():  # JSON made the layers of "differences" strings
+            if isinstance(e, dict) and isinstance(e.get("differences"), dict):
+                e["differences"] = {int(k): v for k, v in e["differences"].items()}
+        return cls(
+            config=saved.config(TruncationConfig), n_layers=saved.need("n_layers", int),
+            metric=saved.need("metric", str), higher_is_better=saved.need("higher_is_better"),
+            rows=saved.array(saved.need("rows", list), "rows", np.int64),
+            labels=saved.array(saved.need("labels", list), "labels"),
+            logits={k: saved.packed(v, f"logits.{k}")
+                    for k, v in saved.need("logits", dict).items()},
+            scores={k: results.floats(v) for k, v in saved.need("scores", dict).items()},
+            bands=saved.need("bands", dict),
+            layer_metrics={k: [metrics(d) for d in v]
+                           for k, v in saved.need("layer_metrics", dict).items()},
+            baseline=saved.need("baseline", dict), full_primary=saved.need("full_primary", dict),
+            ablations=tuple(saved.need("ablations", list)), blocks=saved.need("blocks"),
+            effects=effects,
+            undefined={k: {int(i): w for i, w in v.items()}
+                       for k, v in saved.need("undefined", dict).items()},
+            head_fits=saved.need("head_fits", dict), parity=tuple(saved.need("parity", list)),
+            activation_keys=saved.need("activation_keys", dict),
+            finetune_runs=tuple(saved.need("finetune_runs", list)),
+            timings=saved.need("timings", dict), seconds=saved.need("seconds"))
+
+    def problems(self) -> list[str]:
+        """Logits, scores and bands against seeds x (n_layers + 1) x examples; undefined
+        layers with a reason and no score; the effects the findings read; cache keys."""
+        S, L, n, out = len(self.config.seeds), self.n_layers, len(self.rows), []
+        if self.labels.shape != (n,):
+            out.append(f"labels are {list(self.labels.shape)}, not [{n}] like rows")
+        for line, lg in self.logits.items():
+            if lg.ndim != 4 or lg.shape[:3] != (S, L + 1, n):
+                out.append(f"{line} logits are {list(lg.shape)}, not [{S}, {L + 1}, {n}, C] "
+                           f"(seeds, n_layers + 1, examples)")
+                continue
+            why = self.undefined.get(line, {})
+            for k in range(L + 1):
+                defined = bool(np.isfinite(lg[:, k]).all())
+                if not defined and k not in why:
+                    out.append(f"{line} layer {k} has NaN logits and no recorded reason")
+                elif defined and k in why:
+                    out.append(f"{line} layer {k} has logits but is recorded undefined")
+            for name, v in (("scores", self.scores), ("bands", self.bands),
+                            ("layer_metrics", self.layer_metrics)):
+                if len(v.get(line, ())) != L + 1:
+                    out.append(f"{name} of {line} has {len(v.get(line, ()))} layers, not "
+                               f"{L + 1}")
+            s = self.scores.get(line, [])
+            out += [f"{line} layer {k} is defined but its score is NaN"
+                    for k in self.layers(line) if k < len(s) and not np.isfinite(s[k])]
+        out += [f"no logits of the {line} line" for line in ("untuned", "tuned", "tunedorig")
+                if line not in self.logits]
+        out += [f"no effect {k!r} (the findings read it)"
+                for k in ("top_layers_droppable", "full_beats_baseline") if k not in self.effects]
+        if len(self.parity) != S:
+            out.append(f"{len(self.parity)} parity checks for {S} seed(s)")
+        return out + self.key_problems(self.activation_keys.values(),
+                                       (r.get("key") for r in self.finetune_runs))
