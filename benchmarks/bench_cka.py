@@ -1,4 +1,4 @@
-"""Benchmark: the all-pairs layer x layer linear CKA matrix (DESIGN §4).
+"""Benchmark: the all-pairs layer x layer linear CKA matrix.
 
 Run: python benchmarks/bench_cka.py [--quick] [--sizes 1000 5000 20000]
 

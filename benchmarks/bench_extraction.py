@@ -8,7 +8,7 @@ Compares, in one run and on the same sentences:
 
 The ideal time is 2 x (encoder parameters, embedding tables excluded) x (real tokens) / (the
 machine's fp32 GEMM rate, measured here as the best of a few GEMM shapes the model uses);
-"of ideal" = ideal time / measured time (DESIGN.md §4: ~80% is reachable with plain
+"of ideal" = ideal time / measured time (~80% is reachable with plain
 transformers on this CPU). Attention-score FLOPs are not counted, so short sequences favour
 the ratio slightly. Prints a markdown table.
 

@@ -1,4 +1,4 @@
-"""Benchmark: Zhou & Srikumar's probe protocol, batched torch vs a scikit-learn loop (DESIGN §4).
+"""Benchmark: Zhou & Srikumar's probe protocol, batched torch vs a scikit-learn loop.
 
 Run: python benchmarks/bench_probes.py [--quick] [--labels 2 12] [--sklearn-dtype float64]
                                        [--threads N]

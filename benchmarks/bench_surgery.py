@@ -1,4 +1,4 @@
-"""Benchmark: truncation and skipping kernels vs the naive passes (DESIGN.md §4, issue 7).
+"""Benchmark: truncation and skipping kernels vs the naive passes (issue 7).
 
 On a BERT-base-sized model built from a config (``BertForSequenceClassification(BertConfig())``,
 random weights, 2 labels; 12 blocks, 768 wide), one batch of random token ids, eval mode,

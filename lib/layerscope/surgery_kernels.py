@@ -10,7 +10,7 @@ Both kernels start from one base pass that computes hidden states 0..L block by 
   blocks after the span run. Spans that end at the same j share those blocks: their inputs are
   stacked along the batch dimension so each block runs once per j on one large batch (large
   GEMMs). For L = 12: Σ (12 - j) = 286 block evaluations (+ 12 for the base pass) instead of 572
-  for separate passes that each leave their span out (DESIGN.md §4); see ``span_block_evaluations``.
+  for separate passes that each leave their span out; see ``span_block_evaluations``.
 
 Both equal what :func:`layerscope.surgery.truncated` / :func:`~layerscope.surgery.skipped` give
 when the model is called inside them (tests/test_surgery.py), up to float rounding.
@@ -112,7 +112,7 @@ def untuned_truncation_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
     path (BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on ``<s>``, ELECTRA's
     head); row L is the full model. Row 0 (the embedding output) is included so rows index
     layers, but it is only meaningful where the first-token vector varies across examples (not
-    in BERT-style models, where layer-0 [CLS] is constant: DESIGN.md §5). Runs in eval mode.
+    in BERT-style models, where layer-0 [CLS] is constant). Runs in eval mode.
     """
     ad, inputs, n_choices = _prepare(model, batch)
     with _evaluating(model):

@@ -1,6 +1,6 @@
 """The streamed GEMM engine behind ``cka``: all-pairs HSIC from a few large matrix products.
 
-Moved here from ``cka.py`` unchanged in its numerics (DESIGN §4): every layer is centred once,
+Moved here from ``cka.py`` unchanged in its numerics: every layer is centred once,
 layers are stacked side by side, and the L x L HSIC matrix comes either from streamed row panels
 of the Gram matrices (sample space, cheaper below n ~ L d) or from X^T Y products (feature
 space), in float32 with float64 accumulation of every reduction. ``cka_core`` is the one entry
@@ -132,7 +132,7 @@ def _centre_layers(layers, means, dtype, with_rows):
     """Centre each layer once into z [n, sum d_l] (layers side by side, `dtype`).
 
     Column means are accumulated in float64: float32 sums of uncentred BERT-like states (offset
-    ~10x the spread) lose ~1e-2 (DESIGN §4). The mean is then rounded to `dtype` and subtracted
+    ~10x the spread) lose ~1e-2. The mean is then rounded to `dtype` and subtracted
     in `dtype`; for entries near the mean that subtraction is exact (Sterbenz), so z differs from
     the exactly centred values by a per-column constant <= 2^-24 |mean|, whose effect on CKA is
     O((n * 2^-24 |mean| / spread)^2 / d) -- far below 1e-10 here.
@@ -292,7 +292,7 @@ def _feature_products(layers, means, widths, na, cross, dtype) -> tuple[Tensor, 
 
 
 def _choose_method(n, widths, na, cross, rows) -> str:
-    """Pick the formulation with fewer multiply-adds (DESIGN §4: Gram below n ~ L d)."""
+    """Pick the formulation with fewer multiply-adds (Gram space below n ~ L d)."""
     t, d = len(widths), sum(widths)
     gram = n * (n + rows) / 2 * (d + t * t)
     if cross:

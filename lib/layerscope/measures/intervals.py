@@ -1,6 +1,6 @@
 """Uncertainty of a statistic: percentile bootstrap over examples, and spread over seeds.
 
-Findings are statistics (DESIGN §3): a claim's verdict rests on an interval computed here.
+Findings are statistics: a claim's verdict rests on an interval computed here.
 Pure numpy, no I/O.
 """
 
