@@ -19,7 +19,7 @@ the sweep folder (``$LAYERSCOPE_PLOTLYJS_DIR``, see ``plots.html``) by a relativ
 Each run is a child process (``python -m layerscope.batch.execute``) whose environment sets the
 torch/BLAS threads (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) and ``OMP_WAIT_POLICY=passive``:
 torch's spinning threads slow each other down 10x or more when workers x threads exceed the
-cores (DESIGN §4). The same ``execute`` serves the local backend (threads that wait on these
+cores. The same ``execute`` serves the local backend (threads that wait on these
 processes) and Dask (a task on a worker).
 """
 
