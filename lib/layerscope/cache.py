@@ -5,6 +5,12 @@ sidecar (the config, versions, metrics, and the sha256 of every result file). ``
 written last and atomically, so a folder without it is unfinished work (e.g. an interrupted
 fine-tuning run, which then resumes). A folder whose files no longer match their recorded
 sha256 is corrupt: it is moved aside and recomputed, never used.
+
+``load_or_compute`` is that life cycle in one place: look the entry up (``lookup``: verified,
+or moved aside when damaged), else compute, write into a temporary folder, finish it with
+``meta.json`` and rename it into place (``atomic_dir``). A fine-tuning run is the one entry
+built in place instead (``lookup(..., keep_unfinished=True)``): its Trainer checkpoints must
+survive an interruption inside the entry folder for the rerun to resume from them.
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from . import paths
 
 META = "meta.json"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def canonical_json(obj: Any) -> str:
@@ -142,3 +152,59 @@ def quarantine(folder: Path, reason: str) -> Path:
           f"recomputing")
     shutil.move(str(folder), str(dest))
     return dest
+
+
+def lookup(folder: Path, *, keep_unfinished: bool = False) -> dict | None:
+    """The sidecar of the intact entry ``folder``, else None (then compute it).
+
+    A damaged entry (a file missing or not matching its sha256, or no readable ``meta.json``)
+    is moved aside first (``quarantine``). ``keep_unfinished=True`` leaves an entry without a
+    readable ``meta.json`` where it is: work built in place that a rerun resumes (fine-tuning).
+    """
+    if not folder.exists():
+        return None
+    ok, reason = verify(folder)
+    if ok:
+        return read_meta(folder)
+    if not keep_unfinished or read_meta(folder) is not None:
+        quarantine(folder, reason)
+    return None
+
+
+def result_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` but the sidecar, relative and sorted: what ``meta.json``
+    records the sha256 of."""
+    return [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != META]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A finished cache entry as ``load_or_compute``'s ``read`` gets it."""
+
+    folder: Path
+    meta: dict
+    computed: bool  # True: computed by this call; False: found in the cache
+
+
+def load_or_compute(kind: str, key: str, *, compute: Callable[[], T],
+                    write: Callable[[Path, T], dict], read: Callable[[Entry], R]) -> R:
+    """The cache entry ``<cache>/<kind>/<key>``, computed only when it is missing or damaged.
+
+    ``compute()`` makes the value (before any folder exists: a failure leaves nothing behind);
+    ``write(tmp, value)`` saves its files into a temporary folder and returns the sidecar's
+    fields; the sha256 of every file written is added (``write_meta``) and the folder renamed
+    into place (``atomic_dir``: if another process finished first, its entry is kept). ``read``
+    turns the finished entry into the result, the same way for a cache hit and a fresh value::
+
+        acts = load_or_compute("activations", key, compute=extract_states,
+                               write=save_arrays, read=lambda e: open_arrays(e.folder, e.meta))
+    """
+    folder = entry_dir(kind, key)
+    meta = lookup(folder)
+    if meta is not None:
+        return read(Entry(folder, meta, computed=False))
+    value = compute()
+    with atomic_dir(folder) as tmp:
+        write_meta(tmp, write(tmp, value), result_files(tmp))
+    return read(Entry(folder, read_meta(folder), computed=True))
