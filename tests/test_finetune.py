@@ -6,8 +6,10 @@ import pytest
 import torch
 import transformers as tr
 
-from layerscope import finetune
-from layerscope.finetune import FinetuneConfig, cache_key, load_finetuned, load_or_train
+from layerscope import cache, finetune
+from layerscope.finetune import FinetuneConfig, cache_key, load_finetuned, load_or_train, training
+from layerscope.finetune import config as ft_config
+from layerscope.tasks import get_task
 
 SMOKE = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
 
@@ -24,7 +26,7 @@ def test_tiny_finetune_beats_chance(tiny_sentiment_ft):
 
 
 def test_cache_hit_does_not_train(tiny_sentiment_ft, monkeypatch):
-    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("retrained a cached run"))
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("retrained a cached run"))
     again = load_or_train(tiny_sentiment_ft.config)
     assert again.path == tiny_sentiment_ft.path and again.metrics == tiny_sentiment_ft.metrics
 
@@ -55,7 +57,7 @@ def test_snapshots_are_not_part_of_the_key_and_are_added_without_retraining(monk
     replay = more.meta["snapshot_replay"]
     assert replay["max_loss_diff"] < 1e-6 and replay["max_weight_diff"] < 1e-6, replay
     assert load_finetuned(more, step=10) is not None
-    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("retrained"))
     again = load_or_train(dataclasses.replace(base, save_steps=(10,)), verbose=False)
     assert again.meta["saved_steps"] == [0, 10]
 
@@ -63,7 +65,7 @@ def test_snapshots_are_not_part_of_the_key_and_are_added_without_retraining(monk
 def test_cache_key_changes_with_code_version(monkeypatch):
     base = FinetuneConfig(**SMOKE)
     before = cache_key(base)
-    monkeypatch.setattr(finetune, "FINETUNE_VERSION", finetune.FINETUNE_VERSION + 1)
+    monkeypatch.setattr(ft_config, "FINETUNE_VERSION", finetune.FINETUNE_VERSION + 1)
     assert cache_key(base) != before
 
 
@@ -95,7 +97,7 @@ def test_interrupted_run_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "a"))
     with pytest.raises(KeyboardInterrupt):
         load_or_train(cfg, callbacks=[_Interrupt()], verbose=False)
-    folder = finetune.cache.entry_dir("finetune", cache_key(cfg))
+    folder = cache.entry_dir("finetune", cache_key(cfg))
     assert (folder / "checkpoints" / "checkpoint-20").exists()
     assert not (folder / "meta.json").exists()
     resumed = load_or_train(cfg, verbose=False)
@@ -116,11 +118,11 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch):
     weights = first.model_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     calls = []
-    real_train = finetune.train
-    monkeypatch.setattr(finetune, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
     again = load_or_train(cfg, verbose=False)
     assert calls == [1]
-    assert finetune.cache.verify(again.path)[0]
+    assert cache.verify(again.path)[0]
     assert list(tmp_path.glob("cache/finetune/*.corrupt-*"))  # kept aside for inspection
 
 
@@ -190,6 +192,6 @@ def test_pair_regression_multiple_choice_paths(task, folder, kind, tmp_path, mon
     monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "home"))
     r = load_or_train(FinetuneConfig(task=task, model="tiny-roberta", preset="smoke",
                                      max_steps=4), verbose=False)
-    spec = finetune.get_task(task)
+    spec = get_task(task)
     assert set(spec.metrics) <= set(r.metrics)
     assert r.meta["n_eval"] == 24

@@ -15,7 +15,7 @@ import transformers as tr
 
 from layerscope import cache, finetune, models
 from layerscope.errors import ConfigError, MissingHeadError
-from layerscope.finetune import FinetuneConfig, cache_key, load_finetuned, load_or_train
+from layerscope.finetune import FinetuneConfig, cache_key, load_finetuned, load_or_train, training
 
 SMOKE = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
 
@@ -29,7 +29,7 @@ def elsewhere(tiny_sentiment_ft, tmp_path_factory):
 
 
 def _no_training(monkeypatch):
-    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("trained a checkpoint"))
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained a checkpoint"))
 
 
 def test_checkpoint_is_evaluated_like_the_trained_run(tiny_sentiment_ft, elsewhere, monkeypatch):

@@ -38,15 +38,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import transformers as tr
 from tqdm.auto import tqdm
 
 from . import cache, models
-from .errors import CacheError
-from .finetune import FinetuneResult, load_finetuned
+from .errors import CacheError, ConfigError
 from .progress import counted
 from .tasks import data_identity, get_task, load_split
 
@@ -137,6 +136,24 @@ class Activations:
             raise ValueError(f"layer index {i!r} out of range: this model has layers "
                              f"0..{self.n_layers} (0 = embedding output, i = output of block i)")
         return self.states[i]
+
+
+def aligned_rows(x: Activations, y: Activations) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (ix, iy) of ``x`` and ``y`` that hold the same examples: x row ix[k] and
+    y row iy[k] are one (split row, word). Sentence poolings of one spec match row for row
+    (ix = iy = arange(n)); words can be cut differently by two tokenizers at ``max_length``,
+    and then only the shared words are kept (in (row, word) order). Fewer than 4 shared rows
+    raise a ``ConfigError``."""
+    if x.ids.shape == y.ids.shape and (x.ids == y.ids).all():
+        idx = np.arange(len(x.ids))
+        return idx, idx
+    kx = x.ids[:, 0] * 1_000_003 + x.ids[:, 1]
+    ky = y.ids[:, 0] * 1_000_003 + y.ids[:, 1]
+    _, ix, iy = np.intersect1d(kx, ky, return_indices=True)
+    if len(ix) < 4:
+        raise ConfigError("the two models share fewer than 4 rows after truncation; "
+                          "raise max_length")
+    return ix, iy
 
 
 # --------------------------------------------------------------------------- inputs
@@ -413,27 +430,29 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
     base = getattr(model, "base_model", model)
     weights = cache.weights_fingerprint(base)
     key = activation_key(spec, weights, tokenizer_fingerprint(tokenizer))
-    folder = cache.entry_dir("activations", key)
-    if folder.exists():
-        ok, reason = cache.verify(folder)
-        if ok:
-            return _open(folder, spec, key, cache.read_meta(folder))
-        cache.quarantine(folder, reason)
-    examples, labels, rows = task_inputs(spec)
-    states, ids = extract(model, tokenizer, examples, pooling=spec.pooling, dtype=spec.dtype,
-                          max_length=spec.max_length, batch_size=batch_size,
-                          pair_offset=spec.pair_offset, progress=progress)
-    labels = _labels_for(spec, labels, ids)
-    ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
-    with cache.atomic_dir(folder) as tmp:  # another process may finish first: keep its entry
+
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        examples, labels, rows = task_inputs(spec)
+        states, ids = extract(model, tokenizer, examples, pooling=spec.pooling,
+                              dtype=spec.dtype, max_length=spec.max_length,
+                              batch_size=batch_size, pair_offset=spec.pair_offset,
+                              progress=progress)
+        labels = _labels_for(spec, labels, ids)
+        ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
+        return states, labels, ids, len(rows)
+
+    def write(tmp: Path, value: tuple) -> dict:
+        states, labels, ids, n_examples = value
         for name, arr in zip(_FILES, (states, labels, ids), strict=True):
             np.save(tmp / name, arr)
-        cache.write_meta(tmp, {
-            "spec": dataclasses.asdict(spec), "key": key, "model_type": base.config.model_type,
-            "n_layers": int(states.shape[0] - 1), "shape": list(states.shape),
-            "n_examples": int(len(rows)), "code": ACTIVATIONS_VERSION,
-            "weights": weights}, list(_FILES))
-    return _open(folder, spec, key, cache.read_meta(folder))
+        return {"spec": dataclasses.asdict(spec), "key": key,
+                "model_type": base.config.model_type, "n_layers": int(states.shape[0] - 1),
+                "shape": list(states.shape), "n_examples": int(n_examples),
+                "code": ACTIVATIONS_VERSION, "weights": weights}
+
+    # another process may finish first: its entry is kept (cache.atomic_dir)
+    return cache.load_or_compute("activations", key, compute=compute, write=write,
+                                 read=lambda e: _open(e.folder, spec, key, e.meta))
 
 
 def load(key: str) -> Activations:
@@ -458,18 +477,27 @@ def load(key: str) -> Activations:
 
 
 # --------------------------------------------------------------------------- loading models
+@runtime_checkable
+class EncoderSource(Protocol):
+    """A model that loads itself, e.g. ``finetune.FinetuneResult``: this module takes it through
+    this method, so it never imports the fine-tuning code (the arrow points from there to
+    here). ``step`` picks a snapshot saved during training; ``for_words``: see
+    ``models.load_tokenizer``."""
+
+    def encoder_and_tokenizer(self, *, step: int | None = None,
+                              for_words: bool = False) -> tuple[torch.nn.Module, object]: ...
+
+
 def encoder_and_tokenizer(source, *, step: int | None = None, for_words: bool = False):
-    """(model in eval mode, tokenizer) for a model name or a ``finetune.FinetuneResult``.
+    """(model in eval mode, tokenizer) for a model name or an ``EncoderSource`` (a
+    ``finetune.FinetuneResult``).
 
     ``step`` picks a snapshot saved during fine-tuning (``FinetuneConfig.save_steps``); the
     tokenizer of a fine-tuned model is the one saved with it. ``for_words``: see
     ``models.load_tokenizer``.
     """
-    if isinstance(source, FinetuneResult):
-        tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir))
-        if for_words and getattr(tok, "add_prefix_space", None) is False:
-            tok = tr.AutoTokenizer.from_pretrained(str(source.model_dir), add_prefix_space=True)
-        return load_finetuned(source, step=step), tok
+    if isinstance(source, EncoderSource):
+        return source.encoder_and_tokenizer(step=step, for_words=for_words)
     if step is not None:
         raise ValueError(f"step={step} needs a fine-tuned model (a FinetuneResult), not {source!r}")
     return models.load_encoder(source), models.load_tokenizer(source, for_words=for_words)

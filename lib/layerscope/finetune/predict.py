@@ -1,0 +1,79 @@
+"""Per-example predictions of a fine-tuned model on a split (cached under ``predictions/``)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import transformers as tr
+
+from .. import cache, metrics
+from ..encoding import collator_for, encode_split, subset
+from ..tasks import get_task, load_split
+from .record import FinetuneResult, load_finetuned
+
+PREDICTIONS_VERSION = 1
+FILES = ("predictions.npy", "labels.npy", "logits.npy")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-example outputs of a fine-tuned model on one split (tagging: one row per word).
+
+    predictions: [n] class ids (regression: scores); labels: [n]; logits: [n, C] (regression:
+    [n, 1]); baseline: the majority-class (regression: mean) prediction of the training labels.
+    """
+
+    predictions: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+    baseline: float | int
+
+
+def predictions(result: FinetuneResult, split: str = "validation") -> Predictions:
+    """The fine-tuned model's predictions on ``split`` (cached under ``predictions/``).
+
+    On the validation split these reproduce ``result.metrics`` exactly (same examples, same
+    encoding as training's evaluation), which notebook 01 asserts.
+    """
+    key = cache.content_key({"finetune": result.path.name, "split": split,
+                             "code": PREDICTIONS_VERSION})
+
+    def write(tmp, p: Predictions) -> dict:
+        for n, arr in zip(FILES, (p.predictions, p.labels, p.logits), strict=True):
+            np.save(tmp / n, arr)
+        return {"finetune": result.path.name, "split": split, "key": key,
+                "baseline": p.baseline}
+
+    return cache.load_or_compute(
+        "predictions", key, compute=lambda: _predict(result, split), write=write,
+        read=lambda e: Predictions(*[np.load(e.folder / n) for n in FILES],
+                                   baseline=e.meta["baseline"]))
+
+
+def _predict(result: FinetuneResult, split: str) -> Predictions:
+    cfg, task = result.config, get_task(result.config.task)
+    hp = cfg.hyperparameters()
+    tokenizer = tr.AutoTokenizer.from_pretrained(str(result.model_dir))
+    ds = encode_split(task, load_split(cfg.task, split), tokenizer, hp["max_length"],
+                      hp["max_eval_examples"] if split == "validation" else None, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = tr.TrainingArguments(output_dir=tmp, per_device_eval_batch_size=64, report_to=[],
+                                    disable_tqdm=True, dataloader_num_workers=0,
+                                    dataloader_pin_memory=torch.cuda.is_available())
+        out = tr.Trainer(model=load_finetuned(result), args=args,
+                         data_collator=collator_for(task, tokenizer)).predict(ds)
+    logits, labels = np.asarray(out.predictions), np.asarray(out.label_ids)
+    if task.kind == "tagging":  # one row per labelled word (first sub-word)
+        keep = labels != -100
+        logits, labels = logits[keep], labels[keep]
+    logits = logits.reshape(len(labels), -1)
+    preds = metrics.predictions_from_logits(task, logits)
+    train_rows = subset(load_split(cfg.task, "train"), hp["max_train_examples"], seed=0)
+    train_labels = (np.concatenate([np.asarray(t) for t in train_rows["tags"]])
+                    if task.kind == "tagging" else np.asarray(train_rows["label"]))
+    baseline = metrics.majority_prediction(task, train_labels)
+    baseline = float(baseline) if task.kind == "regression" else int(baseline)
+    return Predictions(preds, labels, logits, baseline)

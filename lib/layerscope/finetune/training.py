@@ -1,0 +1,196 @@
+"""The training loop: transformers' Trainer with the papers' presets, snapshots and resume.
+
+``load_or_train(cfg)`` returns the cached fine-tuned model for a config, training only when it is
+missing; an interrupted run resumes from its last Trainer checkpoint (optimizer, scheduler, RNG
+and data order included). Merchant et al. (2020) ablations are options: ``freeze_bottom=k``
+freezes the embeddings and blocks 1..k; ``drop_top=k`` removes the top k blocks before tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers as tr
+from safetensors.numpy import load_file
+
+from .. import cache, metrics, models, progress, surgery
+from ..adapters import EncoderAdapter
+from ..encoding import collator_for
+from ..tasks import get_task
+from .checkpoint import load_checkpoint
+from .config import FinetuneConfig, cache_key
+from .data import eval_dataset, label_array, predict_metrics, train_dataset
+from .record import FinetuneResult, versions
+
+
+def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
+                  verbose: bool = True) -> FinetuneResult:
+    """The fine-tuned model for ``cfg``: from the cache when present and intact, else trained;
+    with ``cfg.checkpoint``, that model (``load_checkpoint``: never trained, so ``callbacks``,
+    which watch training, go unused)."""
+    if cfg.checkpoint is not None:
+        return load_checkpoint(cfg, verbose=verbose)
+    # Not cache.load_or_compute: a run is built in its entry folder, not in a temporary one, so
+    # that an interrupted run leaves its Trainer checkpoints where the rerun resumes from them
+    # (``meta.json``, written last, marks it finished). An unfinished entry is therefore kept;
+    # one finished once and damaged since is moved aside and retrained.
+    folder = cache.entry_dir("finetune", cache_key(cfg))
+    meta = cache.lookup(folder, keep_unfinished=True)
+    if meta is not None:
+        result = FinetuneResult(cfg, folder, meta, cached=True)
+        missing = sorted(set(cfg.save_steps) - set(result.meta.get("saved_steps", [])))
+        return add_snapshots(result, missing, verbose=verbose) if missing else result
+    return train(cfg, folder, callbacks=callbacks, verbose=verbose)
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    """Largest absolute difference between the weights of two saved models (same layout)."""
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    if wa.keys() != wb.keys():
+        return float("inf")
+    return max((float(np.abs(wa[k].astype(np.float64) - wb[k]).max()) for k in wa
+                if wa[k].size), default=0.0)
+
+
+def add_snapshots(result: FinetuneResult, steps: list[int], *,
+                  verbose: bool = True) -> FinetuneResult:
+    """Add snapshots at ``steps`` to a cached run without touching its final model.
+
+    Training is seeded (model head, data order, dropout), so replaying the same configuration
+    retraces the same trajectory; the replay runs to the end (stopping early changes the
+    Trainer's bookkeeping and with it the trajectory), its snapshots are moved into the entry,
+    and how far it strayed is recorded: the largest difference of the logged losses and of the
+    final weights from the cached run (``meta["snapshot_replay"]``; 0 on the same machine and
+    thread count). It costs one training run; ask for snapshots up front to avoid it.
+    """
+    folder, cfg = result.path, result.config
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.replay") as tmp:
+        scratch = Path(tmp) / "run"
+        replay = train(dataclasses.replace(cfg, save_steps=tuple(steps)), scratch,
+                       verbose=verbose)
+        weight_diff = max_weight_difference(result.model_dir, scratch / "model")
+        (folder / "steps").mkdir(exist_ok=True)
+        for s in steps:
+            dest = folder / "steps" / f"step-{s}"
+            if not dest.exists():
+                (scratch / "steps" / f"step-{s}").rename(dest)
+    old = {h["step"]: h["loss"] for h in result.meta.get("log_history", []) if "loss" in h}
+    new = {h["step"]: h["loss"] for h in replay.meta["log_history"] if "loss" in h}
+    diffs = [abs(old[s] - new[s]) for s in old.keys() & new.keys()]
+    meta = dict(result.meta)
+    meta["saved_steps"] = sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
+    meta["snapshot_replay"] = {"steps": list(steps), "max_loss_diff": max(diffs) if diffs
+                               else None, "max_weight_diff": weight_diff}
+    files = cache.result_files(folder)
+    return FinetuneResult(cfg, folder, cache.write_meta(folder, meta, files), cached=True)
+
+
+def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
+    if cfg.drop_top:  # by block index through the adapter (exact for ALBERT's shared blocks)
+        surgery.drop_top_blocks(model, cfg.drop_top)
+    ad = EncoderAdapter(model)
+    if cfg.freeze_bottom:
+        if ad.kind == "albert":
+            raise ValueError("freeze_bottom is undefined for ALBERT: all its blocks share one "
+                             "layer's weights, so freezing block 1 freezes every block")
+        if cfg.freeze_bottom > model.config.num_hidden_layers:
+            raise ValueError(f"freeze_bottom={cfg.freeze_bottom} exceeds the "
+                             f"{model.config.num_hidden_layers} blocks")
+        for p in ad.base.embeddings.parameters():
+            p.requires_grad_(False)
+        for i in range(1, cfg.freeze_bottom + 1):
+            for p in ad.block(i).parameters():
+                p.requires_grad_(False)
+
+
+class _Snapshots(tr.TrainerCallback):
+    """Save the model at chosen steps, to trace representations during fine-tuning."""
+
+    def __init__(self, folder: Path, steps: tuple[int, ...]):
+        self.folder, self.steps = folder, set(steps)
+
+    def _save(self, model, step):
+        out = self.folder / f"step-{step}"
+        if not out.exists():
+            with cache.atomic_dir(out) as tmp:
+                model.save_pretrained(tmp)
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if 0 in self.steps and state.global_step == 0:
+            self._save(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step in self.steps:
+            self._save(model, state.global_step)
+
+
+def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) -> FinetuneResult:
+    """Fine-tune into ``folder`` (resuming from its checkpoints if any). See load_or_train."""
+    task = get_task(cfg.task)
+    hp = cfg.hyperparameters()
+    t0 = time.time()
+    tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
+    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind == "tagging")
+    model = models.load_for_task(cfg.model, task)
+    _apply_ablations(model, cfg)
+    train_ds = train_dataset(cfg, task, tokenizer)
+    eval_ds = eval_dataset(cfg, task, tokenizer)
+    # the entry folder only now: a model or task that cannot load (no hub) leaves no folder
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = folder / "checkpoints"
+    resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+    args = tr.TrainingArguments(
+        output_dir=str(ckpt_dir), per_device_train_batch_size=hp["batch_size"],
+        per_device_eval_batch_size=max(32, hp["batch_size"]), learning_rate=hp["learning_rate"],
+        weight_decay=0.0, optim="adamw_torch",  # weight_decay 0 makes AdamW plain Adam
+        lr_scheduler_type="linear", warmup_steps=hp["warmup_steps"] or hp["warmup_ratio"],
+        max_steps=hp["max_steps"], num_train_epochs=hp["num_epochs"], seed=cfg.seed,
+        data_seed=cfg.seed, logging_steps=max(1, min(10, hp["eval_every"] or 10)),
+        eval_strategy="steps" if hp["eval_every"] else "no", eval_steps=hp["eval_every"] or None,
+        save_strategy="steps", save_steps=hp["checkpoint_every"], save_total_limit=1,
+        report_to=[], disable_tqdm=not verbose, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if hp["group_by_length"] else "random",
+        # bf16 autocast; transformers refuses bf16 without a GPU unless use_cpu says CPU
+        bf16=hp.get("precision") == "bf16",
+        use_cpu=hp.get("precision") == "bf16" and not torch.cuda.is_available(),
+    )
+    trainer = tr.Trainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        data_collator=collator_for(task, tokenizer),
+        compute_metrics=lambda p: predict_metrics(task, p.predictions, p.label_ids),
+        callbacks=[_Snapshots(folder / "steps", cfg.save_steps), progress.TrainerSteps(
+            f"fine-tuning {cfg.model} on {cfg.task}, seed {cfg.seed}" + "".join(
+                f", {k}={getattr(cfg, k)}" for k in ("freeze_bottom", "drop_top")
+                if getattr(cfg, k)))] + list(callbacks or []),
+    )
+    if not verbose:  # with tqdm off the Trainer prints every log dict instead; keep output clean
+        trainer.remove_callback(tr.trainer_callback.PrinterCallback)
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    last = trainer.state.log_history[-2:] if trainer.state.log_history else []
+    done = [h for h in last if h.get("step") == trainer.state.global_step and "eval_loss" in h]
+    final = done[-1] if done else trainer.evaluate()  # reuse an evaluation at the last step
+    out_metrics = {k[5:]: v for k, v in final.items() if k[5:] in task.metrics}
+    baseline = metrics.majority_baseline(task, label_array(train_ds), label_array(eval_ds))
+    with cache.atomic_dir(folder / "model", replace=True) as tmp_model:
+        trainer.save_model(str(tmp_model))
+        tokenizer.save_pretrained(str(tmp_model))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # resume state is no longer needed
+    files = cache.result_files(folder)
+    meta = {
+        "config": dataclasses.asdict(cfg), "hyperparameters": hp, "key": folder.name,
+        "metrics": out_metrics, "baseline": baseline, "resumed": resume,
+        "n_train": len(train_ds), "n_eval": len(eval_ds),
+        "global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
+        "saved_steps": sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
+        if (folder / "steps").exists() else [],
+        "wall_seconds": round(time.time() - t0, 1), "versions": versions(),
+    }
+    meta = cache.write_meta(folder, meta, files)
+    return FinetuneResult(cfg, folder, meta)
