@@ -142,7 +142,8 @@ def similarity_json(model: str, task: str, **change) -> dict:
         effects={"block_structure": Interval(0.2, 0.1, 0.3, "block score",
                                              "by hand").to_dict()},
         activation_keys={"orig": "k0", "ft": "k1"},
-        finetune_runs=({"seed": 0, "key": "f0"}, {"seed": 1, "key": "f1"}), n_rows=8,
+        finetune_runs=tuple({"seed": s, "key": f"f{s}", "metrics": {"accuracy": 0.9},
+                             "baseline": {"accuracy": 0.5}} for s in (0, 1)), n_rows=8,
         seconds=1.0, **change)
     data = json.loads(json.dumps({"study": r.study, "record": r.to_record(),
                                   "findings": r.findings(), **r.to_dict()}, default=str))
@@ -262,9 +263,10 @@ def test_a_damaged_or_inconsistent_result_is_shown_as_damaged(tmp_path, monkeypa
     assert "similarity · block_structure: SUPPORTED in 1 of 1 run" in shown
     assert "echo · echo_claim" not in shown
     assert text.count("FT–FT per model and task: ") == 1
-    (grid,) = [body for a, body in page.scripts  # the run figures are bars
-               if a.get("type") == "application/json" and '"heatmap"' in body]
+    specs = {a["id"]: body for a, body in page.scripts if a.get("type") == "application/json"}
+    grid = specs[f"fig-{len(specs) - 1}"]  # numbered after the runs' figures
     assert "tiny-bert" in grid and "other-model" not in grid
+    assert all("tiny-bert" not in specs[f"fig-{i}"] for i in range(len(specs) - 1))
     # the table, the main job's lines and the runner read the same way
     assert main_job.finding_lines(runs[2].run_dir) == [
         "echo: DAMAGED (echo.json: finding 'echo_claim' is SUPPORTED but its interval "

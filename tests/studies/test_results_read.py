@@ -68,19 +68,32 @@ def same_array(a, b) -> bool:
             and a.tobytes() == b.tobytes())
 
 
-def same_field(a, b) -> bool:
-    """Arrays bit for bit (also inside dicts and LayerGeometry), the rest as JSON has it."""
+def differences(a, b, where: str = "") -> list[str]:
+    """Where b is not a: arrays bit for bit (dtype, shape, bytes), everything else by type and
+    value, all the way down (NaN equals NaN; a numpy scalar equals its Python number)."""
     if isinstance(a, np.ndarray):
-        return same_array(a, b)
-    if isinstance(a, geo.LayerGeometry):
-        return type(b) is geo.LayerGeometry and all(
-            same_field(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
-    if isinstance(a, dict) and any(isinstance(x, (np.ndarray, tuple)) for x in a.values()):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(
-            same_field(a[k], b[k]) for k in a)
-    if isinstance(a, tuple) and any(isinstance(x, geo.LayerGeometry) for x in a):
-        return isinstance(b, tuple) and len(a) == len(b) and all(map(same_field, a, b))
-    return plain(a) == plain(b) and type(plain(a)) is type(plain(b))
+        return [] if same_array(a, b) else [f"{where}: array"]
+    if dataclasses.is_dataclass(a):
+        if type(b) is not type(a):
+            return [f"{where}: {type(b).__name__}, not {type(a).__name__}"]
+        return [d for f in dataclasses.fields(a)
+                for d in differences(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")]
+    if type(a) is not type(b) and hasattr(a, "item"):
+        a = a.item()
+    if type(a) is not type(b):
+        return [f"{where}: {type(b).__name__}, not {type(a).__name__}"]
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return [f"{where}: keys {list(b)}, not {list(a)}"]
+        return [d for k in a for d in differences(a[k], b[k], f"{where}[{k!r}]")]
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: {len(b)} items, not {len(a)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in differences(x, y, f"{where}[{i}]")]
+    if isinstance(a, float) and math.isnan(a):
+        return [] if math.isnan(b) else [f"{where}: {b!r}, not NaN"]
+    return [] if a == b else [f"{where}: {b!r}, not {a!r}"]
 
 
 def test_read_is_the_inverse_of_save(made):
@@ -88,9 +101,7 @@ def test_read_is_the_inverse_of_save(made):
     b = type(a).read(path)
     assert type(b) is type(a)
     assert type(b.config) is type(a.config) and b.config == a.config  # frozen Config, rebuilt
-    differ = [f.name for f in dataclasses.fields(a)
-              if not same_field(getattr(a, f.name), getattr(b, f.name))]
-    assert differ == []
+    assert differences(a, b, a.study) == []  # every field, types and arrays included
     assert plain(b.to_dict()) == plain(a.to_dict())
     saved = json.loads(path.read_text())  # what save() wrote, and what the read result gives
     assert plain(b.findings()) == saved["findings"] and plain(b.to_record()) == saved["record"]
@@ -173,8 +184,7 @@ def test_with_seconds_is_the_protocols(made):
     b = a.with_seconds(12.5)
     assert type(b) is type(a) and b.seconds == 12.5 and type(a).with_seconds is \
         StudyResult.with_seconds
-    assert all(same_field(getattr(a, f.name), getattr(b, f.name))
-               for f in dataclasses.fields(a) if f.name != "seconds")
+    assert differences(a, b) == [f".seconds: 12.5, not {a.seconds!r}"]
 
 
 def break_file(a, data: dict) -> tuple[str, ...]:

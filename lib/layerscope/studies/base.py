@@ -210,6 +210,11 @@ class StudyResult(ABC):
     ``findings()``, ``title()``, ``headline()`` (the scalars a results table shows),
     ``png(path)`` (the static twin of ``figure()``) and ``to_dict()`` (JSON-ready data); it
     may add more figures with ``extra_figures()``.
+
+    Reading back: ``read(path)`` rebuilds a result from what ``save`` wrote (the subclass's
+    ``from_dict`` is the inverse of its ``to_dict``), and ``check()`` says what is inconsistent
+    in one (the subclass adds its own ``problems()``); ``studies.results`` finds the class of
+    any saved file, for the sweep tools.
     """
 
     study: ClassVar[str] = "study"
