@@ -107,6 +107,74 @@ def test_arrows_point_down():
             assert tfloor <= floor, f"{module} imports {'.'.join(target)} (a higher floor)"
 
 
+# inside studies/: the protocol (base, and results, its reader: they import each other lazily),
+# then what studies share, then the rooms (one study each: similarity, truncation, skipping,
+# geometry, training), which import no other room
+STUDY_LEVELS = {"base": 0, "results": 0, "common": 1}
+ROOM = 2
+PROTOCOL = {"base", "results"}
+
+
+def _studies_imported(module: str, tree: ast.Module | None = None) -> set[str]:
+    """The names right under ``layerscope.studies`` that ``module`` imports (relative or
+    absolute, at the top or inside a function): "base", "common", "similarity", ..."""
+    parts = module.split(".")
+    is_pkg = PKG.joinpath(*parts[1:]).is_dir()
+    found = set()
+    for node in ast.walk(tree or _tree(module)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                target = parts[: len(parts) - node.level + (1 if is_pkg else 0)]
+                target = target + (node.module.split(".") if node.module else [])
+            else:
+                target = (node.module or "").split(".")
+            if target[:2] == ["layerscope", "studies"]:
+                found |= {a.name for a in node.names} if len(target) == 2 else {target[2]}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[2] for a in node.names
+                      if a.name.split(".")[:2] == ["layerscope", "studies"]
+                      and a.name.count(".") >= 2}
+    return found
+
+
+def _study_import_problems(module: str, tree: ast.Module | None = None) -> list[str]:
+    own = module.split(".")[2]
+    level = STUDY_LEVELS.get(own, ROOM)
+    return sorted(f"{module} imports studies.{t}" for t in _studies_imported(module, tree)
+                  if t != own and not {t, own} <= PROTOCOL and STUDY_LEVELS.get(t, ROOM) >= level)
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("layerscope.studies.")])
+def test_no_study_imports_another(module):
+    """A study imports ``base``, ``results`` and ``common``, never another study (what two
+    studies share moves down to ``common`` or below); ``common`` imports no study, and nothing
+    under studies imports up (``base`` and ``results`` < ``common`` < the studies)."""
+    assert not _study_import_problems(module), _study_import_problems(module)
+
+
+def test_the_study_rule_sees_cross_and_upward_imports():
+    """The check above is not vacuous: every form of import from another study is caught."""
+    tree = ast.parse(textwrap.dedent("""
+        from ..similarity.result import SimilarityResult
+        from .. import truncation, base
+        import layerscope.studies.skipping.run
+        from layerscope.studies.training import TrainingResult
+        from ..common import evaluation
+        from . import dynamics
+        def late():
+            from ...studies.similarity import run
+    """))
+    assert _study_import_problems("layerscope.studies.geometry.run", tree) == [
+        f"layerscope.studies.geometry.run imports studies.{s}"
+        for s in ("similarity", "skipping", "training", "truncation")]
+    assert _study_import_problems("layerscope.studies.common.scoring", tree)[-1].endswith(
+        "imports studies.truncation")
+    up = ast.parse("from .common import records\nfrom . import results, base, skipping\n")
+    assert _study_import_problems("layerscope.studies.base", up) == [
+        "layerscope.studies.base imports studies.common",
+        "layerscope.studies.base imports studies.skipping"]
+
+
 # ----------------------------------------------------------------------------- public API
 def test_public_api_resolves_and_is_listed():
     """Every name of ``layerscope.__all__`` resolves, and ``dir()`` lists it."""

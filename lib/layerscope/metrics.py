@@ -13,10 +13,12 @@ from .tasks import TaskSpec
 
 
 def predictions_from_logits(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
-    """Class ids (argmax over the last axis) or, for regression, the scalar outputs."""
+    """Predictions from logits [..., C] -> [...]: class ids (argmax over C; ties go to the
+    lowest id) or, for regression (C = 1), the score itself (logit 0). The one place that turns
+    logits into predictions (fine-tuning's metrics and cache, every study's scoring)."""
     logits = np.asarray(logits)
     if task.kind == "regression":
-        return logits.reshape(-1)
+        return logits[..., 0]
     return logits.argmax(-1)
 
 

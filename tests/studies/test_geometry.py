@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from layerscope import paths
+from layerscope.errors import ConfigError
 from layerscope.studies import geometry as geo
 from layerscope.studies.base import VERDICTS
 from layerscope.studies.geometry import dynamics, ui
@@ -178,6 +179,21 @@ def test_layer_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match=r"layers \[9\] out of range: this model has layers 0..4"):
         geo.run.resolve_layers((9,), 4, "layers")
     assert geo.run.resolve_layers((-1, 1), 4, "layers") == (1, 4)
+
+
+@pytest.mark.parametrize("layer", [5, 9, -6, -10])
+def test_result_layer_out_of_range_raises_instead_of_wrapping(result, layer):
+    """Layer 5 of a 4-block model is not layer 0 (5 % 5): the accessors name the layer and the
+    valid range; -1 is still the top."""
+    with pytest.raises(ConfigError, match=rf"layer {layer} out of range: this model has "
+                                          r"layers 0\.\.4"):
+        result.column(layer)
+    with pytest.raises(ConfigError, match=rf"layer {layer} out of range"):
+        result.min_distances(layer)
+    with pytest.raises(ConfigError, match=rf"layer {layer} out of range"):
+        result.figure(layer)
+    assert result.column(-1) == result.column(4) == len(result.layers) - 1
+    assert result.column(-5) == result.column(0) == 0
 
 
 def test_explorer_calls_run_geometry_with_widget_values(result, monkeypatch):

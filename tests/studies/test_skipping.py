@@ -15,7 +15,7 @@ from layerscope import finetune, surgery
 from layerscope.errors import ConfigError
 from layerscope.studies import skipping as skip
 from layerscope.studies.base import VERDICTS
-from layerscope.studies.truncation import evaluation
+from layerscope.studies.common import evaluation
 from layerscope.surgery_kernels import spans
 
 CFG = skip.SkippingConfig(task="tiny-sentiment", model="tiny-bert", preset="smoke",

@@ -16,9 +16,10 @@ from layerscope.adapters import EncoderAdapter
 from layerscope.errors import ConfigError
 from layerscope.studies import truncation as trunc
 from layerscope.studies.base import VERDICTS
-from layerscope.studies.truncation import evaluation, heads
+from layerscope.studies.common import evaluation
+from layerscope.studies.common.scoring import Scorer
+from layerscope.studies.truncation import heads
 from layerscope.studies.truncation.findings import droppable, effect_intervals
-from layerscope.studies.truncation.scoring import Scorer
 from layerscope.surgery_kernels import MissingHeadError
 from layerscope.tasks import get_task
 

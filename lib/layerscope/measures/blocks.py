@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["BlockStructure", "find_block_boundary", "block_scores"]
+__all__ = ["BlockStructure", "find_block_boundary", "block_scores", "block_structure"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,22 @@ def find_block_boundary(matrix) -> BlockStructure:
     b = int(torch.argmax(torch.nan_to_num(scores, nan=-float("inf")))) + 1
     within, between = _contrast(_as_square(matrix), b)
     return BlockStructure(boundary=b, score=within - between, within=within, between=between)
+
+
+def block_structure(matrix: np.ndarray) -> dict | None:
+    """``find_block_boundary`` on the defined part of a symmetric layer x layer matrix.
+
+    Args:
+        matrix: [L+1, L+1] similarity with NaN rows/columns at undefined layers (e.g. layer 0
+            of BERT-style CLS vectors).
+    Returns:
+        {boundary, score, within, between} with the boundary as a layer index of ``matrix``
+        (undefined layers skipped, not renumbered), or None when fewer than 3 layers are
+        defined.
+    """
+    keep = np.flatnonzero(np.isfinite(np.diag(matrix)))
+    if len(keep) < 3:
+        return None
+    b = find_block_boundary(matrix[np.ix_(keep, keep)])
+    return {"boundary": int(keep[b.boundary]), "score": float(b.score),
+            "within": float(b.within), "between": float(b.between)}

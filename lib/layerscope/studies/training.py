@@ -21,7 +21,7 @@ from scipy import stats
 from .. import finetune, metrics, plots
 from ..measures.intervals import bootstrap_interval
 from ..tasks import get_task
-from .base import Interval, StudyResult, finding, undefined_finding, verdict_lines
+from .base import Interval, StudyResult, finding, undefined_finding
 
 
 def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
@@ -62,10 +62,6 @@ def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
                                             "mean loss, first minus last third",
                                             f"95% t interval over {k}+{k} logged steps"))
     return out
-
-
-def finetune_verdict(result: finetune.FinetuneResult, **kw) -> str:
-    return verdict_lines(finetune.summary_line(result), finetune_findings(result, **kw))
 
 
 @dataclass(frozen=True)

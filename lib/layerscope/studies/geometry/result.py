@@ -74,7 +74,11 @@ class GeometryResult(StudyResult):
 
     def column(self, layer: int) -> int:
         """Position of ``layer`` (negative from the top) in the per-layer arrays."""
-        layer = layer % (self.n_layers + 1)
+        n = self.n_layers + 1
+        if not -n <= layer < n:  # no silent wrap-around (13 is not layer 0 of 12 blocks)
+            raise ConfigError(f"layer {layer} out of range: this model has layers 0..{n - 1} "
+                              "(0 = embedding output, i = output of block i; -1 = top)")
+        layer = layer % n
         if layer not in self.layers:
             raise ConfigError(f"layer {layer} was not analysed; analysed: {list(self.layers)}")
         return self.layers.index(layer)

@@ -22,7 +22,8 @@ from ... import activations as acts
 from ... import finetune, progress
 from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
-from ..similarity.result import aligned
+from ..common.layers import thirds
+from ..common.records import finetune_runs
 from . import cross_task as xt
 from . import out_of_domain as ood
 from .config import PROBE_GRIDS, GeometryConfig
@@ -63,7 +64,7 @@ class _Points:
 
     def like(self, other: acts.Activations) -> _Points:
         """The same rows (same examples) of another model's set."""
-        ia, ib = aligned(self.act, other)
+        ia, ib = acts.aligned_rows(self.act, other)
         pos = {int(r): int(j) for r, j in zip(ia, ib, strict=True)}
         new = object.__new__(_Points)
         new.rows = np.array([pos[int(r)] for r in self.rows if int(r) in pos], dtype=np.int64)
@@ -191,8 +192,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
         cross_task=cross, out_of_domain=ood_out,
         activation_keys={**{f"train:{k}": v.key for k, v in raw.items()},
                          **{f"test:{k}": v.key for k, v in raw_test.items()}},
-        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics}
-                            for r in ft),
+        finetune_runs=finetune_runs(ft, baseline=False),
         seconds=round(time.time() - t0, 1))
 
 
@@ -251,8 +251,7 @@ def _out_of_domain(cfg, ft0, extract, raw_test, n_layers) -> dict:
     for i, (k, (f, o)) in enumerate(sets.items()):
         rows = np.sort(np.random.default_rng(cfg.seed + i).permutation(f.states.shape[1])[:n])
         arrays[k] = (np.asarray(f.states)[:, rows], np.asarray(o.states)[:, rows])
-    k_top = max(1, n_layers // 3)  # top third of the blocks, as in study 02
-    top = list(range(n_layers - k_top + 1, n_layers + 1))
+    top = list(thirds(n_layers)[1])  # the top third of the blocks, as in study 02
     out = {"n": n, "top_layers": top, "sets": list(sets),
            "diagonal": {m: {k: ood.diagonal(f, o, m, cfg.seed).tolist()
                             for k, (f, o) in arrays.items()} for m in ood.MEASURES},

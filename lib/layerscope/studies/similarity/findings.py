@@ -28,10 +28,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ...measures.blocks import find_block_boundary
+from ...measures.blocks import block_structure
 from ...measures.intervals import bootstrap_indices, percentile_interval
 from ...progress import counted
 from ..base import Interval, finding, undefined_finding
+from ..common.intervals import interval_of
+from ..common.layers import thirds
 from .comparisons import COMPARISONS
 
 CLAIMS = {
@@ -54,12 +56,6 @@ EFFECT_OF = {
 }
 
 
-def thirds(n_layers: int) -> tuple[range, range]:
-    """(bottom, top): blocks 1..k and L-k+1..L with k = max(1, L // 3)."""
-    k = max(1, n_layers // 3)
-    return range(1, k + 1), range(n_layers - k + 1, n_layers + 1)
-
-
 def _mean(values) -> float:
     v = [float(x) for x in values if np.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
@@ -71,10 +67,8 @@ def diagonal_mean(m: np.ndarray, layers) -> float:
 
 
 def _block_score(m: np.ndarray) -> float:
-    keep = np.flatnonzero(np.isfinite(np.diag(m)))
-    if len(keep) < 3:
-        return float("nan")
-    return float(find_block_boundary(m[np.ix_(keep, keep)]).score)
+    b = block_structure(m)
+    return float("nan") if b is None else b["score"]
 
 
 def drift_snapshots(steps) -> dict[str, int]:
@@ -159,12 +153,6 @@ def effect_intervals(stacks: dict[str, np.ndarray], matrix: Callable[[np.ndarray
     return out
 
 
-def _interval(d: dict) -> Interval:
-    nan = float("nan")
-    return Interval(*(nan if d[k] is None else d[k] for k in ("estimate", "low", "high")),
-                    d["of"], d["method"])
-
-
 def _summary(claim: str, x: dict) -> str:
     """The claim's key numbers in words (all of them are in ``numbers``)."""
     if claim == "block_structure":
@@ -219,7 +207,7 @@ def findings(result) -> dict:
             out[claim] = undefined_finding(CLAIMS[claim], "; ".join(result.undefined_notes())
                                            or "a needed cell is undefined", nums, summary)
         else:
-            out[claim] = finding(CLAIMS[claim], nums, _interval(iv), summary=summary)
+            out[claim] = finding(CLAIMS[claim], nums, interval_of(iv), summary=summary)
     c = result.cell
     if c and "error" not in c:
         title = COMPARISONS[c["comparison"]].title

@@ -151,7 +151,7 @@ class SimilarityResult(StudyResult):
                               "use measure='cka', kernel='linear'")
         xa = acts.load(self.activation_keys[COMPARISONS[comp].rows])
         xb = acts.load(self.activation_keys[COMPARISONS[comp].cols])
-        ia, ib = aligned(xa, xb)
+        ia, ib = acts.aligned_rows(xa, xb)
         return np.asarray(xa.states[i])[ia], np.asarray(xb.states[j])[ib], i, j
 
     def cell_bootstrap(self, comparison: str, row: int, col: int, *, n_boot: int = 200,
@@ -262,21 +262,6 @@ class SimilarityResult(StudyResult):
                        f"{list(self.config.seeds)}")
         return out + self.key_problems(self.activation_keys.values(),
                                        (r.get("key") for r in self.finetune_runs))
-
-
-def aligned(x: acts.Activations, y: acts.Activations) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of x and y holding the same examples (words can be cut differently by two
-    tokenizers at max_length; sentence rows always match)."""
-    if x.ids.shape == y.ids.shape and (x.ids == y.ids).all():
-        idx = np.arange(len(x.ids))
-        return idx, idx
-    kx = x.ids[:, 0] * 1_000_003 + x.ids[:, 1]
-    ky = y.ids[:, 0] * 1_000_003 + y.ids[:, 1]
-    _, ix, iy = np.intersect1d(kx, ky, return_indices=True)
-    if len(ix) < 4:
-        raise ConfigError("the two models share fewer than 4 rows after truncation; "
-                          "raise max_length")
-    return ix, iy
 
 
 def grid_figure(results, comparison: str = "ft_ft"):

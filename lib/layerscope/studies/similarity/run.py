@@ -25,12 +25,14 @@ from ... import activations as acts
 from ... import finetune, models, progress
 from ...errors import ConfigError, check_choice
 from ...measures import cka, cka_stats, rsa
-from ...measures.blocks import find_block_boundary
+from ...measures.blocks import block_structure
 from ...plots import layer_labels
 from ..base import check_finetuned, check_seeds, seed_configs, training_only
+from ..common.layers import thirds
+from ..common.records import finetune_runs
 from .comparisons import COMPARISON_NAMES, COMPARISONS
-from .findings import drift_snapshots, effect_intervals, thirds
-from .result import SimilarityResult, aligned
+from .findings import drift_snapshots, effect_intervals
+from .result import SimilarityResult
 
 MEASURES: tuple[str, ...] = ("cka", "rsa")
 CROSS_STATES: tuple[str, ...] = ("orig", "ft")
@@ -177,8 +179,8 @@ def bootstrap_layers(sizes: dict[str, int], n_layers: int) -> np.ndarray:
     """Rows of the stacked sets (``findings.effect_intervals``: "orig", "ft", "ft2",
     "first_step", "last_step" one after the other) whose cells the findings read: every layer
     of ORIG and FT (the block structure of ORIG–ORIG and FT–FT, the FT–ORIG diagonal), and only
-    the top third (``findings.thirds``) of FT[2] and of the drift snapshots, which enter through
-    their top diagonal with FT or ORIG. Checked against the findings on every run
+    the top third (``common.layers.thirds``) of FT[2] and of the drift snapshots, which enter
+    through their top diagonal with FT or ORIG. Checked against the findings on every run
     (``_bootstrap_matrix``)."""
     _, top = thirds(n_layers)
     rows, start = [], 0
@@ -250,16 +252,6 @@ def undefined_reasons(name: str, states: np.ndarray, cfg: SimilarityConfig) -> d
     return out
 
 
-def block_structure(m: np.ndarray) -> dict | None:
-    """find_block_boundary on the defined part of a symmetric matrix (layer indices kept)."""
-    keep = np.flatnonzero(np.isfinite(np.diag(m)))
-    if len(keep) < 3:
-        return None
-    b = find_block_boundary(m[np.ix_(keep, keep)])
-    return {"boundary": int(keep[b.boundary]), "score": float(b.score),
-            "within": float(b.within), "between": float(b.between)}
-
-
 def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> SimilarityResult:
     """All comparisons of ``cfg`` (fine-tuning and extraction come from the cache when there).
 
@@ -305,7 +297,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         if comp.rows not in sets or comp.cols not in sets:
             continue
         ra, rb = sets[comp.rows], sets[comp.cols]
-        ia, ib = aligned(ra, rb)
+        ia, ib = acts.aligned_rows(ra, rb)
         a = ra.states if len(ia) == len(ra.ids) else ra.states[:, ia]
         b = None if comp.symmetric else (rb.states if len(ib) == len(rb.ids)
                                          else rb.states[:, ib])
@@ -333,8 +325,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         blocks={k: block_structure(matrices[k]) for k in ("orig_orig", "ft_ft") if k in matrices},
         drift_steps=cfg.checkpoint_steps, drift=drift, effects=effects,
         activation_keys={k: v.key for k, v in sets.items()},
-        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
-                             "baseline": r.baseline} for r in ft),
+        finetune_runs=finetune_runs(ft, baseline=True),
         n_rows=int(sets["orig"].states.shape[1]))
     if cfg.ci_cell is not None and cfg.measure == "cka" and cfg.kernel == "linear" \
             and cfg.ci_cell[0] in matrices:

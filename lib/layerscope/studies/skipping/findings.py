@@ -1,7 +1,7 @@
 """Findings of study 04 (skipping): Phang et al. 2021 §4.1's claims tested on one run.
 
 Paired bootstrap over validation examples: every span and the full model are scored on the same
-resamples (``truncation.scoring.Scorer``). ``sign`` makes "better" positive (-1 for MSE).
+resamples (``common.scoring.Scorer``). ``sign`` makes "better" positive (-1 for MSE).
 m(i, j) is the metric with blocks i..j skipped; m(j) = m(j, j) skips block j alone.
 
 * first_block_hurts_most: "skipping just the first layer can heavily impact task performance"
@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Interval, finding, undefined_finding
+from ..common.intervals import interval_of, quantile_range
 
 CLAIMS = {
     "first_block_hurts_most": "skipping block 1 hurts more than skipping any single later "
@@ -30,12 +31,6 @@ CLAIMS = {
     "longer_spans_hurt_more": "skipping longer spans hurts more: one-block spans score above "
                               "spans of two or more blocks on average (Phang et al. 2021 §4.1)",
 }
-
-
-def _pct(reps: np.ndarray, confidence: float) -> tuple[float, float]:
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(reps, [a, 1 - a])
-    return float(lo), float(hi)
 
 
 def effect_intervals(spans, span_t: np.ndarray, full_t: np.ndarray, *, sign: float,
@@ -49,27 +44,22 @@ def effect_intervals(spans, span_t: np.ndarray, full_t: np.ndarray, *, sign: flo
         e = (sign * (span_t[singles] - span_t[index[(1, 1)]])).min(0)
         worst = int(np.argmin(span_t[singles, 0] * sign)) + 2
         out["first_block_hurts_most"] = {
-            **Interval(float(e[0]), *_pct(e[1:], confidence), f"min over j > 1 of {metric} "
-                       f"skipping block j minus skipping block 1", method).to_dict(),
+            **Interval(float(e[0]), *quantile_range(e[1:], confidence),
+                       f"min over j > 1 of {metric} skipping block j minus skipping block 1",
+                       method).to_dict(),
             "worst_later_block": worst}
         e = (sign * (span_t[singles] - full_t)).min(0)
         out["later_single_skips_cheap"] = Interval(
-            float(e[0]), *_pct(e[1:], confidence), f"min over j > 1 of {metric} skipping "
-            f"block j minus the full model", method).to_dict()
+            float(e[0]), *quantile_range(e[1:], confidence),
+            f"min over j > 1 of {metric} skipping block j minus the full model", method).to_dict()
     longer = [r for r, (i, j) in enumerate(spans) if j > i]
     ones = [r for r, (i, j) in enumerate(spans) if j == i]
     if ones and longer:
         e = sign * (span_t[ones].mean(0) - span_t[longer].mean(0))
         out["longer_spans_hurt_more"] = Interval(
-            float(e[0]), *_pct(e[1:], confidence), f"mean {metric} of one-block spans minus "
-            f"spans of two or more", method).to_dict()
+            float(e[0]), *quantile_range(e[1:], confidence),
+            f"mean {metric} of one-block spans minus spans of two or more", method).to_dict()
     return out
-
-
-def _interval(d: dict) -> Interval:
-    nan = float("nan")
-    return Interval(*(nan if d[k] is None else d[k] for k in ("estimate", "low", "high")),
-                    d["of"], d["method"])
 
 
 def findings(result) -> dict:
@@ -84,7 +74,7 @@ def findings(result) -> dict:
             CLAIMS["first_block_hurts_most"], {"skip_1": singles[1], "single_skips": singles,
                                                "worst_later_block": e["worst_later_block"],
                                                "full": full, "metric": metric},
-            _interval(e), summary=f"skipping block 1: {metric} {singles[1]:.4f}; worst single "
+            interval_of(e), summary=f"skipping block 1: {metric} {singles[1]:.4f}; worst single "
                                   f"later block {e['worst_later_block']}: "
                                   f"{singles[e['worst_later_block']]:.4f}; full {full:.4f}")
         e = eff["later_single_skips_cheap"]
@@ -93,7 +83,7 @@ def findings(result) -> dict:
             {"full": full, "tolerance": c.tolerance,
              "worst_later_single": min(v for j, v in singles.items() if j > 1)
              if result.higher_is_better else max(v for j, v in singles.items() if j > 1)},
-            _interval(e), threshold=-c.tolerance,
+            interval_of(e), threshold=-c.tolerance,
             summary=f"worst single later skip {e['estimate']:+.4f} against the full model")
     else:
         for claim in ("first_block_hurts_most", "later_single_skips_cheap"):
@@ -103,7 +93,7 @@ def findings(result) -> dict:
         by = {d["length"]: d["mean_drop"] for d in result.by_length}
         out["longer_spans_hurt_more"] = finding(
             CLAIMS["longer_spans_hurt_more"], {"mean_drop_by_length": by, "metric": metric},
-            _interval(eff["longer_spans_hurt_more"]),
+            interval_of(eff["longer_spans_hurt_more"]),
             summary="mean drop from the full model by span length: " + ", ".join(
                 f"{k}: {v:+.3f}" for k, v in by.items()))
     else:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ... import plots
+from ... import metrics, plots
 from ...tasks import get_task
 from .. import results
 from ..base import StudyResult
@@ -60,9 +60,7 @@ class SkippingResult(StudyResult):
     seconds: float | None = None
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
-        if get_task(self.config.task).kind == "regression":
-            return logits[..., 0]
-        return logits.argmax(-1)
+        return metrics.predictions_from_logits(get_task(self.config.task), logits)
 
     def full_predictions(self) -> np.ndarray:
         """[S, n] predictions of the model with nothing skipped."""

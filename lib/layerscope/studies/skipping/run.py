@@ -2,12 +2,13 @@
 
 The fine-tuned model is evaluated with every contiguous span of blocks [i..j] (first and last
 skipped block, inclusive) replaced by the identity, no further tuning, on the same validation
-examples as study 03. All spans come from one base pass per batch plus blocks j+1..L applied
-once per j to the stacked inputs of the spans ending at j (``surgery_kernels``: for L = 6, 35
-block evaluations + 6 for the base pass instead of 70 + 6 for separate passes). Skipping
-blocks 1..L leaves no model: that cell is undefined (grey). "Skipping nothing" is the model
-itself, run inside ``surgery.skipped(model, ())``; it must equal ``finetune.predictions``
-(notebook 04 asserts it).
+examples as study 03 (``common.evaluation``; scored as there, ``common.scoring``). All spans
+come from one base pass per batch plus blocks j+1..L applied once per j to the stacked inputs
+of the spans ending at j (``surgery_kernels``: for L = 6, 35 block evaluations + 6 for the base
+pass instead of 70 + 6 for separate passes). Skipping blocks 1..L leaves no model: that cell is
+undefined (grey). "Skipping nothing" is the model itself, run inside
+``surgery.skipped(model, ())``; it must equal ``finetune.predictions`` (notebook 04 asserts
+it; ``common.evaluation.parity``).
 
 Seeds: every cell is the mean over ``seeds`` of each fine-tuned model's metric on the same
 examples (bootstrap intervals over examples; one seed by default).
@@ -21,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, progress
+from ... import finetune, metrics, progress
 from ...errors import ConfigError
 from ..base import check_finetuned, check_seeds, seed_configs, training_only
-from ..truncation import evaluation
-from ..truncation.scoring import Scorer, predict
+from ..common import evaluation
+from ..common.records import finetune_runs
+from ..common.scoring import Scorer
 from .findings import effect_intervals
 from .result import SkippingResult
 
@@ -109,10 +111,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
         s = evaluation.span_logits(model, es)
         spans = spans or list(s)
         ref = finetune.predictions(res, cfg.split)
-        parity.append({"seed": res.config.seed,
-                       "max_abs_logit_diff": float(np.abs(f - ref.logits[rows]).max()),
-                       "prediction_agreement": float(np.mean(predict(task, f)
-                                                             == ref.predictions[rows]))})
+        parity.append(evaluation.parity(task, res.config.seed, f, ref, rows))
         full.append(f)
         span_logits.append(np.stack([s[k] for k in spans]))
     times["spans"] = time.time() - t1
@@ -120,8 +119,9 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     progress.phase("skipping: statistics (bootstrap over examples)")
     full, span_logits = np.stack(full), np.stack(span_logits)  # [S, n, C], [S, R, n, C]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
-    full_t = scorer.table(predict(task, full))[0]
-    span_t = scorer.table(np.moveaxis(predict(task, span_logits), 1, 0))  # [R, 1 + B]
+    span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, n]
+    full_t = scorer.table(metrics.predictions_from_logits(task, full))[0]
+    span_t = scorer.table(np.moveaxis(span_p, 1, 0))  # [R, 1 + B]
     baseline = finetune.predictions(ft[0], cfg.split).baseline
     base_t = scorer.table(np.full((len(ft), len(rows)), baseline))[0]
     L = int(model.config.num_hidden_layers)
@@ -139,8 +139,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
                   "band": list(scorer.interval(base_t)[1:])},
         by_length=_by_length(spans, span_t, full_t, scorer), effects=effects,
         parity=tuple(parity),
-        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics}
-                            for r in ft),
+        finetune_runs=finetune_runs(ft, baseline=False),
         timings={k: round(v, 1) for k, v in times.items()})
     return result.with_seconds(round(time.time() - t0, 1))
 

@@ -1,7 +1,7 @@
 """Findings of study 03 (truncation): Phang et al. 2021 §4's claims tested on one run.
 
 Every effect is a paired bootstrap over validation examples: all lines, layers and the baseline
-are scored on the same resamples (``scoring.Scorer``), so a difference of two scores is
+are scored on the same resamples (``common.scoring.Scorer``), so a difference of two scores is
 resampled as a whole. ``sign`` makes "better" positive (-1 for MSE, lower is better).
 
 * top_layers_droppable: how many top blocks UNTUNED truncation drops while staying within
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Interval, finding, undefined_finding
+from ..common.intervals import interval_of, quantile_range
 
 CLAIMS = {
     "top_layers_droppable": "UNTUNED truncation can drop the top block(s) and stay within "
@@ -88,26 +89,15 @@ def effect_intervals(tables: dict[str, np.ndarray], baseline: np.ndarray, *, sig
         if both:
             e = sign * (t[both] - o[both]).mean(0)
             out["tunedorig_below_tuned"] = {
-                **Interval(float(e[0]), *_pct(e[1:], confidence), f"mean over layers of "
-                           f"{metric} TUNED minus TUNEDORIG", method).to_dict(), "layers": both}
+                **Interval(float(e[0]), *quantile_range(e[1:], confidence),
+                           f"mean over layers of {metric} TUNED minus TUNEDORIG",
+                           method).to_dict(), "layers": both}
     e = sign * (u[L] - baseline)
-    out["full_beats_baseline"] = Interval(float(e[0]), *_pct(e[1:], confidence),
+    out["full_beats_baseline"] = Interval(float(e[0]), *quantile_range(e[1:], confidence),
                                           f"{metric} of the full model minus the baseline's"
                                           if sign > 0 else f"baseline {metric} minus the full "
                                           f"model's", method).to_dict()
     return out
-
-
-def _pct(reps: np.ndarray, confidence: float) -> tuple[float, float]:
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(reps, [a, 1 - a])
-    return float(lo), float(hi)
-
-
-def _interval(d: dict) -> Interval:
-    nan = float("nan")
-    return Interval(*(nan if d[k] is None else d[k] for k in ("estimate", "low", "high")),
-                    d["of"], d["method"])
 
 
 def findings(result) -> dict:
@@ -133,7 +123,7 @@ def findings(result) -> dict:
         nums["top_block_difference"] = top
     out["top_layers_droppable"] = finding(
         CLAIMS["top_layers_droppable"].format(tol=c.tolerance, metric=metric), nums,
-        _interval(e), threshold=0.5,
+        interval_of(e), threshold=0.5,
         summary=f"UNTUNED keeps {L - m} of {L} blocks: {metric} {scores[L - m]:.4f} vs full "
                 f"{scores[L]:.4f}; conservative count (each layer's interval within "
                 f"tolerance) {e['conservative']}{top_text}")
@@ -145,7 +135,7 @@ def findings(result) -> dict:
                 "tunedorig_mean": float(np.nanmean([o[k] for k in e["layers"]])),
                 "layers": e["layers"]}
         out["tunedorig_below_tuned"] = finding(
-            claim, nums, _interval(e),
+            claim, nums, interval_of(e),
             summary=f"mean {metric} TUNED {nums['tuned_mean']:.4f} vs TUNEDORIG "
                     f"{nums['tunedorig_mean']:.4f} over layers {e['layers'][0]}..{e['layers'][-1]}")
     else:
@@ -156,5 +146,5 @@ def findings(result) -> dict:
     out["full_beats_baseline"] = finding(
         CLAIMS["full_beats_baseline"], {"full": scores[L], "baseline": b["value"],
                                         "baseline_prediction": b["prediction"], "metric": metric},
-        _interval(e), summary=f"full {metric} {scores[L]:.4f} vs baseline {b['value']:.4f}")
+        interval_of(e), summary=f"full {metric} {scores[L]:.4f} vs baseline {b['value']:.4f}")
     return out

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ... import plots
+from ... import metrics, plots
 from ...tasks import get_task
 from .. import results
 from ..base import StudyResult
@@ -79,9 +79,8 @@ class TruncationResult(StudyResult):
     def predictions(self, line: str) -> np.ndarray:
         """[S, L+1, n] class ids (regression: scores); undefined layers hold NaN."""
         lg = self.logits[line]
-        if get_task(self.config.task).kind == "regression":
-            return lg[..., 0].astype(np.float64)
-        p = np.nan_to_num(lg).argmax(-1).astype(np.float64)
+        p = metrics.predictions_from_logits(get_task(self.config.task), np.nan_to_num(lg))
+        p = p.astype(np.float64)
         p[~np.isfinite(lg).all(-1)] = np.nan
         return p
 

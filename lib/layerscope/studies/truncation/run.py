@@ -20,7 +20,7 @@ vector varies across examples, which it does not in BERT-style models):
 Seeds: every line is the mean over ``seeds`` of each fine-tuned model's metric on the same
 examples (bootstrap intervals over examples; one seed by default). The figure marks the FT–FT
 block boundary (linear CKA of the cached fine-tuned validation CLS states, first seed,
-``similarity.run.block_structure``) when ``mark_blocks``.
+``measures.blocks.block_structure``, as study 02 marks it) when ``mark_blocks``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from ... import finetune, metrics, progress
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
+from ...measures.blocks import block_structure
 from ..base import check_finetuned, check_seeds, seed_configs, training_only
-from ..similarity.run import block_structure
-from . import evaluation, heads
+from ..common import evaluation
+from ..common.records import finetune_runs
+from ..common.scoring import Scorer
+from . import heads
 from .findings import effect_intervals
 from .result import TruncationResult
-from .scoring import Scorer, predict
 
 LINES = ("untuned", "tuned", "tunedorig")
 
@@ -227,10 +229,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         es = evaluation.eval_set(cfg.task, cfg.split, rows, tok, cfg.resolved_max_length())
         u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
         ref = finetune.predictions(res, cfg.split)
-        parity.append({"seed": res.config.seed,
-                       "max_abs_logit_diff": float(np.abs(u[L] - ref.logits[rows]).max()),
-                       "prediction_agreement": float(np.mean(
-                           predict(task, u[L]) == ref.predictions[rows]))})
+        parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
         t1 = lap("untuned", t1)
         progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
         ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
@@ -261,7 +260,8 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     ablations = _ablations(cfg, rows, L, verbose)
     t1 = lap("ablations", t1)
     progress.phase("truncation: statistics (bootstrap over examples)")
-    pred = {k: predict(task, np.nan_to_num(v)) for k, v in logits.items()}  # [S, L+1, n]
+    pred = {k: metrics.predictions_from_logits(task, np.nan_to_num(v))
+            for k, v in logits.items()}  # [S, L+1, n]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
     baseline_value = finetune.predictions(ft[0], cfg.split).baseline  # train majority/mean
     tables = {}
@@ -300,8 +300,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         full_primary={"metric": primary, **full_primary}, ablations=tuple(ablations),
         blocks=blocks, effects=effects, undefined=undefined, head_fits=fits,
         parity=tuple(parity), activation_keys=keys,
-        finetune_runs=tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
-                             "baseline": r.baseline} for r in ft),
+        finetune_runs=finetune_runs(ft, baseline=True),
         timings={k: round(v, 1) for k, v in times.items()})
     return result.with_seconds(round(time.time() - t0, 1))
 

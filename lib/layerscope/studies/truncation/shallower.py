@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, models, surgery
+from ... import finetune, metrics, models, surgery
 from ...errors import ConfigError
-from . import evaluation
+from ..common import evaluation
 from .result import TruncationResult
-from .scoring import predict
 
 
 def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
@@ -40,7 +39,8 @@ def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
     es = evaluation.eval_set(cfg.task, cfg.split, result.rows, tok, cfg.resolved_max_length())
     got = evaluation.full_logits(small, es)
     want = result.logits["untuned"][seed_index, k]
-    same = np.isclose(predict(task, got), predict(task, want), atol=1e-4)
+    same = np.isclose(metrics.predictions_from_logits(task, got),
+                      metrics.predictions_from_logits(task, want), atol=1e-4)
     return {"path": str(path), "k": k, "n_blocks": small.config.num_hidden_layers,
             "n_parameters": (sum(p.numel() for p in model.parameters()),
                              sum(p.numel() for p in small.parameters())),

@@ -18,7 +18,8 @@ row b the multiplicity of each example in resample b) times per-example statisti
 Correlations (pearson, spearman) are computed resample by resample with ``metrics.compute``.
 With several fine-tuning seeds a row holds one prediction per seed: its metric is the mean
 over seeds of each seed's metric, on the same examples (the interval is over examples only).
-Shapes: predictions [R, S, n] (R rows, S seeds, n examples); labels [n].
+Shapes: predictions [R, S, n] (R rows, S seeds, n examples; ``metrics.predictions_from_logits``
+makes them from logits); labels [n].
 """
 
 from __future__ import annotations
@@ -70,12 +71,6 @@ def _from_sums(metric: str, s: np.ndarray, n: np.ndarray, n_classes: int) -> np.
         present = (pk + tk) > 0
         f1 = np.where(present, 2 * tp / np.where(present, pk + tk, 1), 0.0)
         return f1.sum(-1) / np.maximum(present.sum(-1), 1)
-
-
-def predict(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
-    """Predictions from logits [..., C]: class ids, or regression scores (logit 0)."""
-    logits = np.asarray(logits)
-    return logits[..., 0] if task.kind == "regression" else logits.argmax(-1)
 
 
 class Scorer:
