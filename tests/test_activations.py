@@ -234,3 +234,31 @@ def test_unknown_model_name():
     """A misspelt model lists the valid names."""
     with pytest.raises(ValueError, match="unknown model 'tiny-bret'"):
         acts.encoder_and_tokenizer("tiny-bret")
+
+
+def test_an_encoder_source_loads_itself(bert):
+    """Anything with ``encoder_and_tokenizer(step=, for_words=)`` (``finetune.FinetuneResult``)
+    is asked for its model; a model name with a step is refused."""
+    asked = []
+
+    class Source:
+        def encoder_and_tokenizer(self, *, step=None, for_words=False):
+            asked.append((step, for_words))
+            return bert
+
+    assert isinstance(Source(), acts.EncoderSource)
+    assert acts.encoder_and_tokenizer(Source(), step=3, for_words=True) is bert
+    assert asked == [(3, True)]
+    with pytest.raises(ValueError, match="needs a fine-tuned model"):
+        acts.encoder_and_tokenizer("tiny-bert", step=3)
+
+
+def test_activations_does_not_import_finetune():
+    """The arrow points from finetune to activations (``EncoderSource``), not back."""
+    import subprocess
+    import sys
+
+    code = ("import sys, layerscope.activations; "
+            "assert not [m for m in sys.modules if m.startswith('layerscope.finetune')]")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

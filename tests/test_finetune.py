@@ -195,3 +195,16 @@ def test_pair_regression_multiple_choice_paths(task, folder, kind, tmp_path, mon
     spec = get_task(task)
     assert set(spec.metrics) <= set(r.metrics)
     assert r.meta["n_eval"] == 24
+
+
+def test_result_is_an_encoder_source(tiny_sentiment_ft):
+    """``activations`` takes a fine-tuned model through ``EncoderSource`` (it does not import
+    finetune): the result loads its own model and the tokenizer saved with it."""
+    from layerscope import activations as acts
+
+    assert isinstance(tiny_sentiment_ft, acts.EncoderSource)
+    model, tok = acts.encoder_and_tokenizer(tiny_sentiment_ft)
+    want = load_finetuned(tiny_sentiment_ft).state_dict()
+    assert not model.training and model.state_dict().keys() == want.keys()
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    assert tok.vocab == tr.AutoTokenizer.from_pretrained(str(tiny_sentiment_ft.model_dir)).vocab
