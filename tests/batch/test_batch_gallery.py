@@ -34,6 +34,7 @@ def test_gallery_of_a_sweep(sweep_2x2):
     assert body.count("<tr>") == 1 + 4  # header + one row per run
     assert "echo · positive: SUPPORTED in 2 of 2 runs — x is positive" in page
     assert "square · big: SUPPORTED in 1 of 2 runs (INCONCLUSIVE 1)" in page
+    assert gallery.DAMAGED not in page  # every saved result read back and passed its checks
     # nothing to fetch from a server: one script file, local, beside the page
     assert re.findall(r'<script[^>]*src="([^"]+)"', page) == [plotlyjs_name()]
     assert "<link " not in page
@@ -101,6 +102,7 @@ def test_a_real_similarity_run_feeds_table_and_ft_ft_grid(write_grid, tmp_path):
     assert list(report.sweep_dir.rglob("*.js")) == [js]
     assert page.count('class="figure" data-fig=') == n + 1  # + the FT–FT grid
     assert "FT–FT per model and task" in page and "<iframe" not in page
+    assert gallery.DAMAGED not in page  # the real result read back by its class, consistent
     grid_json = re.findall(r'<script type="application/json" id="fig-(\d+)">', page)
     assert len(grid_json) == n + 1
 
