@@ -178,8 +178,8 @@ def demo() -> None:
     """Study 04's own model and batches: kernel vs reuse-only vs naive, batch by batch."""
     from layerscope import activations as acts
     from layerscope import cache, finetune
+    from layerscope.studies.common import evaluation
     from layerscope.studies.skipping.run import SkippingConfig
-    from layerscope.studies.truncation import evaluation
 
     cfg = SkippingConfig()
     fcfg = cfg.finetune_configs()[0]

@@ -3,7 +3,8 @@
 
 ``run`` (config + ``run_skipping``), ``result`` (``SkippingResult``), ``findings`` (claims with
 paired bootstrap intervals), ``plots`` (heatmap, curves, one span), ``ui`` (widgets). The
-evaluation rows and scoring are study 03's (``truncation.evaluation``, ``truncation.scoring``).
+evaluation rows and scoring, shared with study 03, are ``studies.common.evaluation`` and
+``studies.common.scoring``.
 """
 
 from .result import SkippingResult

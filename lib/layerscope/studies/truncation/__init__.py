@@ -4,9 +4,9 @@ Notebook ``03_truncation``.
 
 ``run`` (config + ``run_truncation``), ``shallower`` (``save_truncated_model``), ``result``
 (``TruncationResult``), ``findings`` (claims with paired bootstrap intervals), ``heads`` (the
-first-token head and its batched trainer), ``scoring`` (metrics on shared bootstrap resamples),
-``evaluation`` (validation rows and the surgery kernels over them; shared with study 04),
-``plots``, ``ui`` (widgets).
+first-token head and its batched trainer), ``plots``, ``ui`` (widgets). The evaluation rows,
+the surgery kernels over them and the scoring on shared bootstrap resamples are shared with
+study 04 and live in ``studies.common`` (``evaluation``, ``scoring``).
 """
 
 from .result import TruncationResult
