@@ -20,6 +20,19 @@ def test_registry_names_and_kinds():
     assert "validation_mismatched" in get_task("mnli").splits
 
 
+def test_offline_corpus_is_a_spec_property():
+    """Which offline corpus a task reads (and whose pinned splits key its data) is a field of
+    its spec, not a rule on its name."""
+    pinned = offline_data.pinned_splits()
+    for name in tasks.OFFLINE_TASK_NAMES:
+        spec = get_task(name)
+        assert spec.corpus in pinned and tasks.offline_source(spec) == spec.corpus
+    assert get_task("movies-score").corpus == "movies"
+    assert {get_task(n).corpus for n in ("brown-pos", "brown-genre")} == {"brown"}
+    assert all(get_task(n).corpus == "" for n in tasks.TASK_NAMES
+               if get_task(n).source != "offline")
+
+
 def test_unknown_task_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown task 'sst-2'.*sst2.*offline.*movies"):
         get_task("sst-2")

@@ -53,6 +53,9 @@ class TaskSpec:
     hub_path: str = ""
     hub_config: str | None = None
     convert: Callable[[dict], dict] | None = field(default=None, compare=False, repr=False)
+    # offline tasks: the ``offline_data`` corpus whose rows (and pinned split digests) the task
+    # reads; several tasks can share one (movies and movies-score; brown-pos and brown-genre)
+    corpus: str = ""
 
     @property
     def num_labels(self) -> int:
@@ -108,9 +111,10 @@ def _hub(name, kind, labels, metrics, path, config, convert, description, splits
                     hub_path=path, hub_config=config, convert=convert)
 
 
-def _offline(name, kind, labels, metrics, description):
+def _offline(name, kind, labels, metrics, description, corpus=None):
     return TaskSpec(name=name, kind=kind, source="offline", label_names=tuple(labels),
-                    metrics=tuple(metrics), splits=dict(_OFFLINE_SPLITS), description=description)
+                    metrics=tuple(metrics), splits=dict(_OFFLINE_SPLITS), description=description,
+                    corpus=corpus or name)
 
 
 _SPECS = [
@@ -154,7 +158,8 @@ _SPECS = [
              "Rotten Tomatoes snippets (SST-2 source), mean human rating > 0 -> positive; "
              "rating exactly 0 dropped"),
     _offline("movies-score", "regression", (), ("pearson", "spearman", "mse"),
-             "Rotten Tomatoes snippets, regression on the mean rating in [-4, 4] (STS-B analogue)"),
+             "Rotten Tomatoes snippets, regression on the mean rating in [-4, 4] (STS-B analogue)",
+             corpus="movies"),
     _offline("tweets", "classification", SENTIMENT, ("accuracy", "f1"),
              "tweets, rating > 0 -> positive (out-of-domain for movies)"),
     _offline("amazon", "classification", SENTIMENT, ("accuracy", "f1"),
@@ -162,9 +167,11 @@ _SPECS = [
     _offline("nyt", "classification", SENTIMENT, ("accuracy", "f1"),
              "NYT editorial snippets, rating > 0 -> positive (out-of-domain for movies)"),
     _offline("brown-pos", "tagging", UNIVERSAL_TAGS, ("accuracy",),
-             "Brown corpus words, 12 universal POS tags (Petrov et al. 2012 map, shipped)"),
+             "Brown corpus words, 12 universal POS tags (Petrov et al. 2012 map, shipped)",
+             corpus="brown"),
     _offline("brown-genre", "classification", GENRES, ("accuracy", "macro_f1"),
-             "Brown corpus sentences, 15-way genre (TREC-like multi-class sentence task)"),
+             "Brown corpus sentences, 15-way genre (TREC-like multi-class sentence task)",
+             corpus="brown"),
 ]
 _FIXTURE_DIR = Path(__file__).resolve().parent / "resources" / "fixtures"
 _SPECS += [
@@ -207,10 +214,8 @@ def load_split(name: str, split: str, *,
 
 
 def offline_source(spec: TaskSpec) -> str:
-    """The offline_data source an offline task reads (movies-score reads movies; brown-*: brown)."""
-    if spec.name.startswith("brown"):
-        return "brown"
-    return "movies" if spec.name == "movies-score" else spec.name
+    """The offline_data corpus an offline task reads (``spec.corpus``)."""
+    return spec.corpus
 
 
 def data_identity(task: TaskSpec) -> dict:
@@ -221,11 +226,10 @@ def data_identity(task: TaskSpec) -> dict:
 
 
 def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
-    name = spec.name
-    source = offline_source(spec)
+    source = spec.corpus
     if source == "brown":
         rows = offline_data.split_rows("brown", offline_data.brown_rows(), split)
-        if name == "brown-pos":
+        if spec.kind == "tagging":
             return datasets.Dataset.from_dict({"tokens": [r["tokens"] for r in rows],
                                                "tags": [r["upos"] for r in rows]})
         return datasets.Dataset.from_dict({"text": [" ".join(r["tokens"]) for r in rows],
