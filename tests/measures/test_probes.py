@@ -14,6 +14,7 @@ from layerscope.errors import ConfigError, UndefinedError
 from layerscope.measures.batched_mlp import ProbeConfig, fit_probes
 from layerscope.measures.probes import (
     ZHOU_HIDDEN,
+    ProbeScore,
     grid,
     linear_probe,
     probe_grid,
@@ -114,6 +115,11 @@ def test_restarts_and_linear_probe_are_deterministic():
     lin = linear_probe(x[:200], y[:200], x[200:], y[200:], n_restarts=2, max_iter=50)
     assert lin.config.hidden == () and lin.to_record()["hidden"] == "linear"
     assert 0 < lin.baseline_val < 1 and len(ZHOU_HIDDEN) == 16
+    score = a.test_score()  # named fields, and the [3] row results store, both ways
+    assert (score.mean, score.std) == a.test_mean_std and score.majority == a.baseline_test
+    assert ProbeScore.from_row(np.array(score.row())) == score
+    assert a.val_score().majority == a.baseline_val
+    assert np.isnan(ProbeScore.undefined().row()).all()
 
 
 def test_bad_input_is_refused_with_the_reason():

@@ -25,7 +25,8 @@ from ..errors import ConfigError, UndefinedError
 from ._inputs import as_labels, as_single, check_finite, is_constant
 from .batched_mlp import ProbeConfig, ProbeFit, fit_probes
 
-__all__ = ["ZHOU_HIDDEN", "ZHOU_ALPHAS", "ProbeConfig", "GridResult", "ProbeResult", "grid",
+__all__ = ["ZHOU_HIDDEN", "ZHOU_ALPHAS", "ProbeConfig", "GridResult", "ProbeResult", "ProbeScore",
+           "grid",
            "probe_grid", "select_and_restart", "linear_probe"]
 
 SIZES = (32, 64, 128, 256)
@@ -112,6 +113,31 @@ def probe_grid(x_train, y_train, x_val, y_val, *, hidden=ZHOU_HIDDEN, alphas=ZHO
 
 
 @dataclass(frozen=True)
+class ProbeScore:
+    """A probe's accuracy on one evaluation set: ``mean`` and ``std`` over restarts (ddof=1;
+    NaN with one restart, or all NaN where the probe is undefined) and ``majority``, the
+    accuracy of always predicting the training set's majority class."""
+    mean: float
+    std: float
+    majority: float
+
+    FIELDS = ("mean", "std", "majority")  # the order of ``row()`` (a saved [.., 3] array)
+
+    @classmethod
+    def undefined(cls) -> ProbeScore:
+        return cls(float("nan"), float("nan"), float("nan"))
+
+    @classmethod
+    def from_row(cls, row) -> ProbeScore:
+        """From a [3] row (mean, std, majority), as results store them."""
+        mean, std, majority = (float(v) for v in row)
+        return cls(mean, std, majority)
+
+    def row(self) -> tuple[float, float, float]:
+        return (self.mean, self.std, self.majority)
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """The selected configuration retrained with several seeds ([R] arrays over restarts).
 
@@ -143,6 +169,13 @@ class ProbeResult:
         if self.test_accuracy is None:
             raise ConfigError("no test set was given (pass x_test, y_test)")
         return self._ms(self.test_accuracy)
+
+    def val_score(self) -> ProbeScore:
+        return ProbeScore(*self.val_mean_std, self.baseline_val)
+
+    def test_score(self) -> ProbeScore:
+        """Test accuracy over restarts and the majority baseline; raises if no test set."""
+        return ProbeScore(*self.test_mean_std, self.baseline_test)
 
     def to_record(self) -> dict:
         """Flat scalars: the chosen configuration and the headline numbers."""

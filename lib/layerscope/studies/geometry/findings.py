@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from ...measures.intervals import seed_interval
+from ...measures.probes import ProbeScore
 from ..base import Interval, finding, undefined_finding
 from .dynamics import spatial
 
@@ -154,7 +155,8 @@ def _probe_finding(r) -> dict | None:
     c = r.config
     if c.probe_grid == "none" or r.layers[-1] not in r.probe_layers:
         return None
-    (m0, s0, b0), (m1, s1, _) = r.probe["orig"][-1], r.probe["ft"][-1]
+    orig, ft = (ProbeScore.from_row(r.probe[st][-1]) for st in ("orig", "ft"))
+    m0, s0, b0, m1, s1 = orig.mean, orig.std, orig.majority, ft.mean, ft.std
     nums = {"layer": r.layers[-1], "orig_mean": m0, "orig_std": s0, "ft_mean": m1, "ft_std": s1,
             "majority_baseline": b0, "restarts": c.probe_restarts, "grid": c.probe_grid}
     if not np.isfinite([m0, m1]).all():

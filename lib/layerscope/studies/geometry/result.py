@@ -19,6 +19,7 @@ import numpy as np
 
 from ... import plots
 from ...errors import ConfigError
+from ...measures.probes import ProbeScore
 from .. import results
 from ..base import StudyResult
 from . import findings as fnd
@@ -38,8 +39,9 @@ class GeometryResult(StudyResult):
         sim_to_orig: [len(states), len(layers)] spatial similarity to the untuned layer (Fig. 4).
         train_test: "orig"/"ft" -> [len(layers)] train/test spatial similarity (Table 2).
         spatial_why: why spatial similarity is undefined where it is.
-        probe: "orig"/"ft" -> [len(layers), 3] MLP probe test accuracy mean, std over
-            restarts, majority baseline (NaN: not probed / undefined).
+        probe: "orig"/"ft" -> [len(layers), 3] MLP probe test accuracy, one ``ProbeScore``
+            row (mean, std over restarts, majority baseline) a layer (NaN: not probed /
+            undefined); ``probe_score(state, layer)`` reads one.
         fold_geometry, fold_test_geometry: top layer per fold (findings' replicates).
         cross_task: task -> cross-task summary; out_of_domain: the out-of-domain comparison.
     """
@@ -88,6 +90,10 @@ class GeometryResult(StudyResult):
         total = self.config.total_steps()
         return [0 if s == "orig" else total if s == "ft" else int(s[5:]) for s in self.states]
 
+    def probe_score(self, state: str, layer: int = -1) -> ProbeScore:
+        """The MLP probe's test accuracy for "orig"/"ft" at ``layer`` (NaN: not probed)."""
+        return ProbeScore.from_row(self.probe[state][self.column(layer)])
+
     def min_distances(self, layer: int = -1) -> np.ndarray:
         """[len(states), k] each label's minimum distance per state at ``layer`` (Fig. 2)."""
         j = self.column(layer)
@@ -102,6 +108,7 @@ class GeometryResult(StudyResult):
         rows = []
         for j, i in enumerate(self.layers):
             o, f = self.geometry["orig"][j], self.geometry["ft"][j]
+            po, pf = (ProbeScore.from_row(self.probe[st][j]) for st in ("orig", "ft"))
             rows.append({"layer": self.labels_of(i), "clusters_orig": o.n_clusters,
                          "clusters_ft": f.n_clusters, "labels": o.n_labels,
                          "test_clusters_orig": self.test_geometry["orig"][j].n_clusters,
@@ -110,11 +117,9 @@ class GeometryResult(StudyResult):
                          "train_test_ft": float(self.train_test["ft"][j]),
                          "nearest_cluster_acc_orig": o.accuracy,
                          "nearest_cluster_acc_ft": f.accuracy,
-                         "probe_orig": float(self.probe["orig"][j, 0]),
-                         "probe_orig_std": float(self.probe["orig"][j, 1]),
-                         "probe_ft": float(self.probe["ft"][j, 0]),
-                         "probe_ft_std": float(self.probe["ft"][j, 1]),
-                         "majority": float(self.probe["orig"][j, 2])})
+                         "probe_orig": po.mean, "probe_orig_std": po.std,
+                         "probe_ft": pf.mean, "probe_ft_std": pf.std,
+                         "majority": po.majority})
         return {"layers": rows}
 
     def notes(self) -> list[str]:
@@ -258,8 +263,8 @@ class GeometryResult(StudyResult):
                    top_mean_min_distance_orig=float(np.mean(g0.min_distances)),
                    top_mean_min_distance_ft=float(np.mean(g1.min_distances)),
                    top_spatial_similarity=float(self.sim_to_orig[-1, -1]),
-                   top_probe_orig=float(self.probe["orig"][-1, 0]),
-                   top_probe_ft=float(self.probe["ft"][-1, 0]))
+                   top_probe_orig=ProbeScore.from_row(self.probe["orig"][-1]).mean,
+                   top_probe_ft=ProbeScore.from_row(self.probe["ft"][-1]).mean)
         for m, e in (self.out_of_domain.get("effects") or {}).items():
             out[f"ood_effect_{m}"] = e["estimate"]
         return out

@@ -142,7 +142,8 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
                           for w in [spatial(table[st][j], table["orig"][j])[1]] if w})
 
     log("[geometry] MLP probes" if cfg.probe_grid != "none" else "[geometry] no MLP probes")
-    probe = {st: np.full((len(layers), 3), np.nan) for st in ("orig", "ft")}  # mean, std, base
+    # per state [len(layers), 3]: ProbeScore rows (mean, std, majority), NaN where not probed
+    probe = {st: np.full((len(layers), 3), np.nan) for st in ("orig", "ft")}
     probe_why: list[str] = []
     if cfg.probe_grid != "none":
         hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
@@ -159,7 +160,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
                                            n_restarts=cfg.probe_restarts, seed=cfg.seed,
                                            max_iter=cfg.probe_max_iter,
                                            standardize=cfg.probe_standardize)
-                    probe[st][j] = (*r.test_mean_std, r.baseline_test)
+                    probe[st][j] = r.test_score().row()
                 except UndefinedError as e:
                     probe_why.append(f"{st} layer {i}: {e}")
 
@@ -233,7 +234,8 @@ def _cross_task(cfg, task_b, ft0, extract, geo, top) -> dict:
                                        hidden=hidden, alphas=alphas, seed=cfg.seed,
                                        n_restarts=cfg.probe_restarts, max_iter=cfg.probe_max_iter,
                                            standardize=cfg.probe_standardize)
-                out["probe"][k] = dict(zip(("mean", "std"), r.test_mean_std, strict=True))
+                score = r.test_score()
+                out["probe"][k] = {"mean": score.mean, "std": score.std}
             except (UndefinedError, ConfigError) as e:
                 out["probe"][k] = {"mean": float("nan"), "std": float("nan"), "why": str(e)}
     return out
