@@ -22,6 +22,7 @@ from ...errors import ConfigError
 from ...measures.probes import ProbeScore
 from .. import results
 from ..base import StudyResult
+from ..common.states import State, trace_keys
 from . import findings as fnd
 from .dynamics import LayerGeometry, centroid_paths, displacements
 from .plots import Path2D, paths_figure, paths_png
@@ -88,7 +89,9 @@ class GeometryResult(StudyResult):
     def step_x(self) -> list[int]:
         """The fine-tuning step of each state (orig: 0, ft: the run's last step)."""
         total = self.config.total_steps()
-        return [0 if s == "orig" else total if s == "ft" else int(s[5:]) for s in self.states]
+        seed = next(iter(self.config.seeds), 0)  # "ft" and "step-S" are the first seed's
+        return [State.from_key(s, self.config.model, seed).training_step(total)
+                for s in self.states]
 
     def probe_score(self, state: str, layer: int = -1) -> ProbeScore:
         """The MLP probe's test accuracy for "orig"/"ft" at ``layer`` (NaN: not probed)."""
@@ -332,7 +335,7 @@ class GeometryResult(StudyResult):
                 0 <= i <= self.n_layers for i in self.layers) or not self.layers:
             return [f"analysed layers {list(self.layers)} are not increasing layers of "
                     f"0..{self.n_layers}"]
-        if list(self.states) != ["orig", *[f"step-{s}" for s in self.steps], "ft"]:
+        if list(self.states) != trace_keys(self.steps):
             out.append(f"states {list(self.states)} are not orig, the steps "
                        f"{list(self.steps)}, ft")
         if not set(self.probe_layers) <= set(self.layers):

@@ -24,6 +24,7 @@ from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
 from ..common.layers import thirds
 from ..common.records import finetune_runs
+from ..common.states import State, trace
 from . import cross_task as xt
 from . import out_of_domain as ood
 from .config import PROBE_GRIDS, GeometryConfig
@@ -81,10 +82,15 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     steps = cfg.steps()
     memo: dict = {}
+    runs = {r.config.seed: r for r in ft}
+    states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
+    orig, ftd = states[0], states[-1]
+    replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
 
-    def extract(task: str, which: str, source, step: int | None = None, n: int | None = None):
+    def extract(task: str, which: str, state: State, n: int | None = None):
         spec = cfg.activation_spec(task, which, n)
-        model, tok = acts.encoder_and_tokenizer(source, step=step,
+        source = cfg.model if state.weights == "orig" else runs[state.seed]
+        model, tok = acts.encoder_and_tokenizer(source, step=state.step,
                                                 for_words=spec.pooling in ("word", "pair"))
         return acts.load_or_extract(spec, model, tok, progress=verbose)
 
@@ -103,54 +109,48 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
 
     log("[geometry] representations: train and test points of the untuned and fine-tuned "
         "models, and checkpoints")
-    raw = {"orig": extract(cfg.task, "train", cfg.model), "ft": extract(cfg.task, "train", ft[0])}
-    for s in steps:
-        raw[f"step-{s}"] = extract(cfg.task, "train", ft[0], step=s)
-    for r in ft[1:]:
-        raw[f"ft-seed{r.config.seed}"] = extract(cfg.task, "train", r)
-    raw_test = {"orig": extract(cfg.task, "test", cfg.model),
-                "ft": extract(cfg.task, "test", ft[0])}
-    n_layers = raw["orig"].n_layers
+    raw = {st: extract(cfg.task, "train", st) for st in (orig, ftd, *states[1:-1], *replicates)}
+    raw_test = {st: extract(cfg.task, "test", st) for st in (orig, ftd)}
+    n_layers = raw[orig].n_layers
     layers = resolve_layers(cfg.layers, n_layers, "layers")
     probe_layers = [i for i in resolve_layers(cfg.probe_layers, n_layers, "probe_layers")
                     if i in layers]
     top = layers[-1]
-    base = _Points(raw["orig"], None, cfg.max_points, cfg.seed)
-    pts = {k: base if k == "orig" else base.like(v) for k, v in raw.items()}
-    tbase = _Points(raw_test["orig"], base.values, cfg.max_points, cfg.seed)
-    tpts = {"orig": tbase, "ft": tbase.like(raw_test["ft"])}
+    base = _Points(raw[orig], None, cfg.max_points, cfg.seed)
+    pts = {k: base if k == orig else base.like(v) for k, v in raw.items()}
+    tbase = _Points(raw_test[orig], base.values, cfg.max_points, cfg.seed)
+    tpts = {orig: tbase, ftd: tbase.like(raw_test[ftd])}
     pred = np.sort(np.random.default_rng(cfg.seed).permutation(len(tbase.y))[:cfg.n_predict])
 
     log(f"[geometry] DirectProbe on {len(base.y)} train / {len(tbase.y)} test points, "
         f"{len(layers)} layers, {len(steps)} checkpoints")
-    states = ["orig", *[f"step-{s}" for s in steps], "ft"]
-    table: dict[str, list[LayerGeometry]] = {}
+    table: dict[State, list[LayerGeometry]] = {}
     for st in states:
         table[st] = []
-        for i in progress.counted(layers, f"{st}: layer"):
+        for i in progress.counted(layers, f"{st.key}: layer"):
             ev = None
-            if st in ("orig", "ft") and i in probe_layers and len(pred):
+            if st in tpts and i in probe_layers and len(pred):
                 ev = (tpts[st].x(i)[pred], tpts[st].y[pred])
             table[st].append(geo(pts[st], i, ev=ev))
-    test_table = {st: [geo(tpts[st], i) for i in layers] for st in ("orig", "ft")}
+    test_table = {st: [geo(tpts[st], i) for i in layers] for st in (orig, ftd)}
 
-    sim_to_orig = np.array([[spatial(table[st][j], table["orig"][j])[0]
+    sim_to_orig = np.array([[spatial(table[st][j], table[orig][j])[0]
                              for j in range(len(layers))] for st in states])
-    train_test = {st: np.array([spatial(table[st][j], test_table[st][j])[0]
-                                for j in range(len(layers))]) for st in ("orig", "ft")}
+    train_test = {st.key: np.array([spatial(table[st][j], test_table[st][j])[0]
+                                    for j in range(len(layers))]) for st in (orig, ftd)}
     why_spatial = sorted({w for st in states for j in range(len(layers))
-                          for w in [spatial(table[st][j], table["orig"][j])[1]] if w})
+                          for w in [spatial(table[st][j], table[orig][j])[1]] if w})
 
     log("[geometry] MLP probes" if cfg.probe_grid != "none" else "[geometry] no MLP probes")
     # per state [len(layers), 3]: ProbeScore rows (mean, std, majority), NaN where not probed
-    probe = {st: np.full((len(layers), 3), np.nan) for st in ("orig", "ft")}
+    probe = {st.key: np.full((len(layers), 3), np.nan) for st in (orig, ftd)}
     probe_why: list[str] = []
     if cfg.probe_grid != "none":
         hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
         split = folds(len(base.y), 5, cfg.seed, base.y)  # 1/5 of the points choose the grid
         val, fit = split[0], np.sort(np.concatenate(split[1:]))
-        for st in ("orig", "ft"):
-            for j, i in enumerate(progress.counted(layers, f"{st}: layer")):
+        for st in (orig, ftd):
+            for j, i in enumerate(progress.counted(layers, f"{st.key}: layer")):
                 if i not in probe_layers:
                     continue
                 x, y = pts[st].x(i), pts[st].y
@@ -160,39 +160,39 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
                                            n_restarts=cfg.probe_restarts, seed=cfg.seed,
                                            max_iter=cfg.probe_max_iter,
                                            standardize=cfg.probe_standardize)
-                    probe[st][j] = r.test_score().row()
+                    probe[st.key][j] = r.test_score().row()
                 except UndefinedError as e:
-                    probe_why.append(f"{st} layer {i}: {e}")
+                    probe_why.append(f"{st.key} layer {i}: {e}")
 
     # replicates of the findings: the top layer on disjoint folds, for every seed
     fidx = folds(len(base.y), cfg.n_folds, cfg.seed, base.y)
     tidx = folds(len(tbase.y), cfg.n_folds, cfg.seed + 1, tbase.y)
-    fold_geo = {k: [geo(pts[k], top, rows=f) for f in fidx]
-                for k in ["orig", "ft", *[f"ft-seed{r.config.seed}" for r in ft[1:]]]}
-    fold_test = {k: [geo(tpts[k], top, rows=f) for f in tidx] for k in ("orig", "ft")}
+    fold_geo = {k.key: [geo(pts[k], top, rows=f) for f in fidx]
+                for k in (orig, ftd, *replicates)}
+    fold_test = {k.key: [geo(tpts[k], top, rows=f) for f in tidx] for k in (orig, ftd)}
 
     cross = {}
     for task_b in cfg.cross_task:
         log(f"[geometry] cross-task: {cfg.task}-fine-tuned model on {task_b}'s labels")
-        cross[task_b] = _cross_task(cfg, task_b, ft[0], extract, geo, top)
+        cross[task_b] = _cross_task(cfg, task_b, (orig, ftd), extract, geo, top)
     ood_out = {}
     if cfg.out_of_domain:
         log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
-        ood_out = _out_of_domain(cfg, ft[0], extract, raw_test, n_layers)
+        ood_out = _out_of_domain(cfg, (orig, ftd), extract, raw_test, n_layers)
 
     return GeometryResult(
-        config=cfg, layers=layers, steps=tuple(steps), states=tuple(states),
+        config=cfg, layers=layers, steps=tuple(steps), states=tuple(st.key for st in states),
         label_names=tuple(str(v) for v in _names(cfg.task, base.values)),
         n_layers=n_layers, n_points={"train": len(base.y), "test": len(tbase.y)},
-        geometry={st: tuple(v) for st, v in table.items()},
-        test_geometry={st: tuple(v) for st, v in test_table.items()},
+        geometry={st.key: tuple(v) for st, v in table.items()},
+        test_geometry={st.key: tuple(v) for st, v in test_table.items()},
         sim_to_orig=sim_to_orig, train_test=train_test, spatial_why=tuple(why_spatial),
         probe=probe, probe_layers=tuple(probe_layers), probe_why=tuple(probe_why),
         fold_geometry={k: tuple(v) for k, v in fold_geo.items()},
         fold_test_geometry={k: tuple(v) for k, v in fold_test.items()},
         cross_task=cross, out_of_domain=ood_out,
-        activation_keys={**{f"train:{k}": v.key for k, v in raw.items()},
-                         **{f"test:{k}": v.key for k, v in raw_test.items()}},
+        activation_keys={**{f"train:{k.key}": v.key for k, v in raw.items()},
+                         **{f"test:{k.key}": v.key for k, v in raw_test.items()}},
         finetune_runs=finetune_runs(ft, baseline=False),
         seconds=round(time.time() - t0, 1))
 
@@ -204,10 +204,12 @@ def _names(task: str, values: np.ndarray) -> list[str]:
     return [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in values]
 
 
-def _cross_task(cfg, task_b, ft0, extract, geo, top) -> dict:
-    """Task B's labels on the untuned and the A-fine-tuned model, at the top layer."""
-    tr = {"orig": extract(task_b, "train", cfg.model), "ft": extract(task_b, "train", ft0)}
-    te = {"orig": extract(task_b, "test", cfg.model), "ft": extract(task_b, "test", ft0)}
+def _cross_task(cfg, task_b, pair: tuple[State, State], extract, geo, top) -> dict:
+    """Task B's labels on the untuned and the A-fine-tuned model (``pair``: their states), at
+    the top layer."""
+    orig, ftd = pair
+    tr = {"orig": extract(task_b, "train", orig), "ft": extract(task_b, "train", ftd)}
+    te = {"orig": extract(task_b, "test", orig), "ft": extract(task_b, "test", ftd)}
     p0 = _Points(tr["orig"], None, cfg.max_points, cfg.seed)
     p = {"orig": p0, "ft": p0.like(tr["ft"])}
     t0 = _Points(te["orig"], p0.values, cfg.max_points, cfg.seed)
@@ -241,13 +243,13 @@ def _cross_task(cfg, task_b, ft0, extract, geo, top) -> dict:
     return out
 
 
-def _out_of_domain(cfg, ft0, extract, raw_test, n_layers) -> dict:
+def _out_of_domain(cfg, pair: tuple[State, State], extract, raw_test, n_layers) -> dict:
     """Per layer FT-vs-ORIG similarity (CKA, RSA) on in-domain test rows and on each
     out-of-domain set, n_ood sentences each; bootstrap effect over the top third."""
-    sets = {cfg.task: (raw_test["ft"], raw_test["orig"])}
+    orig, ftd = pair
+    sets = {cfg.task: (raw_test[ftd], raw_test[orig])}
     for t in cfg.out_of_domain:
-        sets[t] = (extract(t, "test", ft0, n=cfg.n_ood), extract(t, "test", cfg.model,
-                                                                  n=cfg.n_ood))
+        sets[t] = (extract(t, "test", ftd, n=cfg.n_ood), extract(t, "test", orig, n=cfg.n_ood))
     n = min(cfg.n_ood, *(f.states.shape[1] for f, _ in sets.values()))
     arrays = {}
     for i, (k, (f, o)) in enumerate(sets.items()):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,9 +28,10 @@ from ...errors import ConfigError, check_choice
 from ...measures import cka, cka_stats, rsa
 from ...measures.blocks import block_structure
 from ...plots import layer_labels
-from ..base import check_finetuned, check_seeds, seed_configs, training_only
+from ..base import StudyConfig, seed_configs
 from ..common.layers import thirds
 from ..common.records import finetune_runs
+from ..common.states import State
 from .comparisons import COMPARISON_NAMES, COMPARISONS
 from .findings import drift_snapshots, effect_intervals
 from .result import SimilarityResult
@@ -39,39 +41,32 @@ CROSS_STATES: tuple[str, ...] = ("orig", "ft")
 
 
 @dataclass(frozen=True)
-class SimilarityConfig:
-    """One similarity study; every field is a literal (papermill/widget friendly).
+class SimilarityConfig(StudyConfig):
+    """One similarity study: the shared fields (``StudyConfig``: task, model, preset, seeds,
+    finetuned, max_steps, max_length, seed, n_boot) and its own; every field is a literal.
 
     Attributes:
-        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
-            ``max_steps`` None: the preset's).
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
-        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed in
-            the order of ``seeds``, used instead of training; ``model`` is the base they came
-            from (ORIG). (): fine-tune here. Drift (``checkpoint_steps``) and a fine-tuned
-            cross model need training runs and are refused with them.
-        pooling, n_examples, split, dtype, max_length, seed: see ``activations.ActivationSpec``
-            (``max_length`` None: the preset's). Phang et al. use CLS on validation examples.
+        finetuned: as in ``StudyConfig`` (``model`` is ORIG); drift (``checkpoint_steps``) and a
+            fine-tuned cross model need training runs and are refused with them.
+        pooling, n_examples, split, dtype: see ``activations.ActivationSpec`` (with
+            ``max_length``, ``seed``). Phang et al. use CLS on validation examples.
         measure: "cka" (Kornblith et al. 2019) or "rsa" (Merchant et al. 2020).
         kernel, debiased: CKA kernel ("linear" | "rbf") and unbiased HSIC estimator.
         rsa_dissimilarity: how RSA compares two examples ("correlation": 1 - Pearson r,
             "cosine": 1 - cosine similarity; ``measures.rsa.rsa_matrix(dissimilarity=...)``).
         cross_model: another model to compare with (Phang et al. Fig. 7); None: none.
         cross_state: compare both models "orig" (untuned) or "ft" (fine-tuned, first seed).
-        checkpoint_steps: fine-tuning steps at which to measure each layer's drift from the
-            untuned layer (snapshots of the first seed).
+        checkpoint_steps: ``base.CHECKPOINT_STEPS``: here each layer's drift from the untuned
+            layer at every step (default (): no drift; None is resolved here to the main job's
+            steps, so that the run reads a tuple).
         ci_cell: (comparison, row layer, column layer) that gets a bootstrap interval and a
             permutation baseline (negative layers count from the top); None: skip.
         n_boot, n_perm: bootstrap resamples (of ``ci_cell`` and of every finding's effect) and
             permutations for ``ci_cell``.
     """
 
-    task: str = "movies"
-    model: str = "minilm-l6"
-    preset: str = "demo"
     seeds: tuple[int, ...] = (0, 1)
-    finetuned: tuple[str, ...] = ()
-    max_steps: int | None = None
     pooling: str = "cls"
     measure: str = "cka"
     kernel: str = "linear"
@@ -80,25 +75,18 @@ class SimilarityConfig:
     n_examples: int | None = 1000
     split: str = "validation"
     dtype: str = "float32"
-    max_length: int | None = None
-    seed: int = 0
     cross_model: str | None = None
     cross_state: str = "orig"
-    checkpoint_steps: tuple[int, ...] = ()
+    checkpoint_steps: tuple[int, ...] | None = ()
     ci_cell: tuple[str, int, int] | None = ("ft_orig", -1, -1)
-    n_boot: int = 200
     n_perm: int = 100
 
-    def __post_init__(self):
-        for name in ("seeds", "checkpoint_steps"):  # papermill passes lists
-            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+    NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("checkpoint_steps",)
+
+    def check(self):
         if self.ci_cell is not None:
             object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
                                                  int(self.ci_cell[2])))
-        check_seeds(self.seeds)
-        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
-        training_only(self.finetuned, max_steps=self.max_steps,
-                      checkpoint_steps=self.checkpoint_steps)
         if self.finetuned and self.cross_model is not None and self.cross_state == "ft":
             raise ConfigError(f"cross_model={self.cross_model!r} with cross_state='ft' "
                               "fine-tunes that model, but finetuned= gives checkpoints and "
@@ -115,22 +103,18 @@ class SimilarityConfig:
         check_choice(self.cross_state, CROSS_STATES, "cross_state")
         if self.ci_cell is not None:
             check_choice(self.ci_cell[0], COMPARISON_NAMES, "ci_cell comparison")
-        if self.n_boot < 2 or self.n_perm < 1:
-            raise ConfigError(f"n_boot={self.n_boot}, n_perm={self.n_perm}: need n_boot >= 2 "
-                              "and n_perm >= 1 (200 and 100 are the defaults)")
+        if self.n_perm < 1:
+            raise ConfigError(f"n_perm={self.n_perm}: need n_perm >= 1 (100 is the default)")
+        if self.checkpoint_steps is None:  # the main job's snapshots: the run reads a tuple
+            object.__setattr__(self, "checkpoint_steps", self.traced_steps())
         self.finetune_configs()  # validates task, model, preset (and steps below)
         self.activation_spec()  # validates pooling, split, dtype, ...
-        top = self.max_steps or finetune.PRESETS[self.preset].max_steps
-        late = [s for s in self.checkpoint_steps if s < 0 or (top > 0 and s > top)]
-        if late:
-            raise ConfigError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
-                              f"preset's steps); pick steps in that range")
+        self.check_checkpoint_steps()
 
     def activation_spec(self) -> acts.ActivationSpec:
-        max_length = self.max_length or finetune.PRESETS[self.preset].max_length
         return acts.ActivationSpec(task=self.task, split=self.split, n_examples=self.n_examples,
-                                   pooling=self.pooling, dtype=self.dtype, max_length=max_length,
-                                   seed=self.seed)
+                                   pooling=self.pooling, dtype=self.dtype,
+                                   max_length=self.resolved_max_length(), seed=self.seed)
 
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
         """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots.
@@ -283,8 +267,9 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         src = (cfg.cross_model if cfg.cross_state == "orig" else
                finetune.load_or_train(cfg.finetune_configs(cfg.cross_model)[0], verbose=verbose))
         sets["cross"] = extract("cross", src)
+    snapshots = {s: State.ft(cfg.model, ft[0].config.seed, step=s) for s in cfg.checkpoint_steps}
     for s in cfg.checkpoint_steps:
-        sets[f"step-{s}"] = extract(f"step {s}", ft[0], step=s)
+        sets[snapshots[s].key] = extract(f"step {s}", ft[0], step=snapshots[s].step)
 
     names = {"orig": f"ORIG {cfg.model}", "ft": "FT", "ft2": "FT[2]",
              "cross": f"{cfg.cross_state.upper()} {cfg.cross_model}",
@@ -310,13 +295,13 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     drift = None
     if cfg.checkpoint_steps:  # per layer: similarity(layer l at step s, layer l untuned)
         orig = sets["orig"].states
-        drift = np.array([[similarity_matrix(cfg, sets[f"step-{s}"].states[i:i + 1],
+        drift = np.array([[similarity_matrix(cfg, sets[snapshots[s].key].states[i:i + 1],
                                              orig[i:i + 1])[0, 0]
                            for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
     log("[similarity] bootstrap intervals of the findings")
     stacks = {k: np.asarray(v.states) for k, v in sets.items() if k in ("orig", "ft", "ft2")}
     if cfg.checkpoint_steps:  # drift: the first snapshot after step 0 against the last
-        stacks.update({f"{k}_step": np.asarray(sets[f"step-{s}"].states)
+        stacks.update({f"{k}_step": np.asarray(sets[snapshots[s].key].states)
                        for k, s in drift_snapshots(cfg.checkpoint_steps).items()})
     effects = effect_intervals(stacks, _bootstrap_matrix(cfg, stacks, log), cfg.n_boot,
                                seed=cfg.seed, measure=cfg.measure_label())
