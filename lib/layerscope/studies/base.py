@@ -192,6 +192,115 @@ def seed_configs(config, *, model: str | None = None,
             for s, c in zip(config.seeds, ckpts, strict=True)]
 
 
+CHECKPOINT_STEPS = """checkpoint_steps: fine-tuning steps of the first seed whose saved
+    snapshots the study measures (02: each layer's drift from its untuned self; 05: the
+    geometry traced over training), kept sorted and distinct; (): none; None: the main job's
+    snapshots (``finetune.trace_steps``). They need a training run: refused with
+    ``finetuned`` (None then means none)."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The fields and checks every study config shares; each study adds only its own fields
+    (and redeclares a shared one where its default differs). Every field is a literal, so a
+    papermill parameters cell, a sweep grid or the command line can give it
+    (``from_params``).
+
+    Attributes:
+        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
+            ``max_steps`` None: the preset's).
+        seeds: fine-tuning seeds, distinct; the first is "FT".
+        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed in
+            the order of ``seeds``, used instead of training; ``model`` is the base they came
+            from. (): fine-tune here. Settings that need training runs are refused with them.
+        max_length: tokens per example (None: the preset's, which is what makes a study's
+            full model reproduce ``finetune.predictions``).
+        seed: seeds the example subsets, the bootstrap and whatever else the study draws.
+        n_boot: bootstrap resamples behind every interval (at least 2).
+    """
+
+    task: str = "movies"
+    model: str = "minilm-l6"
+    preset: str = "demo"
+    seeds: tuple[int, ...] = (0,)
+    finetuned: tuple[str, ...] = ()
+    max_steps: int | None = None
+    max_length: int | None = None
+    seed: int = 0
+    n_boot: int = 200
+
+    # fields given as lists by papermill/YAML, kept as tuples of int / str (besides seeds)
+    INT_TUPLES: ClassVar[tuple[str, ...]] = ()
+    STR_TUPLES: ClassVar[tuple[str, ...]] = ()
+    # fields that need fine-tuning runs: refused (when set) with ``finetuned``
+    NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for name in ("seeds", *self.INT_TUPLES):  # papermill passes lists
+            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
+        for name in self.STR_TUPLES:
+            object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
+        if getattr(self, "checkpoint_steps", None) is not None:
+            object.__setattr__(self, "checkpoint_steps",
+                               tuple(sorted({int(s) for s in self.checkpoint_steps})))
+        check_seeds(self.seeds)
+        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
+        training_only(self.finetuned, max_steps=self.max_steps,
+                      **{name: getattr(self, name) for name in self.NEEDS_TRAINING})
+        if not isinstance(self.n_boot, int) or self.n_boot < 2:
+            raise ConfigError(f"n_boot={self.n_boot!r} must be an int >= 2 (bootstrap "
+                              "resamples)")
+        self.check()
+
+    def check(self) -> None:
+        """The study's own checks (after the shared ones); raise ``ConfigError``."""
+
+    def total_steps(self) -> int:
+        """Fine-tuning steps: ``max_steps`` or the preset's (<= 0: sized in epochs)."""
+        return self.max_steps or finetune.PRESETS[self.preset].max_steps
+
+    def resolved_max_length(self) -> int:
+        return self.max_length or finetune.PRESETS[self.preset].max_length
+
+    def check_checkpoint_steps(self) -> None:
+        """``checkpoint_steps`` (``CHECKPOINT_STEPS``) within 0..the run's steps; call after
+        the preset is validated."""
+        top = self.total_steps()
+        late = [s for s in self.checkpoint_steps or () if s < 0 or (top > 0 and s > top)]
+        if late:
+            raise ConfigError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
+                              "preset's steps); pick steps in that range")
+
+    def traced_steps(self) -> tuple[int, ...]:
+        """The snapshot steps measured: ``checkpoint_steps``, or (None) the main job's
+        (``finetune.trace_steps``); none for ``finetuned`` models (no training snapshots)."""
+        if self.finetuned:
+            return ()
+        if self.checkpoint_steps is not None:
+            return self.checkpoint_steps
+        return finetune.trace_steps(seed_configs(self)[0])
+
+    @classmethod
+    def from_params(cls, params: dict):
+        """The config of papermill/grid/command-line values (a parameters cell's literals):
+        lists become tuples, "" becomes None where the field may be None, and so does a
+        ``max_steps`` of 0 (the cells' "0: the preset's number"). An unknown name is a
+        ``ConfigError`` that lists the valid ones (a notebook's own parameters, such as
+        ``out_dir`` or ``interactive``, are not the config's: leave them out)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} parameter(s) {unknown}; valid: "
+                              f"{', '.join(fields)}")
+        out = {}
+        for name, value in params.items():
+            if (value == "" and "None" in str(fields[name].type)) or \
+                    (name == "max_steps" and value == 0):
+                value = None
+            out[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**out)
+
+
 def flat_config(config) -> dict[str, Any]:
     """Config fields as scalars (tuples/lists joined with ',', None kept) for a results table."""
     out = {}

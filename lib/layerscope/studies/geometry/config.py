@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ... import activations as acts
 from ... import finetune
@@ -18,7 +19,7 @@ from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
 from ...tasks import get_task
-from ..base import check_finetuned, check_seeds, seed_configs, training_only
+from ..base import StudyConfig, seed_configs
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
 PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
@@ -29,17 +30,16 @@ PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
 
 
 @dataclass(frozen=True)
-class GeometryConfig:
-    """One geometry study; every field is a literal (papermill/widget friendly).
+class GeometryConfig(StudyConfig):
+    """One geometry study: the shared fields (``StudyConfig``: task, model, preset, seeds,
+    finetuned, max_steps, max_length, seed, n_boot) and its own; every field is a literal.
 
     Attributes:
-        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
         seeds: fine-tuning seeds; the first gives the checkpoints, tables and probes; every
             seed's top layer adds fold replicates to the findings.
-        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
-            used instead of training; ``model`` is the base they came from (ORIG). (): fine-tune
-            here. They have no training snapshots: the states are ORIG and FT only (said in
-            ``result.notes()``), and explicit ``checkpoint_steps`` are refused.
+        finetuned: as in ``StudyConfig`` (``model``: ORIG). They have no training snapshots:
+            the states are ORIG and FT only (said in ``result.notes()``), and explicit
+            ``checkpoint_steps`` are refused.
         pooling: "cls" (sentence tasks) or "word" (token tasks such as brown-pos: sub-words
             averaged per word, Zhou & Srikumar §3).
         n_train: training examples (sentences) whose points DirectProbe clusters.
@@ -48,8 +48,8 @@ class GeometryConfig:
         max_points: at most this many points per set (word pooling gives ~20 per sentence).
         layers: layers to analyse (0 = embeddings, i = block i; negative from the top);
             (): all.
-        checkpoint_steps: fine-tuning steps of the first seed to trace (Figures 2-4); None:
-            the main job's snapshots (``finetune.trace_steps``); (): none.
+        checkpoint_steps: ``base.CHECKPOINT_STEPS``: here the steps traced (Figures 2-4);
+            default None: the main job's snapshots (``finetune.trace_steps``).
         directprobe_test: DirectProbe's separability test ("wolfe" | "lp").
         n_folds: disjoint random folds of the points; each fold's DirectProbe is one replicate
             of a finding's effect (t interval over folds x seeds).
@@ -68,16 +68,10 @@ class GeometryConfig:
         n_ood: examples per set for the out-of-domain comparison (in-domain: test rows).
         n_boot: bootstrap resamples of the out-of-domain effect (each recomputes CKA and RSA of
             the top layers on every set: 100 take ~30 s for 4 sets of ~400 sentences).
-        dtype, max_length, seed: see ``activations.ActivationSpec`` (max_length None: the
-            preset's); ``seed`` also seeds folds, subsets and probes.
+        dtype: see ``activations.ActivationSpec`` (with ``max_length`` and ``seed``);
+            ``seed`` also seeds folds, subsets and probes.
     """
 
-    task: str = "movies"
-    model: str = "minilm-l6"
-    preset: str = "demo"
-    seeds: tuple[int, ...] = (0,)
-    finetuned: tuple[str, ...] = ()
-    max_steps: int | None = None
     pooling: str = "cls"
     n_train: int = 600
     n_test: int = 1000
@@ -97,26 +91,17 @@ class GeometryConfig:
     n_ood: int = 400
     n_boot: int = 100
     dtype: str = "float32"
-    max_length: int | None = None
-    seed: int = 0
 
-    def __post_init__(self):
-        for name in ("seeds", "layers", "probe_layers"):  # papermill passes lists
-            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
-        for name in ("cross_task", "out_of_domain"):
-            object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
-        if self.checkpoint_steps is not None:
-            object.__setattr__(self, "checkpoint_steps",
-                               tuple(sorted({int(s) for s in self.checkpoint_steps})))
-        check_seeds(self.seeds)
-        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
-        training_only(self.finetuned, max_steps=self.max_steps,
-                      checkpoint_steps=self.checkpoint_steps)
+    INT_TUPLES: ClassVar[tuple[str, ...]] = ("layers", "probe_layers")
+    STR_TUPLES: ClassVar[tuple[str, ...]] = ("cross_task", "out_of_domain")
+    NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("checkpoint_steps",)
+
+    def check(self):
         check_choice(self.probe_grid, PROBE_GRIDS, "probe_grid")
         check_choice(self.directprobe_test, TESTS, "directprobe_test")
         for name, low in (("n_train", 8), ("n_test", 4), ("max_points", 8), ("n_folds", 2),
                           ("n_predict", 0), ("probe_restarts", 1), ("probe_max_iter", 1),
-                          ("n_ood", 4), ("n_boot", 2)):
+                          ("n_ood", 4)):
             v = getattr(self, name)
             if not isinstance(v, int) or v < low:
                 raise ConfigError(f"{name}={v!r} must be an int >= {low}")
@@ -148,23 +133,11 @@ class GeometryConfig:
         if self.out_of_domain and self.pooling not in ("cls", "mean"):
             raise ConfigError(f"out_of_domain compares sentence vectors; pooling "
                               f"{self.pooling!r} needs pooling 'cls' or 'mean'")
-        top = self.total_steps()
-        late = [s for s in self.checkpoint_steps or () if s < 0 or (top > 0 and s > top)]
-        if late:
-            raise ConfigError(f"checkpoint_steps {late} outside 0..{top} (the {self.preset!r} "
-                              "preset's steps); pick steps in that range")
-
-    def total_steps(self) -> int:
-        return self.max_steps or finetune.PRESETS[self.preset].max_steps
+        self.check_checkpoint_steps()
 
     def steps(self) -> tuple[int, ...]:
-        """The checkpoints traced: ``checkpoint_steps`` or the main job's (``trace_steps``);
-        none for ``finetuned`` models (fine-tuned elsewhere: no snapshots of their training)."""
-        if self.finetuned:
-            return ()
-        if self.checkpoint_steps is not None:
-            return self.checkpoint_steps
-        return finetune.trace_steps(self.finetune_configs()[0])
+        """The checkpoints traced (``StudyConfig.traced_steps``)."""
+        return self.traced_steps()
 
     def finetune_configs(self) -> list[finetune.FinetuneConfig]:
         """One per seed; the first asks for the traced snapshots (not part of the cache key:
@@ -172,10 +145,7 @@ class GeometryConfig:
         base = seed_configs(self)
         if self.finetuned:
             return base
-        if self.checkpoint_steps is None:
-            steps = finetune.trace_steps(base[0])
-        else:
-            steps = self.checkpoint_steps
+        steps = self.traced_steps()
         return [dataclasses.replace(c, save_steps=steps if i == 0 else ())
                 for i, c in enumerate(base)]
 
@@ -187,7 +157,7 @@ class GeometryConfig:
 
     def activation_spec(self, task: str, which: str, n: int | None = None) -> acts.ActivationSpec:
         """Spec of ``task``'s "train" or "test" (= validation) rows."""
-        max_length = self.max_length or finetune.PRESETS[self.preset].max_length
+        max_length = self.resolved_max_length()
         pooling = self.pooling if task == self.task else self.pooling_for(task)
         default = self.n_train if which == "train" else self.n_test
         try:

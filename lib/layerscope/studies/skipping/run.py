@@ -24,7 +24,7 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune, metrics, progress
 from ...errors import ConfigError
-from ..base import check_finetuned, check_seeds, seed_configs, training_only
+from ..base import StudyConfig, seed_configs
 from ..common import evaluation
 from ..common.records import finetune_runs
 from ..common.scoring import Scorer
@@ -33,54 +33,33 @@ from .result import SkippingResult
 
 
 @dataclass(frozen=True)
-class SkippingConfig:
-    """One skipping study; every field is a literal.
+class SkippingConfig(StudyConfig):
+    """One skipping study: the shared fields (``StudyConfig``: task, model, preset, seeds,
+    finetuned, max_steps, max_length, seed, n_boot; each cell is the mean over seeds) and its
+    own; every field is a literal.
 
     Attributes:
-        task, model, preset, seeds, max_steps: the fine-tuned models (one line per cell is the
-            mean over seeds).
-        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
-            used instead of training; ``model`` is the base they came from. (): fine-tune here.
-        n_examples, split, seed, max_length: evaluation rows (the seeded subset
-            ``activations.task_inputs`` picks, as in studies 02 and 03; ``max_length`` None:
-            the preset's, which makes "skip nothing" reproduce ``finetune.predictions``).
-            ``seed`` also seeds the bootstrap.
-        n_boot: bootstrap resamples behind every interval.
+        n_examples, split: evaluation rows (the seeded subset ``activations.task_inputs``
+            picks, as in studies 02 and 03, with ``max_length`` and ``seed``; ``max_length``
+            None makes "skip nothing" reproduce ``finetune.predictions``). ``seed`` also seeds
+            the bootstrap.
         tolerance: how far below the full model (metric units) a skip may be and still count
             as costing nothing (0.01 = 1 point of accuracy).
     """
 
-    task: str = "movies"
-    model: str = "minilm-l6"
-    preset: str = "demo"
-    seeds: tuple[int, ...] = (0,)
-    finetuned: tuple[str, ...] = ()
-    max_steps: int | None = None
     n_examples: int | None = 1000
     split: str = "validation"
-    max_length: int | None = None
-    seed: int = 0
-    n_boot: int = 200
     tolerance: float = 0.01
 
-    def __post_init__(self):
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        check_seeds(self.seeds)
-        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
-        training_only(self.finetuned, max_steps=self.max_steps)
+    def check(self):
         evaluation.check_sequence_task(self.task, "skipping")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
                               f"examples (1000 is the default), or None for the whole split")
-        if self.n_boot < 2:
-            raise ConfigError(f"n_boot={self.n_boot}: need at least 2 resamples (200 default)")
         if not self.tolerance >= 0:
             raise ConfigError(f"tolerance={self.tolerance!r} must be >= 0 (metric units)")
         self.finetune_configs()
         self.spec()
-
-    def resolved_max_length(self) -> int:
-        return self.max_length or finetune.PRESETS[self.preset].max_length
 
     def spec(self) -> acts.ActivationSpec:
         """The rows' definition (the same subset as studies 02/03 with the same values)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 from ...measures import cka
 from ...measures.blocks import block_structure
-from ..base import check_finetuned, check_seeds, seed_configs, training_only
+from ..base import StudyConfig, seed_configs
 from ..common import evaluation
 from ..common.records import finetune_runs
 from ..common.scoring import Scorer
@@ -48,20 +49,18 @@ LINES = ("untuned", "tuned", "tunedorig")
 
 
 @dataclass(frozen=True)
-class TruncationConfig:
-    """One truncation study; every field is a literal (papermill/widget friendly).
+class TruncationConfig(StudyConfig):
+    """One truncation study: the shared fields (``StudyConfig``: task, model, preset, seeds,
+    finetuned, max_steps, max_length, seed, n_boot) and its own; every field is a literal.
 
     Attributes:
-        task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``).
         seeds: fine-tuning seeds; each line is the mean over them (one line, not one per seed).
-        finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed,
-            used instead of training; ``model`` is the base they came from (TUNEDORIG's
-            encoder). (): fine-tune here. The ablations need training runs: refused with them.
-        n_examples, split, seed, dtype, max_length: the evaluation rows and CLS features
-            (``activations.ActivationSpec``; ``max_length`` None: the preset's, which is what
-            makes UNTUNED at L reproduce ``finetune.predictions``). ``dtype`` applies to the
-            cached features only; the UNTUNED pass runs in float32. ``seed`` also seeds the
-            bootstrap and head training.
+        finetuned: as in ``StudyConfig`` (``model``: TUNEDORIG's encoder). The ablations need
+            training runs: refused with them.
+        n_examples, split, dtype: the evaluation rows and CLS features
+            (``activations.ActivationSpec``, with ``max_length`` and ``seed``). ``dtype``
+            applies to the cached features only; the UNTUNED pass runs in float32. ``seed``
+            also seeds the bootstrap and head training.
         n_train: training examples whose CLS features train the TUNED/TUNEDORIG heads.
         head_lr, head_batch_size, head_max_epochs, head_patience, head_holdout: Adam learning
             rate, minibatch, epochs, early-stopping patience and held-out fraction
@@ -73,36 +72,24 @@ class TruncationConfig:
         mark_blocks: mark the FT–FT CKA block boundary on the figure.
     """
 
-    task: str = "movies"
-    model: str = "minilm-l6"
-    preset: str = "demo"
-    seeds: tuple[int, ...] = (0,)
-    finetuned: tuple[str, ...] = ()
-    max_steps: int | None = None
     n_examples: int | None = 1000
     n_train: int = 2000
     split: str = "validation"
     dtype: str = "float32"
-    max_length: int | None = None
-    seed: int = 0
     head_lr: float = 1e-3
     head_batch_size: int = 128
     head_max_epochs: int = 50
     head_patience: int = 5
     head_holdout: float = 0.2
-    n_boot: int = 200
     tolerance: float = 0.01
     freeze_bottom: tuple[int, ...] = ()
     drop_top: tuple[int, ...] = ()
     mark_blocks: bool = True
 
-    def __post_init__(self):
-        for name in ("seeds", "freeze_bottom", "drop_top"):  # papermill passes lists
-            object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
-        check_seeds(self.seeds)
-        object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
-        training_only(self.finetuned, max_steps=self.max_steps, freeze_bottom=self.freeze_bottom,
-                      drop_top=self.drop_top)
+    INT_TUPLES: ClassVar[tuple[str, ...]] = ("freeze_bottom", "drop_top")
+    NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("freeze_bottom", "drop_top")
+
+    def check(self):
         evaluation.check_sequence_task(self.task, "truncation")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
@@ -110,8 +97,6 @@ class TruncationConfig:
         if self.n_train < 10:
             raise ConfigError(f"n_train={self.n_train}: head training needs at least 10 "
                               f"training examples (2000 is the default)")
-        if self.n_boot < 2:
-            raise ConfigError(f"n_boot={self.n_boot}: need at least 2 resamples (200 default)")
         if not self.tolerance >= 0:
             raise ConfigError(f"tolerance={self.tolerance!r} must be >= 0 (metric units, "
                               f"0.01 = 1 point of accuracy)")
@@ -128,9 +113,6 @@ class TruncationConfig:
         return heads.HeadTraining(lr=self.head_lr, batch_size=self.head_batch_size,
                                   max_epochs=self.head_max_epochs, patience=self.head_patience,
                                   holdout=self.head_holdout)
-
-    def resolved_max_length(self) -> int:
-        return self.max_length or finetune.PRESETS[self.preset].max_length
 
     def activation_spec(self, split: str | None = None) -> acts.ActivationSpec:
         """CLS features: evaluation rows (``split``) or, with "train", the head-training rows."""

@@ -1,0 +1,175 @@
+"""The four study configs share one base (``studies.base.StudyConfig``, issue 15): the shared
+fields and their checks, one ``from_params`` for parameters cells and grids, and derived
+values (fine-tuning configs, activation specs, traced steps) unchanged by the refactor."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layerscope import cache
+from layerscope.errors import ConfigError
+from layerscope.studies.base import StudyConfig
+from layerscope.studies.geometry import GeometryConfig
+from layerscope.studies.similarity import SimilarityConfig
+from layerscope.studies.skipping import SkippingConfig
+from layerscope.studies.truncation import TruncationConfig
+
+CONFIGS = (SimilarityConfig, TruncationConfig, SkippingConfig, GeometryConfig)
+SHARED = ("task", "model", "preset", "seeds", "finetuned", "max_steps", "max_length", "seed",
+          "n_boot")
+T = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+# a notebook's own parameters (not its config's)
+NOTEBOOK_ONLY = {"out_dir", "interactive", "layer", "save_truncated_to", "truncate_at"}
+
+
+def test_four_configs_share_the_base_fields_and_defaults():
+    for cls in CONFIGS:
+        assert issubclass(cls, StudyConfig)
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert tuple(names[:len(SHARED)]) == SHARED, cls.__name__
+    # each study keeps its defaults where they differ from the base's
+    assert SimilarityConfig().seeds == (0, 1) and TruncationConfig().seeds == (0,)
+    assert GeometryConfig().n_boot == 100 and SkippingConfig().n_boot == 200
+    assert SimilarityConfig().checkpoint_steps == () and GeometryConfig().checkpoint_steps is None
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("change, match", [
+    ({"seeds": ()}, r"seeds=\(\)"),
+    ({"seeds": (1, 1)}, "distinct"),
+    ({"n_boot": 1}, "n_boot=1 must be an int >= 2"),
+    ({"finetuned": ["a", "b"], "seeds": (0,)}, r"finetuned has 2 checkpoint\(s\)"),
+    ({"finetuned": ["a"], "seeds": (0,), "max_steps": 30}, r"max_steps=30 need\(s\)"),
+    ({"model": "tiny-bret"}, "unknown model 'tiny-bret'"),
+    ({"preset": "fast"}, "unknown preset 'fast'"),
+])
+def test_shared_checks_are_one(cls, change, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**{**T, **change})
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_lists_become_tuples(cls):
+    cfg = cls(**T, seeds=[0, 1])
+    assert cfg.seeds == (0, 1) and hash(cfg)
+
+
+@pytest.mark.parametrize("cls, notebook", [(SimilarityConfig, "02_similarity"),
+                                           (TruncationConfig, "03_truncation"),
+                                           (SkippingConfig, "04_skipping"),
+                                           (GeometryConfig, "05_geometry")])
+def test_from_params_reads_a_notebooks_parameters(cls, notebook):
+    """The smoke parameters of the notebook give the config its cell builds by keyword, and
+    a config's own fields (as saved) give it back."""
+    params = yaml.safe_load((NOTEBOOKS / f"{notebook}.yaml").read_text())
+    params = {k: v for k, v in params.items() if k not in NOTEBOOK_ONLY}
+    cfg = cls.from_params(params)
+    assert cfg == cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+    assert cls.from_params(json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+    # the cells' empty values: 0 steps and "" are None
+    assert cls.from_params({**params, "max_steps": 0}).max_steps is None
+    assert cls.from_params({**params, "max_length": ""}).max_length is None
+    if cls is SimilarityConfig:
+        assert cls.from_params({**params, "cross_model": ""}).cross_model is None
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_from_params_names_an_unknown_parameter(cls):
+    with pytest.raises(ConfigError, match=r"unknown \w+Config parameter\(s\) \['n_exampels'\]; "
+                                          r"valid: task, model, preset, seeds"):
+        cls.from_params({**T, "n_exampels": 10})
+
+
+def test_checkpoint_steps_mean_one_thing():
+    """02 and 05: the first seed's snapshot steps, sorted and distinct; None: the main job's
+    (``finetune.trace_steps``); refused with checkpoints; the same range check."""
+    sim = SimilarityConfig(**T, checkpoint_steps=[30, 0, 30])
+    geo = GeometryConfig(**T, checkpoint_steps=[30, 0, 30])
+    assert sim.checkpoint_steps == geo.checkpoint_steps == geo.steps() == (0, 30)
+    assert sim.finetune_configs()[0].save_steps == geo.finetune_configs()[0].save_steps
+    assert SimilarityConfig(**T, checkpoint_steps=None).checkpoint_steps \
+        == GeometryConfig(**T).steps() == (0, 15, 30, 45, 60)
+    for cls in (SimilarityConfig, GeometryConfig):
+        with pytest.raises(ConfigError, match=r"checkpoint_steps \[999\] outside 0..60"):
+            cls(**T, checkpoint_steps=(0, 999))
+        with pytest.raises(ConfigError, match=r"checkpoint_steps=\(0,\) need\(s\)"):
+            cls(**T, seeds=(0,), finetuned=["a"], checkpoint_steps=(0,))
+        given = cls(**T, seeds=(0,), finetuned=["org/ft"], checkpoint_steps=None)
+        assert given.traced_steps() == ()
+
+
+def _derived(c) -> dict:
+    """Everything the run reads off a config: fine-tuning configs (their cache key's input),
+    activation specs, steps; and the config's own values (its record)."""
+    def fts(cs):
+        return [cache.canonical_json(x) for x in cs]
+    d = {"asdict": json.loads(json.dumps(dataclasses.asdict(c), default=str)),
+         "ft": fts(c.finetune_configs())}
+    if isinstance(c, SimilarityConfig):
+        d["spec"] = cache.canonical_json(c.activation_spec())
+        if c.cross_model:
+            d["ft_cross"] = fts(c.finetune_configs(c.cross_model))
+        d["label"] = c.measure_label()
+    elif isinstance(c, TruncationConfig):
+        d["spec"] = cache.canonical_json(c.activation_spec())
+        d["spec_train"] = cache.canonical_json(c.activation_spec("train"))
+        d["head"], d["ml"] = repr(c.head_training()), c.resolved_max_length()
+        d["ft_abl"] = fts(c.finetune_configs(drop_top=1))
+    elif isinstance(c, SkippingConfig):
+        d["spec"], d["ml"] = cache.canonical_json(c.spec()), c.resolved_max_length()
+    else:
+        d["spec"] = [cache.canonical_json(c.activation_spec(t, w))
+                     for t in (c.task, "tiny-pos") for w in ("train", "test")]
+        d["steps"], d["total"] = list(c.steps()), c.total_steps()
+    return d
+
+
+# sha256 of ``_derived`` (sorted JSON) recorded at a15f88f, before StudyConfig; the
+# fine-tuning cache keys (``finetune.cache_key``) were compared in the same run and equal
+BEFORE = {
+    "sim_default": "dcabf5a3cb487bab",
+    "sim_tiny": "43c2198b6df5f027",
+    "sim_rsa": "dd6ea4757a7498f7",
+    "trunc_default": "013bba411d48ec03",
+    "trunc_tiny": "e453d2807413bb4c",
+    "skip_default": "56f6a910128029ec",
+    "skip_tiny": "8a7532c920a21234",
+    "geo_default": "80324dbef8b8933a",
+    "geo_tiny": "d3125186ab962481",
+    "geo_none": "d68a8a43a7526ffa",
+}
+CASES = {
+    "sim_default": lambda: SimilarityConfig(),
+    "sim_tiny": lambda: SimilarityConfig(**T, seeds=[0, 1], max_steps=30, n_examples=64,
+                                         cross_model="tiny-roberta", checkpoint_steps=[0, 30],
+                                         n_boot=30),
+    "sim_rsa": lambda: SimilarityConfig(measure="rsa", pooling="mean", dtype="bfloat16",
+                                        max_length=64, seed=3, seeds=(2,)),
+    "trunc_default": lambda: TruncationConfig(),
+    "trunc_tiny": lambda: TruncationConfig(**T, seeds=[0, 1], max_steps=30, n_examples=32,
+                                           n_train=100, freeze_bottom=[1], drop_top=[1]),
+    "skip_default": lambda: SkippingConfig(),
+    "skip_tiny": lambda: SkippingConfig(**T, seeds=[0], max_steps=30, n_examples=32,
+                                        max_length=32, seed=5),
+    "geo_default": lambda: GeometryConfig(),
+    "geo_tiny": lambda: GeometryConfig(**T, seeds=[0, 1], max_steps=30, n_train=48, n_test=32,
+                                       n_folds=2, checkpoint_steps=[30, 0],
+                                       cross_task=["tiny-pos"]),
+    "geo_none": lambda: GeometryConfig(**T, checkpoint_steps=()),
+}
+
+
+def digest(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_derived_values_unchanged(name):
+    assert digest(_derived(CASES[name]())) == BEFORE[name]
