@@ -10,6 +10,7 @@ import torch
 
 from layerscope import activations as acts
 from layerscope import cache
+from layerscope.tasks import get_task
 
 SENTENCES = [
     "the film was good .",
@@ -183,6 +184,18 @@ def test_every_key_field_changes_the_key(monkeypatch):
     monkeypatch.setattr(acts, "ACTIVATIONS_VERSION", acts.ACTIVATIONS_VERSION + 1)
     keys.add(acts.activation_key(SPEC, "w", "t"))
     assert base not in keys and len(keys) == len(CHANGES) + 3
+
+
+def test_a_resolved_task_is_the_named_one():
+    """A run resolves its task once and passes the spec: the same key and rows as by name; a
+    spec of another task is refused."""
+    task = get_task(SPEC.task)
+    assert acts.spec_task(SPEC, task) is task and acts.spec_task(SPEC) is task
+    assert acts.activation_key(SPEC, "w", "t", task) == acts.activation_key(SPEC, "w", "t")
+    by_spec, by_name = acts.task_inputs(SPEC, task), acts.task_inputs(SPEC)
+    assert by_spec[0] == by_name[0] and (by_spec[2] == by_name[2]).all()
+    with pytest.raises(ValueError, match="tiny-pos.*tiny-sentiment"):
+        acts.spec_task(SPEC, get_task("tiny-pos"))
 
 
 def test_weights_change_the_key(bert):

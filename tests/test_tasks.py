@@ -33,6 +33,12 @@ def test_offline_corpus_is_a_spec_property():
                if get_task(n).source != "offline")
 
 
+def test_a_resolved_spec_is_used_as_it_is():
+    spec = get_task("tiny-sentiment")
+    assert tasks.resolve_task(spec) is spec and tasks.resolve_task("tiny-sentiment") is spec
+    assert load_split(spec, "validation")["text"] == load_split(spec.name, "validation")["text"]
+
+
 def test_unknown_task_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown task 'sst-2'.*sst2.*offline.*movies"):
         get_task("sst-2")

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from . import cache, models
 from .errors import CacheError, ConfigError
 from .progress import counted
-from .tasks import data_identity, get_task, load_split
+from .tasks import TaskSpec, data_identity, get_task, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -157,8 +157,20 @@ def aligned_rows(x: Activations, y: Activations) -> tuple[np.ndarray, np.ndarray
 
 
 # --------------------------------------------------------------------------- inputs
-def task_inputs(spec: ActivationSpec) -> tuple[list, np.ndarray, np.ndarray]:
-    """Examples to encode, their labels and split row indices for ``spec``.
+def spec_task(spec: ActivationSpec, task: TaskSpec | None = None) -> TaskSpec:
+    """``spec``'s task: ``task`` where the caller resolved it once (it must be the one
+    ``spec.task`` names), else looked up by that name."""
+    if task is None:
+        return get_task(spec.task)
+    if task.name != spec.task:
+        raise ValueError(f"task {task.name!r} given for an ActivationSpec of task {spec.task!r}")
+    return task
+
+
+def task_inputs(spec: ActivationSpec, task: TaskSpec | None = None
+                ) -> tuple[list, np.ndarray, np.ndarray]:
+    """Examples to encode, their labels and split row indices for ``spec`` (``task``: its
+    resolved task, if the caller has it; see ``spec_task``).
 
     Returns:
         (examples, labels, rows): examples are ``str``, ``(text, text_pair)`` tuples or word
@@ -166,7 +178,7 @@ def task_inputs(spec: ActivationSpec) -> tuple[list, np.ndarray, np.ndarray]:
         rows [n] int64 indices into the split, ascending.
     """
     examples, labels, rows = _task_inputs(spec, cache.canonical_json(
-        data_identity(get_task(spec.task))))
+        data_identity(spec_task(spec, task))))
     return copy.deepcopy(examples), copy.deepcopy(labels), rows.copy()
 
 
@@ -392,15 +404,18 @@ def _backend_fingerprint(definition: str, extra: str) -> str:
     return hashlib.sha256((text + extra).encode()).hexdigest()[:20]
 
 
-def activation_key(spec: ActivationSpec, weights: str, tokenizer: str) -> str:
-    """Cache key of ``spec`` extracted with the given weights and tokenizer fingerprints."""
+def activation_key(spec: ActivationSpec, weights: str, tokenizer: str,
+                   task: TaskSpec | None = None) -> str:
+    """Cache key of ``spec`` extracted with the given weights and tokenizer fingerprints
+    (``task``: ``spec``'s resolved task, if the caller has it)."""
     return cache.content_key({  # the same data identity fine-tuning keys on
         "spec": dataclasses.asdict(spec), "weights": weights, "tokenizer": tokenizer,
-        "data": data_identity(get_task(spec.task)), "code": ACTIVATIONS_VERSION,
+        "data": data_identity(spec_task(spec, task)), "code": ACTIVATIONS_VERSION,
     })
 
 
-def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray,
+                task: TaskSpec | None = None) -> np.ndarray:
     if spec.pooling in ("cls", "mean"):
         if labels.dtype == object:  # tagging task pooled per sentence: no sentence label
             return np.full(len(ids), -1, dtype=np.int64)
@@ -408,7 +423,7 @@ def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray) -> np
     tags = [labels[i][w] for i, w in ids]
     if spec.pooling == "word":
         return np.asarray(tags, dtype=np.int64)
-    n_tags = get_task(spec.task).num_labels
+    n_tags = spec_task(spec, task).num_labels
     return np.asarray([t * n_tags + labels[i][w + spec.pair_offset]
                        for t, (i, w) in zip(tags, ids, strict=True)], dtype=np.int64)
 
@@ -420,8 +435,10 @@ def _open(folder: Path, spec: ActivationSpec, key: str, meta: dict) -> Activatio
 
 
 def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
-                    batch_size: int = 32, progress: bool = True) -> Activations:
-    """``spec``'s representations from ``model``: from the cache when intact, else extracted.
+                    batch_size: int = 32, progress: bool = True,
+                    task: TaskSpec | None = None) -> Activations:
+    """``spec``'s representations from ``model``: from the cache when intact, else extracted
+    (``task``: ``spec``'s resolved task, if the caller has it; else looked up by name).
 
     The model is identified by its weights (``cache.weights_fingerprint`` of its encoder), so
     the same weights hit the same entry whatever name they were loaded by. A damaged entry
@@ -429,15 +446,16 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
     """
     base = getattr(model, "base_model", model)
     weights = cache.weights_fingerprint(base)
-    key = activation_key(spec, weights, tokenizer_fingerprint(tokenizer))
+    task = spec_task(spec, task)
+    key = activation_key(spec, weights, tokenizer_fingerprint(tokenizer), task)
 
     def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        examples, labels, rows = task_inputs(spec)
+        examples, labels, rows = task_inputs(spec, task)
         states, ids = extract(model, tokenizer, examples, pooling=spec.pooling,
                               dtype=spec.dtype, max_length=spec.max_length,
                               batch_size=batch_size, pair_offset=spec.pair_offset,
                               progress=progress)
-        labels = _labels_for(spec, labels, ids)
+        labels = _labels_for(spec, labels, ids, task)
         ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
         return states, labels, ids, len(rows)
 

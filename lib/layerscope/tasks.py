@@ -200,12 +200,20 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def load_split(name: str, split: str, *,
+def resolve_task(task: str | TaskSpec) -> TaskSpec:
+    """A ``TaskSpec`` as it is; a name looked up (``get_task``). Lets a run resolve its task
+    once and hand the spec to helpers that also accept a name."""
+    return task if isinstance(task, TaskSpec) else get_task(task)
+
+
+def load_split(name: str | TaskSpec, split: str, *,
                hub_data_dir: str | Path | None = None) -> datasets.Dataset:
-    """One split of a task in the schema of its kind (see module docstring)."""
-    spec = get_task(name)
+    """One split of a task (a name or its resolved spec) in the schema of its kind (see
+    module docstring)."""
+    spec = resolve_task(name)
     if split not in spec.splits:
-        raise ConfigError(f"task {name!r} has no split {split!r}; its splits: {list(spec.splits)}")
+        raise ConfigError(f"task {spec.name!r} has no split {split!r}; its splits: "
+                          f"{list(spec.splits)}")
     if spec.source == "offline":
         return _load_offline(spec, split)
     if spec.source == "fixture":

@@ -14,6 +14,9 @@ it; it imports no study (``tests/test_package.py`` checks both).
   and 05.
 * ``records``: the record a result keeps of each fine-tuned model it used (cache key, never a
   path); studies 02-05.
+* ``states``: ``State``, which weights of a model a representation set comes from (ORIG, FT of
+  a seed, a snapshot at step k), keyed by the strings results save ("orig", "ft", "step-38");
+  studies 02 and 05.
 
 Elsewhere, below the studies: logits -> predictions (``metrics.predictions_from_logits``), rows
 of two representation sets holding the same examples (``activations.aligned_rows``), block

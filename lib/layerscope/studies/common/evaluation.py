@@ -25,17 +25,18 @@ from ... import metrics, surgery, surgery_kernels
 from ...encoding import collator_for, encode_split
 from ...errors import ConfigError
 from ...progress import counted
-from ...tasks import TaskSpec, get_task, load_split
+from ...tasks import TaskSpec, load_split, resolve_task
 
 SEQUENCE_KINDS = ("classification", "pair", "regression")
 
 
-def check_sequence_task(task: str, study: str) -> TaskSpec:
-    """The task's spec if it is a sequence task, else a ConfigError naming the fix."""
-    spec = get_task(task)
+def check_sequence_task(task: str | TaskSpec, study: str) -> TaskSpec:
+    """The task's spec (``task``: its name or spec) if it is a sequence task, else a
+    ConfigError naming the fix."""
+    spec = resolve_task(task)
     if spec.kind not in SEQUENCE_KINDS:
         raise ConfigError(
-            f"task {task!r} is a {spec.kind!r} task; the {study} study feeds the first-token "
+            f"task {spec.name!r} is a {spec.kind!r} task; the {study} study feeds the first-token "
             f"(CLS) vector to a sequence head (Phang et al. 2021 §4), so it supports "
             f"{', '.join(SEQUENCE_KINDS)} tasks only. Use e.g. 'movies', 'movies-score' or "
             f"'brown-genre' (per-token truncation of taggers is not implemented)")
@@ -60,13 +61,14 @@ class EvalSet:
         return len(self.rows)
 
 
-def eval_set(task: str, split: str, rows: np.ndarray, tokenizer, max_length: int, *,
+def eval_set(task: str | TaskSpec, split: str, rows: np.ndarray, tokenizer, max_length: int, *,
              batch_size: int = 32) -> EvalSet:
-    """Encode ``rows`` of ``split`` as ``finetune.predictions`` does, in length-sorted batches.
+    """Encode ``rows`` of ``split`` of ``task`` (its name or resolved spec) as
+    ``finetune.predictions`` does, in length-sorted batches.
 
     batch_size 32: the extraction sweet spot on 2 CPU cores (see ``activations.extract``)."""
-    spec = get_task(task)
-    ds = encode_split(spec, load_split(task, split).select([int(r) for r in rows]), tokenizer,
+    spec = resolve_task(task)
+    ds = encode_split(spec, load_split(spec, split).select([int(r) for r in rows]), tokenizer,
                       max_length)
     keep = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
     items = [{c: ds[i][c] for c in keep} for i in range(len(ds))]
@@ -76,7 +78,7 @@ def eval_set(task: str, split: str, rows: np.ndarray, tokenizer, max_length: int
     for s in range(0, len(order), batch_size):
         pos = order[s:s + batch_size]
         batches.append((pos, dict(collate([items[i] for i in pos]))))
-    return EvalSet(task, split, np.asarray(rows, dtype=np.int64), tuple(batches))
+    return EvalSet(spec.name, split, np.asarray(rows, dtype=np.int64), tuple(batches))
 
 
 def _scatter(chunks: list[tuple[np.ndarray, np.ndarray]], n: int, axis: int) -> np.ndarray:

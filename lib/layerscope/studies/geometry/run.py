@@ -22,6 +22,7 @@ from ... import activations as acts
 from ... import finetune, progress
 from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
+from ...tasks import TaskSpec, get_task
 from ..common.layers import thirds
 from ..common.records import finetune_runs
 from ..common.states import State, trace
@@ -86,13 +87,14 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
     orig, ftd = states[0], states[-1]
     replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
+    specs = {t: get_task(t) for t in (cfg.task, *cfg.cross_task, *cfg.out_of_domain)}
 
     def extract(task: str, which: str, state: State, n: int | None = None):
         spec = cfg.activation_spec(task, which, n)
         source = cfg.model if state.weights == "orig" else runs[state.seed]
         model, tok = acts.encoder_and_tokenizer(source, step=state.step,
                                                 for_words=spec.pooling in ("word", "pair"))
-        return acts.load_or_extract(spec, model, tok, progress=verbose)
+        return acts.load_or_extract(spec, model, tok, progress=verbose, task=specs[task])
 
     def geo(p: _Points, layer: int, rows=None, ev: tuple | None = None) -> LayerGeometry:
         """DirectProbe of one set at one layer, memoised by activation key (the step-0
@@ -174,7 +176,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     cross = {}
     for task_b in cfg.cross_task:
         log(f"[geometry] cross-task: {cfg.task}-fine-tuned model on {task_b}'s labels")
-        cross[task_b] = _cross_task(cfg, task_b, (orig, ftd), extract, geo, top)
+        cross[task_b] = _cross_task(cfg, specs[task_b], (orig, ftd), extract, geo, top)
     ood_out = {}
     if cfg.out_of_domain:
         log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
@@ -182,7 +184,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
 
     return GeometryResult(
         config=cfg, layers=layers, steps=tuple(steps), states=tuple(st.key for st in states),
-        label_names=tuple(str(v) for v in _names(cfg.task, base.values)),
+        label_names=tuple(str(v) for v in _names(specs[cfg.task], base.values)),
         n_layers=n_layers, n_points={"train": len(base.y), "test": len(tbase.y)},
         geometry={st.key: tuple(v) for st, v in table.items()},
         test_geometry={st.key: tuple(v) for st, v in test_table.items()},
@@ -197,17 +199,15 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
         seconds=round(time.time() - t0, 1))
 
 
-def _names(task: str, values: np.ndarray) -> list[str]:
-    from ...tasks import get_task
-
-    names = get_task(task).label_names
+def _names(task: TaskSpec, values: np.ndarray) -> list[str]:
+    names = task.label_names
     return [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in values]
 
 
-def _cross_task(cfg, task_b, pair: tuple[State, State], extract, geo, top) -> dict:
+def _cross_task(cfg, spec_b: TaskSpec, pair: tuple[State, State], extract, geo, top) -> dict:
     """Task B's labels on the untuned and the A-fine-tuned model (``pair``: their states), at
     the top layer."""
-    orig, ftd = pair
+    orig, ftd, task_b = *pair, spec_b.name
     tr = {"orig": extract(task_b, "train", orig), "ft": extract(task_b, "train", ftd)}
     te = {"orig": extract(task_b, "test", orig), "ft": extract(task_b, "test", ftd)}
     p0 = _Points(tr["orig"], None, cfg.max_points, cfg.seed)
@@ -219,7 +219,7 @@ def _cross_task(cfg, task_b, pair: tuple[State, State], extract, geo, top) -> di
     fg = {k: [geo(v, top, rows=f) for f in fidx] for k, v in p.items()}
     fold_why = next((g.why for gs in fg.values() for g in gs if g.why), "")
     out = {"layer": top, "fold_why": fold_why,
-           "labels": [str(v) for v in _names(task_b, p0.values)],
+           "labels": [str(v) for v in _names(spec_b, p0.values)],
            "n_points": len(p0.y), **xt.distance_change(g["orig"], g["ft"]),
            "min_distances": {k: v.min_distances.tolist() for k, v in g.items()},
            "n_clusters": {k: v.n_clusters for k, v in g.items()},

@@ -245,6 +245,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     """
     t0 = time.time()
     spec = cfg.activation_spec()
+    task = acts.spec_task(spec)  # resolved once, for every extraction below
     words = spec.pooling in ("word", "pair")
     log = progress.logger(verbose)
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
@@ -255,7 +256,7 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
     def extract(name: str, source, step: int | None = None) -> acts.Activations:
         log(f"[similarity] representations: {name} ({next(count)} of {n_sets})")
         model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words)
-        return acts.load_or_extract(spec, model, tok, progress=verbose)
+        return acts.load_or_extract(spec, model, tok, progress=verbose, task=task)
 
     sets["orig"] = extract("orig", cfg.model)
     sets["ft"] = extract("ft", ft[0])

@@ -79,12 +79,12 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     task = evaluation.check_sequence_task(cfg.task, "skipping")
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     times["finetune"] = time.time() - t0
-    _, labels, rows = acts.task_inputs(cfg.spec())
+    _, labels, rows = acts.task_inputs(cfg.spec(), task)
     spans, span_logits, full, parity = None, [], [], []
     t1 = time.time()
     for res in ft:
         model, tok = acts.encoder_and_tokenizer(res)
-        es = evaluation.eval_set(cfg.task, cfg.split, rows, tok, cfg.resolved_max_length())
+        es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
         log(f"[skipping] seed {res.config.seed}: the model as is, then every span")
         f = evaluation.full_logits(model, es)
         s = evaluation.span_logits(model, es)

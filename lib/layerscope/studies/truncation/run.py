@@ -195,8 +195,9 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     t1 = lap("finetune", t0)
     log("[truncation] untuned encoder features")
     orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model)
-    orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose)
-    orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose)
+    orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose, task=task)
+    orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose,
+                                      task=task)
     rows, labels = orig_val.ids[:, 0].copy(), np.asarray(orig_val.labels)
     L, C, n = orig_val.n_layers, task.num_labels, len(rows)
     logits = {k: np.full((len(ft), L + 1, n, C), np.nan, dtype=np.float32) for k in LINES}
@@ -208,14 +209,14 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         if s == 0:
             check_ablations(cfg, model)
         log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
-        es = evaluation.eval_set(cfg.task, cfg.split, rows, tok, cfg.resolved_max_length())
+        es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
         u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
         ref = finetune.predictions(res, cfg.split)
         parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
         t1 = lap("untuned", t1)
         progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
-        ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
-        ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose)
+        ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose, task=task)
+        ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose, task=task)
         keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
         if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
             raise RuntimeError("validation rows of the features and of the predictions differ "
