@@ -1,5 +1,7 @@
 """Tests for layerscope.rsa (Merchant et al. 2020 RSA) against scipy."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
 from layerscope.measures import rsa as R
+from layerscope.measures.cka import UndefinedCellsWarning
 
 F64 = torch.float64
 
@@ -65,14 +68,21 @@ def test_matrix_matches_pairs_and_subsampling():
     assert torch.allclose(same, torch.ones(2, 2, dtype=F64))
 
 
-def test_constant_layer_raise_or_nan():
+def test_constant_layer_warn_raise_or_nan():
+    """Default: NaN row/column and one warning naming the layer (as cka_matrix), the rest
+    computed; "raise" is strict; "nan" is silent."""
     a = _data()
     a[0] = torch.arange(6.0, dtype=F64).repeat(60, 1)  # same vector for every example
     with pytest.raises(ValueError, match="layer 0 of a is constant across examples"):
-        R.rsa_matrix(a)
-    m = R.rsa_matrix(a, undefined="nan")
+        R.rsa_matrix(a, undefined="raise")
+    with pytest.warns(UndefinedCellsWarning, match="RSA is undefined for layer 0 of a"):
+        w = R.rsa_matrix(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = R.rsa_matrix(a, undefined="nan")
     assert torch.isnan(m[0]).all() and torch.isnan(m[:, 0]).all()
     assert torch.allclose(m[1:, 1:], R.rsa_matrix(a[1:]))
+    assert torch.equal(torch.isnan(w), torch.isnan(m)) and torch.equal(w[1:, 1:], m[1:, 1:])
 
 
 def test_bad_inputs():

@@ -7,6 +7,7 @@ Layer index 0 is the embedding output, i the output of block i (HF ``hidden_stat
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,12 +18,50 @@ from ..errors import ConfigError, UndefinedError, check_choice
 Tensor = torch.Tensor
 F64 = torch.float64
 UNDEFINED = ("raise", "nan")  # what a measure does with a layer constant across examples
+# What a public layer x layer matrix (cka_matrix, rsa_matrix) does with one: "warn" (NaN cells
+# and a warning naming the layers; the default, so a real model's layer-0 CLS never stops a
+# whole matrix), "nan" (NaN cells, silently: callers that report undefined cells themselves) or
+# "raise".
+MATRIX_UNDEFINED = ("warn", *UNDEFINED)
 DEFAULT_RTOL = 1e-5  # a layer is "constant" when ||X - mean||_F <= rtol * ||X||_F
 
 __all__ = ["UNDEFINED", "DEFAULT_RTOL", "check_choice", "to_tensor", "as_single", "as_stack",
            "same_examples", "layer_label", "check_finite", "is_constant", "constant_message",
-           "constant_error",
+           "constant_error", "MATRIX_UNDEFINED", "UndefinedCellsWarning", "warn_undefined_cells",
            "as_labels"]
+
+
+class UndefinedCellsWarning(UserWarning):
+    """Some cells of a layer x layer matrix are undefined (NaN); the message names the layers
+    and says why."""
+
+
+def warn_undefined_cells(out: Tensor, la, lb, measure: str, rtol: float = DEFAULT_RTOL) -> None:
+    """One ``UndefinedCellsWarning`` naming the constant layers behind the NaN rows/columns of
+    a layer x layer matrix ``out`` computed with undefined="nan".
+
+    There the only NaN cells are the rows (layers of a) and columns (layers of b) of constant
+    layers, so the all-NaN rows/columns name them. When every cell is NaN that cannot tell a's
+    layers from b's, so those are checked one by one.
+    """
+    nan = torch.isnan(out)
+    if not nan.any():
+        return
+    if nan.all():
+        bad_a = [i for i, x in enumerate(la) if is_constant(x, rtol)]
+        bad_b = [] if lb is None else [j for j, y in enumerate(lb) if is_constant(y, rtol)]
+    else:
+        bad_a = torch.nonzero(nan.all(1)).flatten().tolist()
+        bad_b = [] if lb is None else torch.nonzero(nan.all(0)).flatten().tolist()
+    named = [f"layer{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} of {name}"
+             for bad, name in ((bad_a, "a"), (bad_b, "b")) if bad]
+    cells = "its row/column is" if len(bad_a) + len(bad_b) == 1 else "their rows/columns are"
+    warnings.warn(
+        f"{measure} is undefined for {' and '.join(named)}: constant across examples (every "
+        "example has the same representation, e.g. the layer-0 CLS vector of BERT-style "
+        f"models), so {cells} NaN; the other cells are computed as usual. Pass"
+        " undefined='nan' to silence this, or undefined='raise' for an error.",
+        UndefinedCellsWarning, stacklevel=3)  # the caller of cka_matrix/rsa_matrix
 
 
 def to_tensor(x, what: str) -> Tensor:

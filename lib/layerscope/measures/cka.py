@@ -18,13 +18,18 @@ The GEMM engine is ``_cka_engine``; minibatch CKA, bootstrap and permutation: ``
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from ..errors import ConfigError, check_choice
 from ._cka_engine import DEFAULT_RTOL, KERNELS, METHODS, UNDEFINED, center_gram, cka_core, gram_rbf
-from ._inputs import as_single, as_stack, is_constant
+from ._inputs import (
+    MATRIX_UNDEFINED,
+    UndefinedCellsWarning,
+    as_single,
+    as_stack,
+    is_constant,
+    warn_undefined_cells,
+)
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -34,17 +39,6 @@ __all__ = [
     "gram_linear", "gram_rbf", "center_gram", "cka", "linear_cka", "rbf_cka", "cka_matrix",
     "constant_layers",
 ]
-
-# What cka_matrix does with a layer constant across examples: "warn" (NaN cells and a warning
-# naming the layers; the default, so a real model's layer-0 CLS never stops a whole matrix),
-# "nan" (NaN cells, silently: callers that report undefined cells themselves) or "raise".
-MATRIX_UNDEFINED = ("warn", *UNDEFINED)
-
-
-class UndefinedCellsWarning(UserWarning):
-    """Some cells of a layer x layer matrix are undefined (NaN); the message names the layers
-    and says why."""
-
 
 def gram_linear(x) -> Tensor:
     """Linear-kernel Gram matrix K = X X^T in float64. x: [n, d] -> [n, n]."""
@@ -105,35 +99,8 @@ def cka_matrix(a, b=None, *, kernel: str = "linear", debiased: bool = False,
                    undefined="nan" if undefined == "warn" else undefined,
                    chunk_size=chunk_size, rtol=rtol)
     if undefined == "warn":
-        _warn_undefined(out, la, lb, rtol)
+        warn_undefined_cells(out, la, lb, "CKA", rtol)
     return out
-
-
-def _warn_undefined(out: Tensor, la, lb, rtol: float) -> None:
-    """One warning naming the constant layers behind the NaN rows/columns of `out`.
-
-    With undefined="nan" the engine's only NaN cells are the rows (layers of a) and columns
-    (layers of b) of constant layers, so the all-NaN rows/columns name them. When every cell is
-    NaN that cannot tell a's layers from b's, so those are checked one by one.
-    """
-    nan = torch.isnan(out)
-    if not nan.any():
-        return
-    if nan.all():
-        bad_a = [i for i, x in enumerate(la) if is_constant(x, rtol)]
-        bad_b = [] if lb is None else [j for j, y in enumerate(lb) if is_constant(y, rtol)]
-    else:
-        bad_a = torch.nonzero(nan.all(1)).flatten().tolist()
-        bad_b = [] if lb is None else torch.nonzero(nan.all(0)).flatten().tolist()
-    named = [f"layer{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} of {name}"
-             for bad, name in ((bad_a, "a"), (bad_b, "b")) if bad]
-    cells = "its row/column is" if len(bad_a) + len(bad_b) == 1 else "their rows/columns are"
-    warnings.warn(
-        f"CKA is undefined for {' and '.join(named)}: constant across examples (every example"
-        " has the same representation, e.g. the layer-0 CLS vector of BERT-style models), so"
-        f" {cells} NaN; the other cells are computed as usual. Pass"
-        " undefined='nan' to silence this, or undefined='raise' for an error.",
-        UndefinedCellsWarning, stacklevel=3)
 
 
 def constant_layers(a, rtol: float = DEFAULT_RTOL) -> list[int]:

@@ -19,6 +19,7 @@ import torch
 from ..errors import ConfigError
 from ._inputs import (
     DEFAULT_RTOL,
+    MATRIX_UNDEFINED,
     UNDEFINED,
     as_single,
     as_stack,
@@ -28,6 +29,7 @@ from ._inputs import (
     is_constant,
     layer_label,
     same_examples,
+    warn_undefined_cells,
 )
 
 Tensor = torch.Tensor
@@ -125,7 +127,7 @@ def rsa(x, y, *, dissimilarity: str = "correlation", max_examples: int | None = 
 
 
 def rsa_matrix(a, b=None, *, dissimilarity: str = "correlation", max_examples: int | None = None,
-               seed: int = 0, undefined: str = "raise") -> Tensor:
+               seed: int = 0, undefined: str = "warn") -> Tensor:
     """RSA between every layer of `a` and every layer of `b` (default: `a` with itself).
 
     Args:
@@ -134,8 +136,11 @@ def rsa_matrix(a, b=None, *, dissimilarity: str = "correlation", max_examples: i
         dissimilarity: "correlation" (1 - Pearson r) or "cosine" (1 - cosine similarity).
         max_examples: subsample this many examples (same rows for every layer) when n is larger.
         seed: seed of that subsample.
-        undefined: "raise" for a layer constant across examples (its RDM is all zeros, so the
-            rank correlation is undefined), or "nan" to return NaN in its row/column.
+        undefined: what to do with a layer constant across examples (its RDM is all zeros, so
+            the rank correlation is undefined; e.g. BERT's layer-0 CLS): "warn" (default)
+            returns NaN in its row/column, computes the rest and emits an
+            ``UndefinedCellsWarning`` naming the layers (as ``cka_matrix`` does); "nan" does
+            the same silently; "raise" raises ``UndefinedError`` instead.
 
     Returns:
         [La, Lb] float64 tensor. Each layer's RDM is built and ranked once.
@@ -143,7 +148,12 @@ def rsa_matrix(a, b=None, *, dissimilarity: str = "correlation", max_examples: i
     check_choice(dissimilarity, DISSIMILARITIES, "dissimilarity")
     la = as_stack(a, "a")
     lb = None if b is None else as_stack(b, "b")
-    return _rsa_core(la, lb, ("a", "b"), False, dissimilarity, max_examples, seed, undefined)
+    check_choice(undefined, MATRIX_UNDEFINED, "undefined")
+    out = _rsa_core(la, lb, ("a", "b"), False, dissimilarity, max_examples, seed,
+                    "nan" if undefined == "warn" else undefined)
+    if undefined == "warn":
+        warn_undefined_cells(out, la, lb, "RSA")
+    return out
 
 
 def _rsa_core(la, lb, names, single, dissimilarity, max_examples, seed, undefined) -> Tensor:
