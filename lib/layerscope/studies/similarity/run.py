@@ -236,19 +236,19 @@ def undefined_reasons(name: str, states: np.ndarray, cfg: SimilarityConfig) -> d
     return out
 
 
-def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> SimilarityResult:
-    """All comparisons of ``cfg`` (fine-tuning and extraction come from the cache when there).
+def _snapshot_states(cfg: SimilarityConfig, first) -> dict[int, State]:
+    """Step -> the State of the first fine-tuned seed's snapshot at that step (drift)."""
+    return {s: State.ft(cfg.model, first.config.seed, step=s) for s in cfg.checkpoint_steps}
 
-    Returns:
-        A ``SimilarityResult``; each matrix is [L+1, L+1] (cross-model: [L+1, L'+1]), float64,
-        rows = first-named set, NaN where undefined (reason in ``result.undefined``).
-    """
-    t0 = time.time()
+
+def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State],
+                     verbose: bool, log) -> dict[str, acts.Activations]:
+    """Every set the comparisons read, by name: "orig", "ft", "ft2" (a second seed), "self" and
+    "cross" (a cross model), and each drift snapshot under its State key; each set's states are
+    [L+1, N, D] (the cross model: its own L' and D'). Cached extractions are loaded."""
     spec = cfg.activation_spec()
     task = acts.spec_task(spec)  # resolved once, for every extraction below
     words = spec.pooling in ("word", "pair")
-    log = progress.logger(verbose)
-    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     sets: dict[str, acts.Activations] = {}
     n_sets = 2 + (len(ft) > 1) + (cfg.cross_model is not None) + len(cfg.checkpoint_steps)
     count = iter(range(1, n_sets + 1))
@@ -268,10 +268,16 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         src = (cfg.cross_model if cfg.cross_state == "orig" else
                finetune.load_or_train(cfg.finetune_configs(cfg.cross_model)[0], verbose=verbose))
         sets["cross"] = extract("cross", src)
-    snapshots = {s: State.ft(cfg.model, ft[0].config.seed, step=s) for s in cfg.checkpoint_steps}
     for s in cfg.checkpoint_steps:
         sets[snapshots[s].key] = extract(f"step {s}", ft[0], step=snapshots[s].step)
+    return sets
 
+
+def _comparison_matrices(cfg: SimilarityConfig, sets: dict[str, acts.Activations]
+                         ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    """Each comparison of ``COMPARISONS`` whose two sets are there: its matrix ([L+1, L+1] or
+    [L+1, L'+1], float64, NaN where undefined, on the examples both sets hold) and the reasons
+    for its undefined cells (sorted, one line each)."""
     names = {"orig": f"ORIG {cfg.model}", "ft": "FT", "ft2": "FT[2]",
              "cross": f"{cfg.cross_state.upper()} {cfg.cross_model}",
              "self": f"{cfg.cross_state.upper()} {cfg.model}"}
@@ -293,19 +299,66 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         if np.isnan(m).sum() > 0 and not why:
             why = ["NaN from the similarity kernel on layers that are not constant (unexpected)"]
         undefined[comp.name] = tuple(why)
-    drift = None
-    if cfg.checkpoint_steps:  # per layer: similarity(layer l at step s, layer l untuned)
-        orig = sets["orig"].states
-        drift = np.array([[similarity_matrix(cfg, sets[snapshots[s].key].states[i:i + 1],
-                                             orig[i:i + 1])[0, 0]
-                           for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
-    log("[similarity] bootstrap intervals of the findings")
+    return matrices, undefined
+
+
+def _drift(cfg: SimilarityConfig, sets: dict[str, acts.Activations],
+           snapshots: dict[int, State]) -> np.ndarray | None:
+    """[steps, L+1]: similarity of layer l at each snapshot step with layer l untuned; None
+    without snapshots."""
+    if not cfg.checkpoint_steps:
+        return None
+    orig = sets["orig"].states
+    return np.array([[similarity_matrix(cfg, sets[snapshots[s].key].states[i:i + 1],
+                                        orig[i:i + 1])[0, 0]
+                      for i in range(orig.shape[0])] for s in cfg.checkpoint_steps])
+
+
+def _bootstrap_effects(cfg: SimilarityConfig, sets: dict[str, acts.Activations],
+                       snapshots: dict[int, State], log) -> dict:
+    """The findings' effects with bootstrap intervals over examples, from the stacked sets
+    "orig", "ft", "ft2" and (drift) the first snapshot after step 0 and the last, each
+    [L+1, N, D]."""
     stacks = {k: np.asarray(v.states) for k, v in sets.items() if k in ("orig", "ft", "ft2")}
     if cfg.checkpoint_steps:  # drift: the first snapshot after step 0 against the last
         stacks.update({f"{k}_step": np.asarray(sets[snapshots[s].key].states)
                        for k, s in drift_snapshots(cfg.checkpoint_steps).items()})
-    effects = effect_intervals(stacks, _bootstrap_matrix(cfg, stacks, log), cfg.n_boot,
-                               seed=cfg.seed, measure=cfg.measure_label())
+    return effect_intervals(stacks, _bootstrap_matrix(cfg, stacks, log), cfg.n_boot,
+                            seed=cfg.seed, measure=cfg.measure_label())
+
+
+def _with_cell_bootstrap(cfg: SimilarityConfig, result: SimilarityResult) -> SimilarityResult:
+    """``result`` with the bootstrap and permutation test of ``cfg.ci_cell`` (linear CKA
+    only; otherwise ``result`` unchanged); an undefined cell records its error instead."""
+    if not (cfg.ci_cell is not None and cfg.measure == "cka" and cfg.kernel == "linear"
+            and cfg.ci_cell[0] in result.matrices):
+        return result
+    comp, i, j = cfg.ci_cell
+    progress.phase(f"similarity: bootstrap and permutations of the {comp} cell")
+    try:
+        cell = {**result.cell_bootstrap(comp, i, j, n_boot=cfg.n_boot),
+                **result.cell_permutation(comp, i, j, n_perm=cfg.n_perm)}
+    except ValueError as e:  # e.g. the chosen cell is undefined: say so, keep the rest
+        cell = {"comparison": comp, "row": i, "col": j, "error": str(e)}
+    return result.with_cell(cell)
+
+
+def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> SimilarityResult:
+    """All comparisons of ``cfg`` (fine-tuning and extraction come from the cache when there).
+
+    Returns:
+        A ``SimilarityResult``; each matrix is [L+1, L+1] (cross-model: [L+1, L'+1]), float64,
+        rows = first-named set, NaN where undefined (reason in ``result.undefined``).
+    """
+    t0 = time.time()
+    log = progress.logger(verbose)
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    snapshots = _snapshot_states(cfg, ft[0])
+    sets = _representations(cfg, ft, snapshots, verbose, log)
+    matrices, undefined = _comparison_matrices(cfg, sets)
+    drift = _drift(cfg, sets, snapshots)
+    log("[similarity] bootstrap intervals of the findings")
+    effects = _bootstrap_effects(cfg, sets, snapshots, log)
     result = SimilarityResult(
         config=cfg, matrices=matrices, undefined=undefined,
         blocks={k: block_structure(matrices[k]) for k in ("orig_orig", "ft_ft") if k in matrices},
@@ -313,14 +366,5 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         activation_keys={k: v.key for k, v in sets.items()},
         finetune_runs=finetune_runs(ft, baseline=True),
         n_rows=int(sets["orig"].states.shape[1]))
-    if cfg.ci_cell is not None and cfg.measure == "cka" and cfg.kernel == "linear" \
-            and cfg.ci_cell[0] in matrices:
-        comp, i, j = cfg.ci_cell
-        progress.phase(f"similarity: bootstrap and permutations of the {comp} cell")
-        try:
-            cell = {**result.cell_bootstrap(comp, i, j, n_boot=cfg.n_boot),
-                    **result.cell_permutation(comp, i, j, n_perm=cfg.n_perm)}
-        except ValueError as e:  # e.g. the chosen cell is undefined: say so, keep the rest
-            cell = {"comparison": comp, "row": i, "col": j, "error": str(e)}
-        result = result.with_cell(cell)
+    result = _with_cell_bootstrap(cfg, result)
     return result.with_seconds(round(time.time() - t0, 1))
