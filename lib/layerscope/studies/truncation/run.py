@@ -178,71 +178,113 @@ def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
     return out
 
 
-def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> TruncationResult:
-    """UNTUNED, TUNED, TUNEDORIG at every layer, the baseline and the ablations of ``cfg``
-    (fine-tuning and features come from the cache when there). Returns a ``TruncationResult``
-    whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
-    t0, times = time.time(), {}
+class _Clock:
+    """Seconds per phase, summed over seeds: ``lap(name)`` charges ``name`` with the time since
+    the previous lap (or the start)."""
 
-    def lap(name: str, since: float) -> float:
-        times[name] = times.get(name, 0.0) + time.time() - since
-        return time.time()
+    def __init__(self, t0: float):
+        self.times: dict[str, float] = {}
+        self.last = t0
 
-    log = progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task, "truncation")
-    val_spec, train_spec = cfg.activation_spec(), cfg.activation_spec("train")
-    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
-    t1 = lap("finetune", t0)
-    log("[truncation] untuned encoder features")
+    def lap(self, name: str) -> None:
+        self.times[name] = self.times.get(name, 0.0) + time.time() - self.last
+        self.last = time.time()
+
+
+@dataclass
+class _Lines:
+    """What the per-seed steps fill in: ``logits[line]`` [S, L+1, n, C] (NaN rows where
+    undefined), the head fits per line, the UNTUNED-vs-predictions parity per seed, the
+    activation keys, and the FT–FT blocks (first seed, ``mark_blocks``)."""
+
+    logits: dict[str, np.ndarray]
+    fits: dict[str, list[dict]]
+    parity: list
+    keys: dict[str, str]
+    blocks: object = None
+
+
+def _untuned_features(cfg: TruncationConfig, task, specs: tuple, verbose: bool
+                      ) -> tuple[acts.Activations, acts.Activations]:
+    """The untuned encoder's first-token features (cached when there) for ``specs`` (validation,
+    train): validation [L+1, n, D] and train [L+1, n_train, D]."""
+    val_spec, train_spec = specs
     orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model)
     orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose, task=task)
     orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose,
                                       task=task)
-    rows, labels = orig_val.ids[:, 0].copy(), np.asarray(orig_val.labels)
-    L, C, n = orig_val.n_layers, task.num_labels, len(rows)
-    logits = {k: np.full((len(ft), L + 1, n, C), np.nan, dtype=np.float32) for k in LINES}
-    fits: dict[str, list[dict]] = {"tuned": [], "tunedorig": []}
-    parity, keys, blocks = [], {"orig_val": orig_val.key, "orig_train": orig_train.key}, None
-    t1 = lap("features", t1)
-    for s, res in enumerate(ft):
-        model, tok = acts.encoder_and_tokenizer(res)
-        if s == 0:
-            check_ablations(cfg, model)
-        log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
-        es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
-        u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
-        ref = finetune.predictions(res, cfg.split)
-        parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
-        t1 = lap("untuned", t1)
-        progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
-        ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose, task=task)
-        ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose, task=task)
-        keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
-        if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
-            raise RuntimeError("validation rows of the features and of the predictions differ "
-                               "(unexpected: both come from the same split and subset)")
-        keep = _defined(np.asarray(ft_val.states))
-        logits["untuned"][s][keep] = u[keep]
-        if s == 0 and cfg.mark_blocks:  # FT–FT linear CKA of the same CLS states (study 02)
-            m = np.asarray(cka.cka_matrix(np.asarray(ft_val.states), undefined="nan"),
-                           dtype=np.float64)
-            blocks = block_structure((m + m.T) / 2)
-        t1 = lap("features", t1)
-        init = heads.head_params(model)  # TUNED and TUNEDORIG both start from it
-        for line, train, val in (("tuned", ft_train, ft_val),
-                                 ("tunedorig", orig_train, orig_val)):
-            log(f"[truncation] seed {res.config.seed}: {line.upper()} heads, all layers at once")
-            layers, lg, record = _retrain(line, init, train, val, cfg, cfg.seed + s,
-                                          task.kind == "regression")
-            logits[line][s][layers] = lg
-            fits[line].append({"seed": res.config.seed, **record})
-        t1 = lap("heads", t1)
-    undefined = {k: {i: "the first-token vector is the same for every example"
-                     for i in range(L + 1) if not np.isfinite(v[:, i]).all()}
-                 for k, v in logits.items()}
-    ablations = _ablations(cfg, rows, L, verbose)
-    t1 = lap("ablations", t1)
-    progress.phase("truncation: statistics (bootstrap over examples)")
+    return orig_val, orig_train
+
+
+def _empty_lines(n_seeds: int, orig: tuple, task) -> _Lines:
+    """All-NaN logits [S, L+1, n, C] for each line; the untuned features' keys."""
+    orig_val, orig_train = orig
+    L, C, n = orig_val.n_layers, task.num_labels, orig_val.ids.shape[0]
+    return _Lines(
+        logits={k: np.full((n_seeds, L + 1, n, C), np.nan, dtype=np.float32) for k in LINES},
+        fits={"tuned": [], "tunedorig": []}, parity=[],
+        keys={"orig_val": orig_val.key, "orig_train": orig_train.key})
+
+
+def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tuple,
+                rows: np.ndarray, labels: np.ndarray, out: _Lines, clock: _Clock, log,
+                verbose: bool) -> None:
+    """Seed ``s`` (fine-tuned run ``res``) of every line into ``out``: UNTUNED logits
+    [L+1, n, C] from one pass (parity of row L with the run's predictions), the fine-tuned
+    features (validation rows checked against ``rows``/``labels``), then the TUNED and
+    TUNEDORIG heads of every defined layer."""
+    (orig_val, orig_train), (val_spec, train_spec) = orig, specs
+    L = orig_val.n_layers
+    model, tok = acts.encoder_and_tokenizer(res)
+    if s == 0:
+        check_ablations(cfg, model)
+    log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
+    es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
+    u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
+    ref = finetune.predictions(res, cfg.split)
+    out.parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
+    clock.lap("untuned")
+    progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
+    ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose, task=task)
+    ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose, task=task)
+    out.keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
+    if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
+        raise RuntimeError("validation rows of the features and of the predictions differ "
+                           "(unexpected: both come from the same split and subset)")
+    keep = _defined(np.asarray(ft_val.states))
+    out.logits["untuned"][s][keep] = u[keep]
+    if s == 0 and cfg.mark_blocks:  # FT–FT linear CKA of the same CLS states (study 02)
+        m = np.asarray(cka.cka_matrix(np.asarray(ft_val.states), undefined="nan"),
+                       dtype=np.float64)
+        out.blocks = block_structure((m + m.T) / 2)
+    clock.lap("features")
+    init = heads.head_params(model)  # TUNED and TUNEDORIG both start from it
+    for line, train, val in (("tuned", ft_train, ft_val),
+                             ("tunedorig", orig_train, orig_val)):
+        log(f"[truncation] seed {res.config.seed}: {line.upper()} heads, all layers at once")
+        layers, lg, record = _retrain(line, init, train, val, cfg, cfg.seed + s,
+                                      task.kind == "regression")
+        out.logits[line][s][layers] = lg
+        out.fits[line].append({"seed": res.config.seed, **record})
+    clock.lap("heads")
+
+
+def _undefined(logits: dict[str, np.ndarray]) -> dict[str, dict[int, str]]:
+    """Line -> {layer: why} for the layers whose logits [S, L+1, n, C] are not all finite."""
+    n_layers = next(iter(logits.values())).shape[1]
+    return {k: {i: "the first-token vector is the same for every example"
+                for i in range(n_layers) if not np.isfinite(v[:, i]).all()}
+            for k, v in logits.items()}
+
+
+def _scored_result(cfg: TruncationConfig, task, ft: list, out: _Lines, rows: np.ndarray,
+                   labels: np.ndarray, undefined: dict, ablations: list[dict],
+                   clock: _Clock) -> TruncationResult:
+    """Scores with bootstrap bands over examples ([L+1, 1 + B] tables per line), the baseline,
+    the findings' effects, the ablations' scores (added to ``ablations``) and the full model's
+    primary metric -> the result (its timings from ``clock``, statistics lapped)."""
+    logits, L = out.logits, next(iter(out.logits.values())).shape[1] - 1
+    n = len(rows)
     pred = {k: metrics.predictions_from_logits(task, np.nan_to_num(v))
             for k, v in logits.items()}  # [S, L+1, n]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
@@ -269,8 +311,8 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
                                                         seed=cfg.seed, metric=primary)
     full_primary = dict(zip(("estimate", "low", "high"),
                             ps.interval(ps.table(pred["untuned"][:, L])[0]), strict=True))
-    lap("statistics", t1)
-    result = TruncationResult(
+    clock.lap("statistics")
+    return TruncationResult(
         config=cfg, n_layers=L, metric=scorer.metric, higher_is_better=scorer.higher,
         rows=rows, labels=labels, logits=logits,
         scores={k: v[:, 0].tolist() for k, v in tables.items()},
@@ -281,10 +323,34 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
         baseline={"prediction": baseline_value, "value": float(base[0]),
                   "band": list(scorer.interval(base)[1:])},
         full_primary={"metric": primary, **full_primary}, ablations=tuple(ablations),
-        blocks=blocks, effects=effects, undefined=undefined, head_fits=fits,
-        parity=tuple(parity), activation_keys=keys,
+        blocks=out.blocks, effects=effects, undefined=undefined, head_fits=out.fits,
+        parity=tuple(out.parity), activation_keys=out.keys,
         finetune_runs=finetune_runs(ft, baseline=True),
-        timings={k: round(v, 1) for k, v in times.items()})
+        timings={k: round(v, 1) for k, v in clock.times.items()})
+
+
+def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> TruncationResult:
+    """UNTUNED, TUNED, TUNEDORIG at every layer, the baseline and the ablations of ``cfg``
+    (fine-tuning and features come from the cache when there). Returns a ``TruncationResult``
+    whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
+    t0 = time.time()
+    clock, log = _Clock(t0), progress.logger(verbose)
+    task = evaluation.check_sequence_task(cfg.task, "truncation")
+    specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    clock.lap("finetune")
+    log("[truncation] untuned encoder features")
+    orig = _untuned_features(cfg, task, specs, verbose)
+    rows, labels = orig[0].ids[:, 0].copy(), np.asarray(orig[0].labels)
+    out = _empty_lines(len(ft), orig, task)
+    clock.lap("features")
+    for s, res in enumerate(ft):
+        _seed_lines(cfg, task, specs, s, res, orig, rows, labels, out, clock, log, verbose)
+    undefined = _undefined(out.logits)
+    ablations = _ablations(cfg, rows, orig[0].n_layers, verbose)
+    clock.lap("ablations")
+    progress.phase("truncation: statistics (bootstrap over examples)")
+    result = _scored_result(cfg, task, ft, out, rows, labels, undefined, ablations, clock)
     return result.with_seconds(round(time.time() - t0, 1))
 
 
