@@ -347,9 +347,19 @@ def test_dry_run_says_which_runs_are_finished_and_which_would_run(write_grid, tm
     # `main --dry-run` lists the same
     assert batch_main(["main", "--grid", str(path), "--out", str(d), "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines() == lines
+    # an ok marker whose saved result cannot be read (cut short, or written by a layerscope
+    # that did not save what this one reads): to run again, saying why, never skipped
+    runs[0].run_dir.mkdir(parents=True, exist_ok=True)
+    (runs[0].run_dir / "echo.json").write_text('{"study": "echo", "rec')
+    state = sweep.run_state(runs[0])
+    assert state.state == sweep.TO_RUN and not runner.is_finished(runs[0])
+    assert "its saved result cannot be read (echo.json: damaged, not valid JSON" in state.why
+    (runs[0].run_dir / "echo.json").unlink()
+    assert runner.is_finished(runs[0])
     # an ok marker whose executed notebook is gone: to run again
     runs[0].output.unlink()
     assert sweep.run_state(runs[0]).state == sweep.TO_RUN
+    assert sweep.run_state(runs[0]).why == "its executed notebook was deleted"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["main", "--help"],

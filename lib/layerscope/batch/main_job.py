@@ -169,7 +169,8 @@ def run_main_job(grid: str | Path = "demo", *, out: str | Path | None = None,
     out_fn("\nFindings (verdict, estimate [95% interval]; claims and methods in each run's "
            "findings.txt and in the gallery):", flush=True)
     for run in plan(g, report.sweep_dir):
-        lines = finding_lines(run.run_dir) if runner.is_finished(run) else []
+        ended_ok = (runner.read_outcome(run) or {}).get("status") == runner.OK
+        lines = finding_lines(run.run_dir) if ended_ok else []  # a damaged file says DAMAGED
         if lines:
             out_fn(f"  {run.label()}", flush=True)
             out_fn("\n".join(f"    {line}" for line in lines), flush=True)

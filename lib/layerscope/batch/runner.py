@@ -137,9 +137,21 @@ def read_outcome(run: Run) -> dict | None:
 
 
 def is_finished(run: Run) -> bool:
-    """True only for a run whose marker says ok and whose executed notebook exists."""
+    """True only for a run whose marker says ok, whose executed notebook exists and whose saved
+    results can be read (``unreadable_results``): a result file cut short, or one written by a
+    layerscope that did not save all that this one reads, makes the run run again instead of
+    being skipped and then drawn as damaged for good."""
     out = read_outcome(run)
-    return bool(out) and out.get("status") == OK and run.output.exists()
+    return (bool(out) and out.get("status") == OK and run.output.exists()
+            and not unreadable_results(run))
+
+
+def unreadable_results(run: Run) -> list[str]:
+    """"<file>: why" for each saved result of ``run`` that cannot be read at all. A result that
+    reads but fails its ``check()`` is not listed: running it again would give the same."""
+    if not run.run_dir.is_dir():
+        return []
+    return [f.damage() for f in saved_results(run.run_dir) if f.result is None]
 
 
 def clear(run: Run) -> None:

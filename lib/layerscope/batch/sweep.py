@@ -96,8 +96,11 @@ def run_state(run: runner.Run) -> PlannedRun:
             f", took {took:.0f} s" if isinstance(took, (int, float)) else ""))
     if out and out.get("status") == runner.FAILED:
         why = f"failed before: {out.get('error')}"
-    elif out and out.get("status") == runner.OK:
+    elif out and out.get("status") == runner.OK and not run.output.exists():
         why = "its executed notebook was deleted"
+    elif out and out.get("status") == runner.OK:
+        why = ("its saved result cannot be read (" + "; ".join(runner.unreadable_results(run))
+               + "), so it runs again")
     elif run.log.exists() or list(run.folder.glob(f"{run.key}.*.partial*")):
         why = "started before but never finished (killed or interrupted)"
     else:
