@@ -71,17 +71,12 @@ class SkippingConfig(StudyConfig):
         return seed_configs(self)
 
 
-def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:
-    """Every contiguous span skipped, for every seed of ``cfg`` (fine-tuning from the cache
-    when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
-    t0, times = time.time(), {}
-    log = progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task, "skipping")
-    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
-    times["finetune"] = time.time() - t0
-    _, labels, rows = acts.task_inputs(cfg.spec(), task)
+def _seed_logits(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, log
+                 ) -> tuple[list, np.ndarray, np.ndarray, list, int]:
+    """Every seed's model as is and with each contiguous span skipped, on ``rows``:
+    (spans in the first seed's order, span logits [S, R, n, C], full logits [S, n, C], parity of
+    the full logits with each run's predictions, L blocks)."""
     spans, span_logits, full, parity = None, [], [], []
-    t1 = time.time()
     for res in ft:
         model, tok = acts.encoder_and_tokenizer(res)
         es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
@@ -93,23 +88,29 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
         parity.append(evaluation.parity(task, res.config.seed, f, ref, rows))
         full.append(f)
         span_logits.append(np.stack([s[k] for k in spans]))
-    times["spans"] = time.time() - t1
+    n_layers = int(model.config.num_hidden_layers)
+    return spans, np.stack(span_logits), np.stack(full), parity, n_layers
+
+
+def _scored_result(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, labels: np.ndarray,
+                   spans: list, span_logits: np.ndarray, full: np.ndarray, parity: list,
+                   n_layers: int, times: dict[str, float]) -> SkippingResult:
+    """Scores with bootstrap bands over examples (full [1 + B], spans [R, 1 + B]), the
+    baseline, the findings' effects and the drop by span length -> the result (``times`` gets
+    the statistics' seconds)."""
     t1 = time.time()
-    progress.phase("skipping: statistics (bootstrap over examples)")
-    full, span_logits = np.stack(full), np.stack(span_logits)  # [S, n, C], [S, R, n, C]
     scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
     span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, n]
     full_t = scorer.table(metrics.predictions_from_logits(task, full))[0]
     span_t = scorer.table(np.moveaxis(span_p, 1, 0))  # [R, 1 + B]
     baseline = finetune.predictions(ft[0], cfg.split).baseline
     base_t = scorer.table(np.full((len(ft), len(rows)), baseline))[0]
-    L = int(model.config.num_hidden_layers)
-    effects = effect_intervals(spans, span_t, full_t, sign=scorer.sign, n_layers=L,
+    effects = effect_intervals(spans, span_t, full_t, sign=scorer.sign, n_layers=n_layers,
                                tolerance=cfg.tolerance, method=scorer.method(),
                                metric=scorer.metric)
     times["statistics"] = time.time() - t1
-    result = SkippingResult(
-        config=cfg, n_layers=L, metric=scorer.metric, higher_is_better=scorer.higher,
+    return SkippingResult(
+        config=cfg, n_layers=n_layers, metric=scorer.metric, higher_is_better=scorer.higher,
         rows=rows, labels=labels, spans=tuple(spans), span_logits=span_logits,
         full_logits=full, span_scores=span_t[:, 0].tolist(),
         span_bands=[list(scorer.interval(r)[1:]) for r in span_t],
@@ -120,6 +121,23 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
         parity=tuple(parity),
         finetune_runs=finetune_runs(ft, baseline=False),
         timings={k: round(v, 1) for k, v in times.items()})
+
+
+def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:
+    """Every contiguous span skipped, for every seed of ``cfg`` (fine-tuning from the cache
+    when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
+    t0, times = time.time(), {}
+    log = progress.logger(verbose)
+    task = evaluation.check_sequence_task(cfg.task, "skipping")
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    times["finetune"] = time.time() - t0
+    _, labels, rows = acts.task_inputs(cfg.spec(), task)
+    t1 = time.time()
+    spans, span_logits, full, parity, n_layers = _seed_logits(cfg, task, ft, rows, log)
+    times["spans"] = time.time() - t1
+    progress.phase("skipping: statistics (bootstrap over examples)")
+    result = _scored_result(cfg, task, ft, rows, labels, spans, span_logits, full, parity,
+                            n_layers, times)
     return result.with_seconds(round(time.time() - t0, 1))
 
 
