@@ -75,57 +75,84 @@ class _Points:
         return new
 
 
-def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult:
-    """Everything of ``cfg``; see the module docstring. Arrays in the result are per analysed
-    layer (``result.layers``), NaN where undefined (reasons in ``result.undefined``)."""
-    t0 = time.time()
-    log = progress.logger(verbose)
-    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
-    steps = cfg.steps()
-    memo: dict = {}
-    runs = {r.config.seed: r for r in ft}
-    states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
-    orig, ftd = states[0], states[-1]
-    replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
-    specs = {t: get_task(t) for t in (cfg.task, *cfg.cross_task, *cfg.out_of_domain)}
+class _Extractor:
+    """``extract(task, which, state, n=None)``: the cached (or extracted) representations of
+    ``task``'s ``which`` split ("train" | "test", n examples) from the model in ``state``
+    (the untuned model, or a fine-tuned run / its snapshot), [L+1, N, D]."""
 
-    def extract(task: str, which: str, state: State, n: int | None = None):
-        spec = cfg.activation_spec(task, which, n)
-        source = cfg.model if state.weights == "orig" else runs[state.seed]
+    def __init__(self, cfg: GeometryConfig, runs: dict, specs: dict[str, TaskSpec],
+                 verbose: bool):
+        self.cfg, self.runs, self.specs, self.verbose = cfg, runs, specs, verbose
+
+    def __call__(self, task: str, which: str, state: State, n: int | None = None):
+        spec = self.cfg.activation_spec(task, which, n)
+        source = self.cfg.model if state.weights == "orig" else self.runs[state.seed]
         model, tok = acts.encoder_and_tokenizer(source, step=state.step,
                                                 for_words=spec.pooling in ("word", "pair"))
-        return acts.load_or_extract(spec, model, tok, progress=verbose, task=specs[task])
+        return acts.load_or_extract(spec, model, tok, progress=self.verbose,
+                                    task=self.specs[task])
 
-    def geo(p: _Points, layer: int, rows=None, ev: tuple | None = None) -> LayerGeometry:
-        """DirectProbe of one set at one layer, memoised by activation key (the step-0
-        snapshot and the untuned model share weights, hence key and result)."""
+
+class _Geometry:
+    """``geo(points, layer, rows=None, ev=None)``: DirectProbe of one set at one layer,
+    memoised by activation key (the step-0 snapshot and the untuned model share weights, hence
+    key and result)."""
+
+    def __init__(self, cfg: GeometryConfig):
+        self.cfg, self.memo = cfg, {}
+
+    def __call__(self, p: _Points, layer: int, rows=None, ev: tuple | None = None
+                 ) -> LayerGeometry:
         k = (p.act.key, layer, None if rows is None else rows.tobytes(), ev is not None)
-        if k not in memo:
+        if k not in self.memo:
             x, y = p.x(layer), p.y
             if rows is not None:
                 x, y = x[rows], y[rows]
-            memo[k] = layer_geometry(x, y, len(p.values), test=cfg.directprobe_test,
-                                     x_eval=None if ev is None else ev[0],
-                                     y_eval=None if ev is None else ev[1])
-        return memo[k]
+            self.memo[k] = layer_geometry(x, y, len(p.values), test=self.cfg.directprobe_test,
+                                          x_eval=None if ev is None else ev[0],
+                                          y_eval=None if ev is None else ev[1])
+        return self.memo[k]
 
-    log("[geometry] representations: train and test points of the untuned and fine-tuned "
-        "models, and checkpoints")
+
+def _representations(cfg: GeometryConfig, extract: _Extractor, states: list[State],
+                     replicates: list[State]) -> tuple[dict, dict]:
+    """Train sets of every traced state and replicate, test sets of the untuned and the
+    fine-tuned model: State -> Activations [L+1, N, D]."""
+    orig, ftd = states[0], states[-1]
     raw = {st: extract(cfg.task, "train", st) for st in (orig, ftd, *states[1:-1], *replicates)}
     raw_test = {st: extract(cfg.task, "test", st) for st in (orig, ftd)}
-    n_layers = raw[orig].n_layers
+    return raw, raw_test
+
+
+def _analysed_layers(cfg: GeometryConfig, n_layers: int
+                     ) -> tuple[tuple[int, ...], list[int]]:
+    """(layers analysed, sorted 0..L; the probed ones among them)."""
     layers = resolve_layers(cfg.layers, n_layers, "layers")
     probe_layers = [i for i in resolve_layers(cfg.probe_layers, n_layers, "probe_layers")
                     if i in layers]
-    top = layers[-1]
+    return layers, probe_layers
+
+
+def _point_sets(cfg: GeometryConfig, raw: dict, raw_test: dict, pair: tuple[State, State]
+                ) -> tuple[dict, dict, np.ndarray]:
+    """State -> train points (the untuned model's rows and label values for every state),
+    State -> test points (untuned, fine-tuned), and the sorted test rows [n_predict] whose
+    predictions DirectProbe evaluates."""
+    orig, ftd = pair
     base = _Points(raw[orig], None, cfg.max_points, cfg.seed)
     pts = {k: base if k == orig else base.like(v) for k, v in raw.items()}
     tbase = _Points(raw_test[orig], base.values, cfg.max_points, cfg.seed)
     tpts = {orig: tbase, ftd: tbase.like(raw_test[ftd])}
     pred = np.sort(np.random.default_rng(cfg.seed).permutation(len(tbase.y))[:cfg.n_predict])
+    return pts, tpts, pred
 
-    log(f"[geometry] DirectProbe on {len(base.y)} train / {len(tbase.y)} test points, "
-        f"{len(layers)} layers, {len(steps)} checkpoints")
+
+def _directprobe_tables(geo: _Geometry, states: list[State], pts: dict, tpts: dict,
+                        layers: tuple[int, ...], probe_layers: list[int], pred: np.ndarray
+                        ) -> tuple[dict, dict]:
+    """State -> [len(layers)] LayerGeometry on the train points (with the test predictions at
+    the probed layers where the state has test points), and the same on the test points of
+    the untuned and the fine-tuned model."""
     table: dict[State, list[LayerGeometry]] = {}
     for st in states:
         table[st] = []
@@ -134,58 +161,118 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
             if st in tpts and i in probe_layers and len(pred):
                 ev = (tpts[st].x(i)[pred], tpts[st].y[pred])
             table[st].append(geo(pts[st], i, ev=ev))
-    test_table = {st: [geo(tpts[st], i) for i in layers] for st in (orig, ftd)}
+    test_table = {st: [geo(tpts[st], i) for i in layers] for st in (states[0], states[-1])}
+    return table, test_table
 
+
+def _spatial_similarities(states: list[State], table: dict, test_table: dict
+                          ) -> tuple[np.ndarray, dict, list[str]]:
+    """Spatial similarity per layer: every state with the untuned model [states, len(layers)],
+    train with test (untuned, fine-tuned: key -> [len(layers)]), and why it is undefined
+    where it is (sorted)."""
+    orig, ftd, n = states[0], states[-1], len(table[states[0]])
     sim_to_orig = np.array([[spatial(table[st][j], table[orig][j])[0]
-                             for j in range(len(layers))] for st in states])
+                             for j in range(n)] for st in states])
     train_test = {st.key: np.array([spatial(table[st][j], test_table[st][j])[0]
-                                    for j in range(len(layers))]) for st in (orig, ftd)}
-    why_spatial = sorted({w for st in states for j in range(len(layers))
+                                    for j in range(n)]) for st in (orig, ftd)}
+    why_spatial = sorted({w for st in states for j in range(n)
                           for w in [spatial(table[st][j], table[orig][j])[1]] if w})
+    return sim_to_orig, train_test, why_spatial
 
-    log("[geometry] MLP probes" if cfg.probe_grid != "none" else "[geometry] no MLP probes")
-    # per state [len(layers), 3]: ProbeScore rows (mean, std, majority), NaN where not probed
-    probe = {st.key: np.full((len(layers), 3), np.nan) for st in (orig, ftd)}
+
+def _mlp_probes(cfg: GeometryConfig, pair: tuple[State, State], pts: dict, tpts: dict,
+                layers: tuple[int, ...], probe_layers: list[int]
+                ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per state key [len(layers), 3]: ProbeScore rows (mean, std, majority) of the MLP probe
+    (grid chosen on 1/5 of the train points), NaN where not probed; why, where undefined."""
+    probe = {st.key: np.full((len(layers), 3), np.nan) for st in pair}
     probe_why: list[str] = []
-    if cfg.probe_grid != "none":
-        hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
-        split = folds(len(base.y), 5, cfg.seed, base.y)  # 1/5 of the points choose the grid
-        val, fit = split[0], np.sort(np.concatenate(split[1:]))
-        for st in (orig, ftd):
-            for j, i in enumerate(progress.counted(layers, f"{st.key}: layer")):
-                if i not in probe_layers:
-                    continue
-                x, y = pts[st].x(i), pts[st].y
-                try:
-                    r = select_and_restart(x[fit], y[fit], x[val], y[val], tpts[st].x(i),
-                                           tpts[st].y, hidden=hidden, alphas=alphas,
-                                           n_restarts=cfg.probe_restarts, seed=cfg.seed,
-                                           max_iter=cfg.probe_max_iter,
-                                           standardize=cfg.probe_standardize)
-                    probe[st.key][j] = r.test_score().row()
-                except UndefinedError as e:
-                    probe_why.append(f"{st.key} layer {i}: {e}")
+    if cfg.probe_grid == "none":
+        return probe, probe_why
+    hidden, alphas = PROBE_GRIDS[cfg.probe_grid]
+    y0 = pts[pair[0]].y
+    split = folds(len(y0), 5, cfg.seed, y0)  # 1/5 of the points choose the grid
+    val, fit = split[0], np.sort(np.concatenate(split[1:]))
+    for st in pair:
+        for j, i in enumerate(progress.counted(layers, f"{st.key}: layer")):
+            if i not in probe_layers:
+                continue
+            x, y = pts[st].x(i), pts[st].y
+            try:
+                r = select_and_restart(x[fit], y[fit], x[val], y[val], tpts[st].x(i),
+                                       tpts[st].y, hidden=hidden, alphas=alphas,
+                                       n_restarts=cfg.probe_restarts, seed=cfg.seed,
+                                       max_iter=cfg.probe_max_iter,
+                                       standardize=cfg.probe_standardize)
+                probe[st.key][j] = r.test_score().row()
+            except UndefinedError as e:
+                probe_why.append(f"{st.key} layer {i}: {e}")
+    return probe, probe_why
 
-    # replicates of the findings: the top layer on disjoint folds, for every seed
+
+def _fold_replicates(cfg: GeometryConfig, geo: _Geometry, pair: tuple[State, State],
+                     replicates: list[State], pts: dict, tpts: dict, top: int
+                     ) -> tuple[dict, dict]:
+    """Replicates of the findings: the top layer's LayerGeometry on ``n_folds`` disjoint folds,
+    of the train points of every seed (key -> [n_folds]) and of the test points (untuned,
+    fine-tuned)."""
+    orig, ftd = pair
+    base, tbase = pts[orig], tpts[orig]
     fidx = folds(len(base.y), cfg.n_folds, cfg.seed, base.y)
     tidx = folds(len(tbase.y), cfg.n_folds, cfg.seed + 1, tbase.y)
     fold_geo = {k.key: [geo(pts[k], top, rows=f) for f in fidx]
                 for k in (orig, ftd, *replicates)}
     fold_test = {k.key: [geo(tpts[k], top, rows=f) for f in tidx] for k in (orig, ftd)}
+    return fold_geo, fold_test
 
+
+def _cross_tasks(cfg: GeometryConfig, specs: dict[str, TaskSpec], pair: tuple[State, State],
+                 extract: _Extractor, geo: _Geometry, top: int, log) -> dict:
+    """Task B -> its labels on the untuned and the fine-tuned model at the top layer."""
     cross = {}
     for task_b in cfg.cross_task:
         log(f"[geometry] cross-task: {cfg.task}-fine-tuned model on {task_b}'s labels")
-        cross[task_b] = _cross_task(cfg, specs[task_b], (orig, ftd), extract, geo, top)
+        cross[task_b] = _cross_task(cfg, specs[task_b], pair, extract, geo, top)
+    return cross
+
+
+def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult:
+    """Everything of ``cfg``; see the module docstring. Arrays in the result are per analysed
+    layer (``result.layers``), NaN where undefined (reasons in ``result.undefined``)."""
+    t0 = time.time()
+    log = progress.logger(verbose)
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    steps = cfg.steps()
+    states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
+    pair = orig, ftd = states[0], states[-1]
+    replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
+    specs = {t: get_task(t) for t in (cfg.task, *cfg.cross_task, *cfg.out_of_domain)}
+    extract = _Extractor(cfg, {r.config.seed: r for r in ft}, specs, verbose)
+    geo = _Geometry(cfg)
+
+    log("[geometry] representations: train and test points of the untuned and fine-tuned "
+        "models, and checkpoints")
+    raw, raw_test = _representations(cfg, extract, states, replicates)
+    n_layers = raw[orig].n_layers
+    layers, probe_layers = _analysed_layers(cfg, n_layers)
+    pts, tpts, pred = _point_sets(cfg, raw, raw_test, pair)
+    log(f"[geometry] DirectProbe on {len(pts[orig].y)} train / {len(tpts[orig].y)} test points, "
+        f"{len(layers)} layers, {len(steps)} checkpoints")
+    table, test_table = _directprobe_tables(geo, states, pts, tpts, layers, probe_layers, pred)
+    sim_to_orig, train_test, why_spatial = _spatial_similarities(states, table, test_table)
+    log("[geometry] MLP probes" if cfg.probe_grid != "none" else "[geometry] no MLP probes")
+    probe, probe_why = _mlp_probes(cfg, pair, pts, tpts, layers, probe_layers)
+    fold_geo, fold_test = _fold_replicates(cfg, geo, pair, replicates, pts, tpts, layers[-1])
+    cross = _cross_tasks(cfg, specs, pair, extract, geo, layers[-1], log)
     ood_out = {}
     if cfg.out_of_domain:
         log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
-        ood_out = _out_of_domain(cfg, (orig, ftd), extract, raw_test, n_layers)
+        ood_out = _out_of_domain(cfg, pair, extract, raw_test, n_layers)
 
     return GeometryResult(
         config=cfg, layers=layers, steps=tuple(steps), states=tuple(st.key for st in states),
-        label_names=tuple(str(v) for v in _names(specs[cfg.task], base.values)),
-        n_layers=n_layers, n_points={"train": len(base.y), "test": len(tbase.y)},
+        label_names=tuple(str(v) for v in _names(specs[cfg.task], pts[orig].values)),
+        n_layers=n_layers, n_points={"train": len(pts[orig].y), "test": len(tpts[orig].y)},
         geometry={st.key: tuple(v) for st, v in table.items()},
         test_geometry={st.key: tuple(v) for st, v in test_table.items()},
         sim_to_orig=sim_to_orig, train_test=train_test, spatial_why=tuple(why_spatial),
