@@ -441,6 +441,13 @@ class StudyResult(ABC):
                 for g in groups for k in g
                 if not isinstance(k, str) or not k or "/" in k or "\\" in k]
 
+    def runs_problems(self, runs, seeds, activation_keys=()) -> list[str]:
+        """One fine-tuning run record per seed, and cache keys (never paths) in the records and
+        in ``activation_keys``: what every study holding ``finetune_runs`` checks."""
+        out = ([] if len(runs) == len(seeds) else
+               [f"{len(runs)} fine-tuning runs for seeds {list(seeds)}"])
+        return out + self.key_problems(activation_keys, (r.get("key") for r in runs))
+
     @staticmethod
     def record_problems(record, found: dict) -> list[str]:
         """A record that is not flat, or whose ``verdict.<claim>`` columns are not the

@@ -379,11 +379,8 @@ class GeometryResult(StudyResult):
                            "(probe_why)")
         if set(self.n_points) != {"train", "test"}:
             out.append(f"n_points has {sorted(self.n_points)}, not train and test")
-        if len(self.finetune_runs) != len(self.config.seeds):
-            out.append(f"{len(self.finetune_runs)} fine-tuning runs for seeds "
-                       f"{list(self.config.seeds)}")
-        return out + self.key_problems(self.activation_keys.values(),
-                                       (r.get("key") for r in self.finetune_runs))
+        return out + self.runs_problems(self.finetune_runs, self.config.seeds,
+                                        self.activation_keys.values())
 
 
 def _geometry_dicts(table: dict) -> dict:

@@ -257,11 +257,8 @@ class SimilarityResult(StudyResult):
                        + " checkpoint steps")
         elif self.drift is not None and self.drift.shape != (len(self.drift_steps), n):
             out.append(f"drift is {list(self.drift.shape)}, not [{len(self.drift_steps)}, {n}]")
-        if len(self.finetune_runs) != len(self.config.seeds):
-            out.append(f"{len(self.finetune_runs)} fine-tuning runs for seeds "
-                       f"{list(self.config.seeds)}")
-        return out + self.key_problems(self.activation_keys.values(),
-                                       (r.get("key") for r in self.finetune_runs))
+        return out + self.runs_problems(self.finetune_runs, self.config.seeds,
+                                        self.activation_keys.values())
 
 
 def grid_figure(results, comparison: str = "ft_ft"):
