@@ -53,7 +53,7 @@ def _manual(model, batch, kept):
     ad = EncoderAdapter(model)
     with torch.inference_mode():
         h = ad.embed(batch["input_ids"], batch.get("token_type_ids"))
-        h = ad.run_blocks(h, ad.layer_mask(batch["attention_mask"], h), kept)
+        h = ad.run_blocks(h, ad.block_context(batch["attention_mask"], h), kept)
         return ad.head(h)
 
 
@@ -179,7 +179,7 @@ def _manual_state(model, batch, kept):
     ad = EncoderAdapter(model)
     with torch.inference_mode():
         h = ad.embed(batch["input_ids"], batch.get("token_type_ids"))
-        return ad.run_blocks(h, ad.layer_mask(batch["attention_mask"], h), kept)
+        return ad.run_blocks(h, ad.block_context(batch["attention_mask"], h), kept)
 
 
 def test_albert_skips_one_application_of_the_shared_module(tiny):

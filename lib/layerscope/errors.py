@@ -30,6 +30,11 @@ class MissingHeadError(ConfigError, TypeError):
     """The model has no task head (a bare ``AutoModel``): there are no logits to compute."""
 
 
+class UnsupportedModelError(ConfigError):
+    """The model's family has no layer adapter (``layerscope.adapters``), which surgery needs;
+    the message names the supported families and how to add one."""
+
+
 class HubUnavailableError(LayerscopeError, RuntimeError):
     """A task or model needs the Hugging Face hub, which could not be reached."""
 

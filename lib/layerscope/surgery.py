@@ -5,19 +5,21 @@ output of block i (blocks 1..L). Truncation at k (Phang et al. 2021 §4) runs bl
 feeds hidden state k to the task head as is; skipping a set S (§4.1) replaces the blocks in S
 by the identity. No further tuning in either case.
 
-Mechanism (the same for all four architectures, exact, no forward hooks): the encoder's block
-list is swapped for an ``nn.ModuleList`` of the *kept* blocks, looked up by index through
-:class:`~layerscope.adapters.EncoderAdapter`, and the config fields the encoder's forward reads
-are set to match; everything is put back in ``finally`` (the tuned-lens ``model_surgery``
-pattern).
+Mechanism (the same for every family with an adapter, exact, no forward hooks): the encoder's
+block list is swapped for an ``nn.ModuleList`` of the *kept* blocks, looked up by index through
+the family's :class:`~layerscope.adapters.EncoderAdapter` (``kept_layout``: the module that holds
+the list and the config fields the encoder's forward reads), and those fields are set to match;
+everything is put back in ``finally`` (the tuned-lens ``model_surgery`` pattern).
 
 - BERT, RoBERTa, ELECTRA: ``encoder.layer`` = kept blocks; ``forward`` loops over that list.
-  ``config.num_hidden_layers`` follows (only bookkeeping there: the loop ignores it).
+  ``config.num_hidden_layers`` follows (only bookkeeping there: the loop ignores it). Other
+  families hold the list elsewhere (DistilBERT: ``transformer.layer``; ``block_list()``).
 - ALBERT: ``AlbertTransformer.forward`` applies ``albert_layer_groups[int(i / (L / G))]`` for
   i < ``config.num_hidden_layers`` = L, with ``config.num_hidden_groups`` = G. One shared module
   is applied L times, so module identity or a hook cannot tell block 2 from block 3. Setting
   ``albert_layer_groups`` = [group applied by each kept block] and L = G = n makes the rule
-  ``int(i / 1.0) = i``: the forward runs exactly the kept blocks, in order, for any G.
+  ``int(i / 1.0) = i``: the forward runs exactly the kept blocks, in order, for any G
+  (``adapters.bert.AlbertAdapter``).
 
 Before the first swap the output-capturing hooks of transformers 5 are installed on the full
 model: they are installed lazily, once, on the modules present at the first
@@ -40,12 +42,8 @@ from pathlib import Path
 
 from torch import nn
 
-from .adapters import EncoderAdapter
+from .adapters import EncoderAdapter, Layout
 from .errors import ConfigError
-
-# (attribute of the encoder holding the block list, its new value, config fields to set)
-Layout = tuple[str, nn.ModuleList, dict[str, int]]
-
 
 # --- validation -----------------------------------------------------------------------------
 
@@ -76,47 +74,6 @@ def check_skip(blocks: Iterable[int], n_layers: int) -> frozenset[int]:
     return frozenset(skip)
 
 
-# --- layouts: what to put in place of the block list -----------------------------------------
-
-def _configs(model: nn.Module, ad: EncoderAdapter) -> list:
-    """Every distinct config object the model's forward may read (usually one, shared)."""
-    found = [model.config, ad.base.config, getattr(ad.base.encoder, "config", model.config)]
-    return list({id(c): c for c in found}.values())
-
-
-def _kept_layout(ad: EncoderAdapter, kept: list[int]) -> Layout:
-    """Run exactly the blocks ``kept`` (1-based, in order); exact for every architecture."""
-    modules = nn.ModuleList([ad.block(i) for i in kept])
-    n = len(kept)
-    if ad.kind == "albert":  # int(i / (n / n)) == i: entry i is the i-th kept block's group
-        return "albert_layer_groups", modules, {"num_hidden_layers": n, "num_hidden_groups": n}
-    return "layer", modules, {"num_hidden_layers": n}
-
-
-def _prefix_layout(ad: EncoderAdapter, k: int) -> Layout:
-    """A genuinely shallower model of blocks 1..k: the layout to save or to keep for good.
-
-    ALBERT: ``num_hidden_layers = k`` over the groups that blocks 1..k use. With one group (every
-    released ALBERT) that is always exact; with G > 1 groups only where ALBERT's grouping rule
-    for k layers assigns blocks 1..k the same groups as before, else a ConfigError.
-    """
-    if ad.kind != "albert":
-        return _kept_layout(ad, list(range(1, k + 1)))
-    L, G = ad.n_layers, ad.config.num_hidden_groups
-    before = [int(i / (L / G)) for i in range(k)]  # AlbertTransformer.forward's rule
-    used = max(before) + 1
-    after = [int(i / (k / used)) for i in range(k)]
-    if after != before:
-        raise ConfigError(
-            f"cannot cut this ALBERT ({L} layers in {G} groups) to k={k} layers as a standalone "
-            f"model: ALBERT's grouping rule would assign blocks 1..{k} the groups {after} instead "
-            f"of {before}. Use truncated(model, {k}) (exact for any k), or a k where "
-            f"{k} layers over {used} group(s) keep the same assignment")
-    groups = ad.base.encoder.albert_layer_groups
-    return ("albert_layer_groups", nn.ModuleList(groups[g] for g in range(used)),
-            {"num_hidden_layers": k, "num_hidden_groups": used})
-
-
 def _install_output_hooks(ad: EncoderAdapter) -> None:
     """Install transformers' lazy output-capturing hooks now, on the full model (see above)."""
     try:
@@ -131,18 +88,18 @@ def _apply(model: nn.Module, layout: Layout) -> Callable[[], None]:
     """Put ``layout`` in place; returns the function that restores the previous state."""
     ad = EncoderAdapter(model)
     _install_output_hooks(ad)
-    attr, modules, fields = layout
-    encoder, configs = ad.base.encoder, _configs(model, ad)
-    old_modules = getattr(encoder, attr)
+    owner, attr, modules, fields = layout
+    configs = ad.configs()
+    old_modules = getattr(owner, attr)
     old_fields = [(c, name, getattr(c, name)) for c in configs for name in fields]
 
     def restore() -> None:
-        setattr(encoder, attr, old_modules)
+        setattr(owner, attr, old_modules)
         for c, name, value in old_fields:
             setattr(c, name, value)
 
     try:
-        setattr(encoder, attr, modules)
+        setattr(owner, attr, modules)
         for c in configs:
             for name, value in fields.items():
                 setattr(c, name, value)
@@ -178,7 +135,7 @@ def truncated(model: nn.Module, k: int):
     """
     ad = EncoderAdapter(model)
     k = check_depth(k, ad.n_layers)
-    layout = None if k == ad.n_layers else _kept_layout(ad, list(range(1, k + 1)))
+    layout = None if k == ad.n_layers else ad.kept_layout(list(range(1, k + 1)))
     return _patched(model, layout)
 
 
@@ -191,7 +148,7 @@ def skipped(model: nn.Module, blocks: Iterable[int]):
     ad = EncoderAdapter(model)
     skip = check_skip(blocks, ad.n_layers)
     kept = [i for i in range(1, ad.n_layers + 1) if i not in skip]
-    return _patched(model, _kept_layout(ad, kept) if skip else None)
+    return _patched(model, ad.kept_layout(kept) if skip else None)
 
 
 def drop_top_blocks(model: nn.Module, n: int) -> nn.Module:
@@ -207,7 +164,7 @@ def drop_top_blocks(model: nn.Module, n: int) -> nn.Module:
         raise ConfigError(f"drop_top={n!r} is out of range for this {L}-block model: use "
                           f"0..{L - 1} (dropping {L} would remove every block)")
     if n:
-        _apply(model, _prefix_layout(ad, L - int(n)))  # permanent: the restore is discarded
+        _apply(model, ad.prefix_layout(L - int(n)))  # permanent: the restore is discarded
     return model
 
 
@@ -219,8 +176,9 @@ def save_truncated(model: nn.Module, k: int, directory: str | os.PathLike,
     ``AutoModelForSequenceClassification.from_pretrained(directory)`` (or the model's own class)
     then predicts exactly what ``truncated(model, k)`` predicts: the smaller model a user can
     keep when the top layers turn out to be dispensable (§4). ``model`` itself is not changed.
-    ALBERT: see ``_prefix_layout`` (always valid with one layer group). The folder is written
-    next to ``directory`` and renamed into place; an existing non-empty ``directory`` is an error.
+    ALBERT: see ``AlbertAdapter.prefix_layout`` (always valid with one layer group). The folder
+    is written next to ``directory`` and renamed into place; an existing non-empty
+    ``directory`` is an error.
     """
     ad = EncoderAdapter(model)
     k = check_depth(k, ad.n_layers)
@@ -228,7 +186,7 @@ def save_truncated(model: nn.Module, k: int, directory: str | os.PathLike,
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"save_truncated: {str(target)!r} already exists and is not an empty "
                           f"folder; choose a new folder or remove it first")
-    layout = None if k == ad.n_layers else _prefix_layout(ad, k)
+    layout = None if k == ad.n_layers else ad.prefix_layout(k)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     architectures = getattr(model.config, "architectures", None)

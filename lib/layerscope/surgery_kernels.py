@@ -108,11 +108,12 @@ def untuned_truncation_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
 
     batch: ``input_ids`` [B, T] (multiple choice [B, C, T]), optional ``attention_mask`` and
     ``token_type_ids``. Returns [L+1, B, num_labels] (token tasks [L+1, B, T, num_labels]):
-    row k is the fine-tuned head applied to hidden state k, through the architecture's own head
-    path (BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on ``<s>``, ELECTRA's
-    head); row L is the full model. Row 0 (the embedding output) is included so rows index
-    layers, but it is only meaningful where the first-token vector varies across examples (not
-    in BERT-style models, where layer-0 [CLS] is constant). Runs in eval mode.
+    row k is the fine-tuned head applied to hidden state k, through the family's own head path
+    (``EncoderAdapter.head``: BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on
+    ``<s>``, DistilBERT pre_classifier+ReLU, ...); row L is the full model. Row 0 (the
+    embedding output) is included so rows index layers, but it is only meaningful where the
+    first-token vector varies across examples (not in BERT-style models, where layer-0 [CLS]
+    is constant). Runs in eval mode.
     """
     ad, inputs, n_choices = _prepare(model, batch)
     with _evaluating(model):
@@ -152,7 +153,7 @@ def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int 
                 h = stacked[r:r + step]
                 if j < L:  # j == L: nothing after the span, the head reads hidden state i-1
                     m = None if rows is None else rows[r:r + step]
-                    h = ad.run_blocks(h, ad.layer_mask(m, h), range(j + 1, L + 1))
+                    h = ad.run_blocks(h, ad.block_context(m, h), range(j + 1, L + 1))
                 logits.append(ad.head(h))
             per_span = torch.cat(logits).split(n)  # one [n, ...] chunk per span, in start order
             for i, lg in zip(starts, per_span, strict=True):

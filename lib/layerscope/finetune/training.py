@@ -92,17 +92,19 @@ def add_snapshots(result: FinetuneResult, steps: list[int], *,
 
 
 def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
+    """Merchant et al. 2020's ablations, through the family's adapter; without an ablation no
+    adapter is built, so any model that returns hidden states fine-tunes."""
     if cfg.drop_top:  # by block index through the adapter (exact for ALBERT's shared blocks)
         surgery.drop_top_blocks(model, cfg.drop_top)
-    ad = EncoderAdapter(model)
     if cfg.freeze_bottom:
-        if ad.kind == "albert":
-            raise ValueError("freeze_bottom is undefined for ALBERT: all its blocks share one "
-                             "layer's weights, so freezing block 1 freezes every block")
-        if cfg.freeze_bottom > model.config.num_hidden_layers:
+        ad = EncoderAdapter(model)
+        if ad.shared_blocks:
+            raise ValueError(f"freeze_bottom is undefined for {ad.family}: all its blocks share "
+                             f"one layer's weights, so freezing block 1 freezes every block")
+        if cfg.freeze_bottom > ad.n_layers:
             raise ValueError(f"freeze_bottom={cfg.freeze_bottom} exceeds the "
-                             f"{model.config.num_hidden_layers} blocks")
-        for p in ad.base.embeddings.parameters():
+                             f"{ad.n_layers} blocks")
+        for p in ad.embeddings_module().parameters():
             p.requires_grad_(False)
         for i in range(1, cfg.freeze_bottom + 1):
             for p in ad.block(i).parameters():

@@ -8,7 +8,9 @@ Every supported sequence head is the same two-layer function of the first-token 
 * BERT / MiniLM: the pooler (dense + tanh on [CLS]) then ``classifier``;
 * ALBERT: ``pooler`` + ``pooler_activation`` (tanh) then ``classifier``;
 * RoBERTa: ``classifier.dense`` + tanh + ``classifier.out_proj`` on ``<s>``;
-* ELECTRA: ``classifier.dense`` + GELU + ``classifier.out_proj`` on the first token.
+* ELECTRA: ``classifier.dense`` + GELU + ``classifier.out_proj`` on the first token;
+* DistilBERT: ``pre_classifier`` + ReLU then ``classifier``
+(``EncoderAdapter.first_token_head`` names the two layers for each family).
 
 (dropout sits between them in training; it is the identity in eval mode, and head training
 here uses none.) ``head_params`` reads W1, b1, W2, b2 from a task model; tests check that
@@ -45,7 +47,8 @@ from torch import nn
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
 
-ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu}  # ELECTRA: get_activation("gelu") = exact
+ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu,  # ELECTRA: get_activation("gelu") = exact
+               "relu": torch.relu}  # DistilBERT's head
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,7 @@ def _linear_pair(model: nn.Module, ad: EncoderAdapter) -> tuple[nn.Linear, str, 
             f"{name} has no sequence-classification head on the first token, so head training "
             f"(TUNED/TUNEDORIG) is undefined; load a sequence task model (models.load_for_task "
             f"on a classification, pair or regression task, or a fine-tuned checkpoint)")
-    if ad.kind in ("roberta", "electra"):
-        head = model.classifier
-        act = "tanh" if ad.kind == "roberta" else "gelu"
-        if ad.kind == "electra" and type(head.activation).__name__ != "GELUActivation":
-            raise NotImplementedError(f"ELECTRA head activation {type(head.activation).__name__}"
-                                      f" is not supported (expected GELU)")
-        return head.dense, act, head.out_proj
-    pooler = ad.base.pooler
-    if pooler is None:
-        raise ConfigError(f"this {ad.kind} model has no pooler (add_pooling_layer=False), so "
-                          f"its head is not dense+tanh+classifier; load it with a pooler")
-    dense = pooler if ad.kind == "albert" else pooler.dense
-    return dense, "tanh", model.classifier
+    return ad.first_token_head()
 
 
 def head_params(model: nn.Module) -> HeadParams:

@@ -128,11 +128,13 @@ class TruncationConfig(StudyConfig):
 
 def check_ablations(cfg: TruncationConfig, model) -> None:
     """freeze_bottom/drop_top against the model's L blocks (before any ablation trains)."""
+    if not (cfg.freeze_bottom or cfg.drop_top):
+        return  # no ablation: no adapter needed here
     ad = EncoderAdapter(model)
     L = ad.n_layers
-    if cfg.freeze_bottom and ad.kind == "albert":
-        raise ConfigError("freeze_bottom is undefined for ALBERT (all its blocks share one "
-                          "layer's weights); use drop_top, or an unshared model")
+    if cfg.freeze_bottom and ad.shared_blocks:
+        raise ConfigError(f"freeze_bottom is undefined for {ad.family} (all its blocks share "
+                          f"one layer's weights); use drop_top, or an unshared model")
     bad = [k for k in cfg.freeze_bottom if k > L] + [k for k in cfg.drop_top if k >= L]
     if bad:
         raise ConfigError(f"ablation k {bad} out of range for this {L}-block model: "

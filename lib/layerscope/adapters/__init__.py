@@ -1,0 +1,123 @@
+"""Per-family layer adapters, found by ``config.model_type``.
+
+``EncoderAdapter(model)`` returns the adapter of the model's family (a subclass of
+:class:`~layerscope.adapters.base.EncoderAdapter`); the interface and how to add a family are in
+``adapters/base.py``, with ``adapters/distilbert.py`` as a short worked example. A model_type
+that is not in ``FAMILIES`` raises ``UnsupportedModelError``: surgery (truncation, skipping,
+the drop_top/freeze_bottom ablations) needs an adapter, while every study that only reads
+hidden states works for any model that returns ``hidden_states``.
+
+Family modules are imported on first use (``FAMILIES`` holds "module:Class" strings).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import nn
+
+from ..errors import UnsupportedModelError
+from .base import HEAD_KINDS, EncoderAdapter, Layout
+
+# model_type -> "module:Class" (module relative to this package)
+FAMILIES: dict[str, str] = {
+    "bert": "bert:BertAdapter",
+    "roberta": "bert:RobertaAdapter",
+    "xlm-roberta": "bert:RobertaAdapter",
+    "camembert": "bert:RobertaAdapter",
+    "albert": "bert:AlbertAdapter",
+    "electra": "bert:ElectraAdapter",
+    "distilbert": "distilbert:DistilBertAdapter",
+    "mpnet": "mpnet:MPNetAdapter",
+    "deberta": "deberta:DebertaAdapter",
+    "deberta-v2": "deberta:DebertaV2Adapter",
+    "modernbert": "modernbert:ModernBertAdapter",
+}
+SUPPORTED: tuple[str, ...] = tuple(FAMILIES)  # model types with an adapter
+
+__all__ = ["FAMILIES", "HEAD_KINDS", "SUPPORTED", "EncoderAdapter", "Layout", "adapter_class",
+           "adapter_for", "family_table", "supports_surgery", "unsupported_error"]
+
+
+def _model_type(model_or_config) -> str | None:
+    config = getattr(model_or_config, "config", model_or_config)
+    return getattr(config, "model_type", None)
+
+
+def supports_surgery(model_or_config) -> bool:
+    """Whether the model (or config) has a layer adapter: truncation, skipping, ablations."""
+    return _model_type(model_or_config) in FAMILIES
+
+
+def unsupported_error(model_or_config, needed_for: str = "surgery (truncation, skipping, "
+                      "drop_top/freeze_bottom)") -> UnsupportedModelError:
+    """The error for a model without an adapter: what is supported and how to add one."""
+    kind = _model_type(model_or_config)
+    what = type(model_or_config).__name__
+    listed = "; ".join(f"{row['family']} ({', '.join(row['model_types'])})"
+                       for row in _family_rows())
+    return UnsupportedModelError(
+        f"no layer adapter for model_type {kind!r} ({what}): {needed_for} needs one. "
+        f"Supported families: {listed}. Studies that only read hidden states (fine-tuning, "
+        f"similarity, probes, DirectProbe, geometry, out-of-domain) work without an adapter. "
+        f"To add one: subclass layerscope.adapters.base.EncoderAdapter (its docstring lists the "
+        f"methods; lib/layerscope/adapters/distilbert.py is a short example) and register the "
+        f"model_type in layerscope.adapters.FAMILIES")
+
+
+def _load(target: str) -> type[EncoderAdapter]:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def adapter_class(model_or_config) -> type[EncoderAdapter]:
+    """The adapter class for a model (or its config); UnsupportedModelError if none."""
+    kind = _model_type(model_or_config)
+    if kind not in FAMILIES:
+        raise unsupported_error(model_or_config)
+    return _load(FAMILIES[kind])
+
+
+def adapter_for(model: nn.Module) -> EncoderAdapter:
+    """The family's adapter on ``model`` (same as ``EncoderAdapter(model)``)."""
+    return adapter_class(model)(model)
+
+
+def _family_rows() -> list[dict]:
+    """Families in registry order, model types grouped by adapter class (no imports)."""
+    rows: dict[str, dict] = {}
+    for kind, target in FAMILIES.items():
+        rows.setdefault(target, {"target": target, "model_types": []})["model_types"].append(kind)
+    for row in rows.values():
+        module, name = row["target"].split(":")
+        row["family"] = name.removesuffix("Adapter")
+    return list(rows.values())
+
+
+def family_table() -> list[dict]:
+    """One row per adapter family, for a listing (``layerscope models``): ``family``,
+    ``model_types``, ``module`` (file under lib/layerscope/adapters), ``hidden_states`` (True:
+    studies that read states), ``surgery`` (truncation, skipping, drop_top), ``freeze_bottom``,
+    ``heads`` (task heads the adapter evaluates on any layer), ``tuned_heads`` (TUNED/
+    TUNEDORIG: the sequence head is dense+activation+linear on the first token). A family
+    whose module cannot be imported is listed with ``surgery`` False and the ``error``. The
+    last row is every other model: hidden-state studies only."""
+    out = []
+    for row in _family_rows():
+        module = row["target"].split(":")[0]
+        entry = {"family": row["family"], "model_types": tuple(row["model_types"]),
+                 "module": f"adapters/{module}.py", "hidden_states": True}
+        try:
+            cls = _load(row["target"])
+        except (ImportError, AttributeError) as e:
+            entry.update(surgery=False, freeze_bottom=False, heads=(), tuned_heads=False,
+                         error=f"{type(e).__name__}: {e}")
+        else:
+            entry.update(family=cls.family, surgery=True, freeze_bottom=not cls.shared_blocks,
+                         heads=tuple(cls.head_kinds),
+                         tuned_heads=cls.first_token_head is not EncoderAdapter.first_token_head)
+        out.append(entry)
+    out.append({"family": "any other", "model_types": ("*",), "module": "",
+                "hidden_states": True, "surgery": False, "freeze_bottom": False, "heads": (),
+                "tuned_heads": False})
+    return out
