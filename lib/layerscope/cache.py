@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from . import paths
+from . import devices, paths
 
 META = "meta.json"
 T = TypeVar("T")
@@ -55,7 +55,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(devices.to_numpy(t.view(torch.uint8)).tobytes() if t.numel() else b"")
     return h.hexdigest()[:20]
 
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..devices import to_numpy
+from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 
 Tensor = torch.Tensor
@@ -151,7 +153,7 @@ def constant_error(what: str, measure: str) -> UndefinedError:
 
 def as_labels(y, n: int, what: str = "labels", *, min_classes: int = 2) -> np.ndarray:
     """Integer class labels [n] -> int64 numpy array; checks length and number of classes."""
-    arr = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
+    arr = to_numpy(y)  # a tensor: detached and moved to the CPU first
     if arr.ndim != 1:
         raise ConfigError(f"{what} must be a 1-D array of class ids; got shape {arr.shape}")
     if len(arr) != n:

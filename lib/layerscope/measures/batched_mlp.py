@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..devices import to_numpy
+from ..devices import to_numpy
 from ..errors import ConfigError
 from ._inputs import as_labels, as_single, check_finite
 
@@ -311,7 +313,7 @@ class ProbeFit:
     def predict(self, x) -> np.ndarray:
         """Predicted label values [C, m] (argmax; for two classes logit > 0, as sklearn)."""
         idx = [(z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(1) for z in self.logits(x)]
-        return self.classes[torch.stack(idx).numpy()]
+        return self.classes[to_numpy(torch.stack(idx))]
 
     def accuracy(self, x, y) -> np.ndarray:
         """Accuracy of every configuration on (x, y): [C]."""
@@ -376,7 +378,7 @@ def fit_probes(x, y, configs, *, max_iter: int = 1000, tol: float = 1e-4,
                 bl = _step(pack, x[idx], yt[idx], onehot[idx], adam)
                 total += bl.to(torch.float64) * len(idx)
             loss = np.empty(len(active))
-            loss[pack.members] = (total / n).numpy()  # packed order -> order of `active`
+            loss[pack.members] = to_numpy(total / n)  # packed order -> order of `active`
             stop = []
             for j, i in enumerate(active):  # sklearn's _update_no_improvement_count
                 curves[i].append(float(loss[j]))

@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from ..devices import to_numpy
+from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
 from .batched_mlp import available_bytes
@@ -221,7 +223,7 @@ class _Tester:
 def _check_input(x, y, min_points_per_label: int):
     x = as_single(x, "x")
     check_finite(x, "x")
-    x = x.double().numpy()
+    x = to_numpy(x.double())
     y = as_labels(y, len(x), "y", min_classes=2)
     values, yi, counts = np.unique(y, return_inverse=True, return_counts=True)
     small = values[counts < min_points_per_label]

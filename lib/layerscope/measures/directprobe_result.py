@@ -27,6 +27,8 @@ from itertools import combinations
 
 import numpy as np
 
+from ..devices import to_numpy
+from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
 from .convex_hulls import RUNNING, PointHullBatch, centroid_line_gaps, hull_distance
@@ -301,7 +303,7 @@ class DirectProbeResult:
         distance; the rest get the per-point exact search."""
         x = as_single(x, "x")
         check_finite(x, "x")
-        x = x.double().numpy()
+        x = to_numpy(x.double())
         if x.shape[1] != self.points.shape[1]:
             raise ConfigError(f"x has {x.shape[1]} features but the clusters have"
                               f" {self.points.shape[1]}")

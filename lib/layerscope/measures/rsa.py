@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..devices import to_numpy
+from ..devices import to_numpy
 from ..errors import ConfigError
 from ._inputs import (
     DEFAULT_RTOL,
@@ -107,7 +109,7 @@ def average_ranks(d: np.ndarray) -> np.ndarray:
 
 def _standard_ranks(d: Tensor) -> Tensor | None:
     """Ranks of d (ties averaged), centred and scaled to unit norm; None if d is constant."""
-    r = torch.from_numpy(average_ranks(d.numpy())).to(F64)
+    r = torch.from_numpy(average_ranks(to_numpy(d))).to(F64)
     r -= r.mean()
     norm = torch.linalg.vector_norm(r)
     return None if norm == 0 else r / norm

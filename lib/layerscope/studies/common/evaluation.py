@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import metrics, surgery, surgery_kernels
+from ... import devices, metrics, surgery, surgery_kernels
 from ...encoding import collator_for, encode_split
 from ...errors import ConfigError
 from ...progress import counted
@@ -94,27 +94,33 @@ def _scatter(chunks: list[tuple[np.ndarray, np.ndarray]], n: int, axis: int) -> 
     return out
 
 
-def untuned_logits(model: nn.Module, es: EvalSet) -> np.ndarray:
+def untuned_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto") -> np.ndarray:
     """UNTUNED truncation at every depth: [L+1, n, C] (``untuned_truncation_logits`` per batch,
-    one forward pass for all layers). A model without a task head raises ``MissingHeadError``."""
-    chunks = [(pos, surgery_kernels.untuned_truncation_logits(model, b).float().numpy())
-              for pos, b in counted(es.batches, "batch")]
+    one forward pass for all layers). A model without a task head raises ``MissingHeadError``.
+    dtype: compute dtype (``devices.autocast``; auto: bf16/fp16 on CUDA, float32 on the CPU)."""
+    with devices.autocast(devices.model_device(model), dtype):
+        chunks = [(pos, devices.to_numpy(surgery_kernels.untuned_truncation_logits(model, b)))
+                  for pos, b in counted(es.batches, "batch")]
     return _scatter(chunks, es.n, axis=1)
 
 
-def span_logits(model: nn.Module, es: EvalSet) -> dict[tuple[int, int], np.ndarray]:
-    """Every contiguous span skipped (``surgery_kernels.spans(L)``): {(i, j): [n, C]}."""
-    per_batch = [(pos, surgery_kernels.all_span_skipping_logits(model, b))
-                 for pos, b in counted(es.batches, "batch")]
+def span_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto"
+                ) -> dict[tuple[int, int], np.ndarray]:
+    """Every contiguous span skipped (``surgery_kernels.spans(L)``): {(i, j): [n, C]}.
+    dtype: compute dtype, as in ``untuned_logits``."""
+    with devices.autocast(devices.model_device(model), dtype):
+        per_batch = [(pos, surgery_kernels.all_span_skipping_logits(model, b))
+                     for pos, b in counted(es.batches, "batch")]
     keys = list(per_batch[0][1])
-    return {k: _scatter([(pos, d[k].float().numpy()) for pos, d in per_batch], es.n, axis=0)
+    return {k: _scatter([(pos, devices.to_numpy(d[k])) for pos, d in per_batch], es.n, axis=0)
             for k in keys}
 
 
 @torch.inference_mode()
-def full_logits(model: nn.Module, es: EvalSet) -> np.ndarray:
+def full_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto") -> np.ndarray:
     """The model itself with the empty set of blocks skipped (``surgery.skipped(model, ())``,
-    i.e. nothing changed): [n, C]. Eval mode, restored afterwards."""
+    i.e. nothing changed): [n, C]. Eval mode, restored afterwards. dtype: compute dtype, as in
+    ``untuned_logits``."""
     if not hasattr(model, "classifier"):
         raise surgery_kernels.MissingHeadError(
             f"{type(model).__name__} has no task head; load a task model (models.load_for_task "
@@ -122,8 +128,8 @@ def full_logits(model: nn.Module, es: EvalSet) -> np.ndarray:
     was = model.training
     model.eval()
     try:
-        with surgery.skipped(model, ()):
-            chunks = [(pos, model(**b).logits.float().numpy()) for pos, b in es.batches]
+        with surgery.skipped(model, ()), devices.autocast(devices.model_device(model), dtype):
+            chunks = [(pos, devices.to_numpy(model(**b).logits)) for pos, b in es.batches]
     finally:
         model.train(was)
     return _scatter(chunks, es.n, axis=0)

@@ -16,6 +16,8 @@ import numpy as np
 
 from ... import activations as acts
 from ... import plots
+from ...devices import to_numpy
+from ...devices import to_numpy
 from ...errors import ConfigError
 from ...measures import cka_stats
 from ..base import StudyResult
@@ -167,8 +169,8 @@ class SimilarityResult(StudyResult):
                          seed: int = 0) -> dict:
         """The cell's value against CKA with examples shuffled (no-similarity baseline at n)."""
         x, y, i, j = self._cell_data(comparison, row, col)
-        null = cka_stats.permutation_cka(x, y, n_perm=n_perm, seed=seed,
-                                         debiased=self.config.debiased).numpy()
+        null = to_numpy(cka_stats.permutation_cka(x, y, n_perm=n_perm, seed=seed,
+                                                  debiased=self.config.debiased))
         value = float(self.matrices[comparison][i, j])
         return {"comparison": comparison, "row": i, "col": j, "value": value,
                 "perm_mean": float(null.mean()), "perm_q99": float(np.quantile(null, 0.99)),

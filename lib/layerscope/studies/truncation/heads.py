@@ -45,6 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...adapters import EncoderAdapter
+from ...devices import to_numpy
+from ...devices import to_numpy
 from ...errors import ConfigError
 
 ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu,  # ELECTRA: get_activation("gelu") = exact
@@ -230,6 +232,6 @@ def train_heads(init: HeadParams, x, y, *, regression: bool,
     if settings.standardize:  # back to the raw features: x' W1' = (x - mu) / sd W1'
         best[0] = best[0] / sd[:, :, None]
         best[1] = best[1] - torch.bmm(mu[:, None], best[0])[:, 0]
-    return HeadFit(HeadParams(*best, init.activation), best_epoch.numpy(),
-                   best_loss.numpy().astype(np.float64), initial.numpy().astype(np.float64),
+    return HeadFit(HeadParams(*best, init.activation), to_numpy(best_epoch),
+                   to_numpy(best_loss.double()), to_numpy(initial.double()),
                    epoch, len(fit), n_hold)

@@ -34,6 +34,8 @@ import numpy as np
 from ... import activations as acts
 from ... import finetune, metrics, progress
 from ...adapters import EncoderAdapter
+from ...devices import to_numpy
+from ...devices import to_numpy
 from ...errors import ConfigError
 from ...measures import cka
 from ...measures.blocks import block_structure
@@ -161,7 +163,7 @@ def _retrain(line: str, init: heads.HeadParams, train: acts.Activations,
               "epochs": fit.epochs, "holdout_loss": fit.holdout_loss.tolist(),
               "initial_loss": fit.initial_loss.tolist(), "n_fit": fit.n_fit,
               "n_holdout": fit.n_holdout}
-    return layers, heads.apply(fit.params, np.asarray(val.states)[layers]).numpy(), record
+    return layers, to_numpy(heads.apply(fit.params, np.asarray(val.states)[layers])), record
 
 
 def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
