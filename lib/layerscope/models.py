@@ -22,6 +22,12 @@ from .tasks import TaskSpec
 
 Arch = Literal["bert", "roberta", "albert", "electra", "mpnet"]
 ARCHS: tuple[str, ...] = ("bert", "roberta", "albert", "electra")
+# Families with an adapter added since (issue 16), each with a tiny random model; kept apart from
+# ARCHS so the tests parametrized over the original four do not grow (the family parity tests
+# in tests/test_adapter_families.py cover these).
+FAMILY_TINY_ARCHS: tuple[str, ...] = ("xlm-roberta", "camembert", "distilbert", "mpnet",
+                                      "deberta", "deberta-v2", "modernbert")
+TINY_ARCHS: tuple[str, ...] = ARCHS + FAMILY_TINY_ARCHS
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ for _L in (2, 4, 6, 8, 10, 12):
         _SPECS.append(_hub(_id, _id, "bert", f"BERT small family: {_L} layers, {_H} wide"))
 TINY_CONFIG = dict(vocab_size=0, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                    intermediate_size=64, max_position_embeddings=64)
-for _arch in ARCHS:
+for _arch in TINY_ARCHS:
     _SPECS.append(ModelSpec(f"tiny-{_arch}", "tiny", "", _arch,  # type: ignore[arg-type]
                             f"random 4-layer, 32-wide {_arch} for tests (built locally)"))
 MODELS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
@@ -206,20 +212,60 @@ _TINY = {
     "albert": (tr.AlbertConfig, tr.AlbertModel, "wordpiece"),
     "electra": (tr.ElectraConfig, tr.ElectraModel, "wordpiece"),
     "roberta": (tr.RobertaConfig, tr.RobertaModel, "bpe"),
+    # Tokenizers for the tiny models come from the committed vocabulary, not each family's own
+    # (XLM-R, CamemBERT and DeBERTa-v2/v3 ship sentencepiece models): byte-level BPE (saved as
+    # RobertaTokenizer) where the family's hub tokenizer is BPE-like, WordPiece (BertTokenizer)
+    # otherwise; "-untyped" leaves out token_type_ids for models whose forward takes none.
+    "xlm-roberta": (tr.XLMRobertaConfig, tr.XLMRobertaModel, "bpe"),
+    "camembert": (tr.CamembertConfig, tr.CamembertModel, "bpe"),
+    "distilbert": (tr.DistilBertConfig, tr.DistilBertModel, "wordpiece-untyped"),
+    "mpnet": (tr.MPNetConfig, tr.MPNetModel, "wordpiece-untyped"),
+    "deberta": (tr.DebertaConfig, tr.DebertaModel, "bpe"),
+    "deberta-v2": (tr.DebertaV2Config, tr.DebertaV2Model, "wordpiece"),
+    "modernbert": (tr.ModernBertConfig, tr.ModernBertModel, "wordpiece-untyped"),
 }
+
+
+def _tiny_family_config(arch: str, tok) -> dict:
+    """Config fields of the issue-16 families' tiny models beyond ``TINY_CONFIG``."""
+    ids = dict(pad_token_id=tok.pad_token_id)
+    if arch in ("xlm-roberta", "camembert"):  # RoBERTa's positions start after padding_idx
+        return dict(ids, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                    max_position_embeddings=66, type_vocab_size=1)
+    if arch == "distilbert":  # hidden_size etc. are aliases; the FFN width is hidden_dim
+        return dict(ids, hidden_dim=TINY_CONFIG["intermediate_size"])
+    if arch == "mpnet":  # positions start after padding_idx, as in RoBERTa; relative buckets
+        return dict(ids, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                    max_position_embeddings=66, relative_attention_num_buckets=32)
+    if arch == "deberta":  # deberta-base: disentangled attention, no absolute positions
+        return dict(ids, relative_attention=True, pos_att_type=["c2p", "p2c"],
+                    position_biased_input=False, max_relative_positions=-1)
+    if arch == "deberta-v2":  # deberta-v3-base's settings, with 16 log-buckets (not 256) so
+        # that bucketing changes relative positions at the tiny sequence lengths
+        return dict(ids, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                    position_biased_input=False, max_relative_positions=-1, position_buckets=16,
+                    share_att_key=True, norm_rel_ebd="layer_norm")
+    if arch == "modernbert":  # global attention every 2nd layer, 8-token local windows
+        return dict(ids, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                    cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+                    global_attn_every_n_layers=2, local_attention=8)
+    return ids
 
 
 def _tiny_tokenizer(kind: str) -> tr.PreTrainedTokenizerBase:
     vocab = paths.RESOURCES / "tiny_vocab"
     if kind == "wordpiece":
         return tr.BertTokenizer(vocab=str(vocab / "vocab.txt"), do_lower_case=True)
+    if kind == "wordpiece-untyped":
+        return tr.BertTokenizer(vocab=str(vocab / "vocab.txt"), do_lower_case=True,
+                                model_input_names=["input_ids", "attention_mask"])
     return tr.RobertaTokenizer(vocab=str(vocab / "vocab.json"), merges=str(vocab / "merges.txt"))
 
 
 def tiny_model_dir(arch: str) -> Path:
     """Folder of the tiny random ``arch`` model, built (seeded, deterministic) on first use."""
     if arch not in _TINY:
-        raise unknown("tiny model architecture", arch, ARCHS)
+        raise unknown("tiny model architecture", arch, TINY_ARCHS)
     out = paths.cache_dir() / "models" / f"tiny-{arch}-v1"
     if (out / "config.json").exists():
         return out
@@ -231,6 +277,10 @@ def tiny_model_dir(arch: str) -> Path:
     if arch == "roberta":
         kw.update(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                   eos_token_id=tok.eos_token_id, max_position_embeddings=66, type_vocab_size=1)
+    elif arch in FAMILY_TINY_ARCHS:
+        kw.update(_tiny_family_config(arch, tok))
+        if arch == "distilbert":  # not a DistilBERT field (hidden_dim, above)
+            del kw["intermediate_size"]
     else:
         kw["pad_token_id"] = tok.pad_token_id
     # A private RNG: building the model on first use must not move the global RNG, or the first
