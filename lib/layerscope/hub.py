@@ -71,3 +71,64 @@ def datasets_offline():
         yield
     finally:
         datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = old
+
+
+# --- revisions: which commit of a hub repository a model or dataset is ----------------------
+
+_SHA = frozenset("0123456789abcdef")
+
+
+def is_commit(revision: str | None) -> bool:
+    """A full 40-hex commit sha (fixed for good), as opposed to a branch or tag (which moves)."""
+    return revision is not None and len(revision) == 40 and set(revision) <= _SHA
+
+
+def cache_root() -> str:
+    """The Hugging Face hub cache folder, read at call time (``HF_HUB_CACHE`` / ``HF_HOME``)."""
+    import huggingface_hub
+
+    return huggingface_hub.constants.HF_HUB_CACHE
+
+
+def cached_commit(repo_id: str, revision: str | None = None, *,
+                  repo_type: str = "model") -> str | None:
+    """The commit sha that ``revision`` (default ``main``) of ``repo_id`` resolved to when it
+    was last downloaded, read from huggingface_hub's cache layout
+    (``<cache>/<type>s--org--name/refs/<revision>`` holds the sha; a commit sha is its own
+    ``snapshots/<sha>/`` folder). None when that revision is not in the cache."""
+    folder = os.path.join(cache_root(), f"{repo_type}s--{repo_id.replace('/', '--')}")
+    if is_commit(revision):
+        return revision if os.path.isdir(os.path.join(folder, "snapshots", revision)) else None
+    try:
+        with open(os.path.join(folder, "refs", revision or "main")) as f:
+            sha = f.read().strip()
+    except OSError:
+        return None
+    return sha if is_commit(sha) else None
+
+
+def resolve_commit(repo_id: str, revision: str | None = None, *,
+                   repo_type: str = "model") -> str | None:
+    """The commit sha of ``revision`` of ``repo_id``: a full sha as given; else the local HF
+    cache's record (what a load would use offline); else, with the hub reachable, the hub's
+    answer (one metadata request). None when neither knows (offline, never downloaded: the
+    load itself then fails with our offline message)."""
+    if is_commit(revision):
+        return revision
+    sha = cached_commit(repo_id, revision, repo_type=repo_type)
+    if sha is not None or offline():
+        return sha
+    return _hub_commit(repo_id, revision, repo_type)
+
+
+@functools.lru_cache(maxsize=256)  # one request per repository and revision per process
+def _hub_commit(repo_id: str, revision: str | None, repo_type: str) -> str | None:
+    try:
+        import huggingface_hub
+
+        api = huggingface_hub.HfApi()
+        info = (api.dataset_info if repo_type == "dataset" else api.model_info)(
+            repo_id, revision=revision)
+        return info.sha
+    except Exception:  # network, gated or missing repo: the load reports it, with our message
+        return None

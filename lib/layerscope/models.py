@@ -1,9 +1,12 @@
 """Model registry and loading: the papers' hub models, the offline default, tiny test models.
 
 Names resolve as follows: a registry name (``MODEL_NAMES``); else an existing local directory;
-else a hub id of the form ``org/name``. ``minilm-l6`` comes from a PyPI package (README:
-Offline default) and the ``tiny-*`` models are built locally from a config and a committed
-vocabulary, so neither needs the hub.
+else a hub id of the form ``org/name``. A hub model may be pinned to a revision (branch, tag
+or commit sha) as ``org/name@rev`` (or ``roberta-base@rev``), or with ``revision=`` on the
+loaders; its identity (cache keys) holds the commit the revision resolved to. ``minilm-l6`` and
+``mpnet-base`` come from PyPI packages (README: Offline default; mpnet-base is fetched only
+when first used) and the ``tiny-*`` models are built locally from a config and a committed
+vocabulary, so none of them needs the hub.
 The per-architecture adapter lives in ``layerscope.adapters``.
 """
 
@@ -17,7 +20,7 @@ import torch
 import transformers as tr
 
 from . import assets, cache, hub, paths
-from .errors import HubUnavailableError, unknown
+from .errors import ConfigError, HubUnavailableError, unknown
 from .tasks import TaskSpec
 
 Arch = Literal["bert", "roberta", "albert", "electra", "mpnet"]
@@ -79,8 +82,48 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 OFFLINE_MODEL_NAMES: tuple[str, ...] = tuple(n for n, s in MODELS.items() if s.source != "hub")
 
 
+def split_revision(name: str) -> tuple[str, str | None]:
+    """``"org/name@rev"`` -> ``("org/name", "rev")``; a name without ``@`` (or an existing
+    local folder, whose path may hold one) -> ``(name, None)``. ``rev`` is a branch, tag or
+    commit sha of the hub repository, as ``from_pretrained(revision=...)`` takes it."""
+    if "@" not in name or Path(name).expanduser().is_dir():
+        return name, None
+    base, _, rev = name.rpartition("@")
+    if not base or not rev:
+        raise ConfigError(f"model {name!r}: write a pinned hub model as 'org/name@revision' "
+                          f"(a branch, tag or commit sha), e.g. 'FacebookAI/roberta-base@main'")
+    return base, rev
+
+
+def with_revision(name: str, revision: str | None) -> str:
+    """``name`` pinned to ``revision`` (``"org/name@revision"``); as is when ``revision`` is
+    None. A name already pinned to another revision is refused."""
+    if revision is None:
+        return name
+    base, rev = split_revision(name)
+    if rev is not None and rev != revision:
+        raise ConfigError(f"model {name!r} is pinned to {rev!r} but revision={revision!r} was "
+                          f"given too; give one of them")
+    return f"{base}@{revision}"
+
+
+def _is_hub_model(base: str) -> bool:
+    spec = MODELS.get(base)
+    return spec.source == "hub" if spec is not None else not Path(base).expanduser().is_dir()
+
+
 def check_model_name(name: str) -> str:
-    """Validate ``name`` without loading anything; returns it. Unknown names list valid ones."""
+    """Validate ``name`` without loading anything; returns it. Unknown names list valid ones.
+    A hub model may carry a revision (``org/name@rev``, ``roberta-base@rev``); other models
+    are fixed files and refuse one."""
+    base, rev = split_revision(name)
+    if rev is not None:
+        check_model_name(base)
+        if not _is_hub_model(base):
+            raise ConfigError(f"model {name!r}: only hub models have revisions; {base!r} is "
+                              f"{'a local folder' if base not in MODELS else 'built in'} and "
+                              f"fixed. Drop '@{rev}'")
+        return name
     if name in MODELS or Path(name).expanduser().is_dir():
         return name
     if "/" in name and not name.startswith((".", "/", "~")):
@@ -92,8 +135,23 @@ def check_model_name(name: str) -> str:
                   f"{', '.join(OFFLINE_MODEL_NAMES)}")
 
 
-def model_identity(name: str) -> dict:
-    """What identifies the starting weights: the name, or the file hashes of a local folder."""
+def model_identity(name: str, revision: str | None = None) -> dict:
+    """What identifies the starting weights (part of the fine-tuning and activation cache
+    keys): the file hashes of a local folder; the name of a registry offline or tiny model
+    (fixed files, so keys made before revisions existed still hold); for a hub model its name,
+    the revision asked for and the commit sha it resolved to (``hub.resolve_commit``: the HF
+    cache's record, else the hub's answer), so a moved branch makes new keys instead of
+    mixing old and new weights under one."""
+    name = with_revision(name, revision)
+    base, rev = split_revision(name)
+    if rev is not None or _is_hub_model(base):
+        ident: dict = {"name": base}
+        if rev is not None:
+            ident["revision"] = rev
+        commit = hub.resolve_commit(resolve(base), rev)
+        if commit is not None:
+            ident["commit"] = commit
+        return ident
     spec = MODELS.get(name)
     if spec is None and Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
@@ -105,8 +163,10 @@ def model_identity(name: str) -> dict:
 
 
 def resolve(name: str) -> str:
-    """Local folder or hub id to pass to ``from_pretrained`` for model ``name``."""
+    """Local folder or hub id to pass to ``from_pretrained`` for model ``name`` (a revision,
+    ``@rev``, is left off: ``revision_of`` gives it)."""
     check_model_name(name)
+    name = split_revision(name)[0]
     spec = MODELS.get(name)
     if spec is None:
         p = Path(name).expanduser()
@@ -127,10 +187,18 @@ def _hub_error(name: str, err: Exception) -> HubUnavailableError:
     )
 
 
-def _from_pretrained(cls, name: str, **kwargs):
+def revision_of(name: str) -> str | None:
+    """The revision model ``name`` is pinned to (``org/name@rev``), or None."""
+    return split_revision(name)[1]
+
+
+def _from_pretrained(cls, name: str, revision: str | None = None, **kwargs):
+    name = with_revision(name, revision)
     location = resolve(name)
     if Path(location).is_dir():
         return cls.from_pretrained(location, **kwargs)
+    if revision_of(name) is not None:
+        kwargs["revision"] = revision_of(name)
     # a hub id: with the hub unreachable, the local HF cache only (at once, not after 5 retries)
     offline = hub.offline()
     try:
@@ -142,40 +210,42 @@ def _from_pretrained(cls, name: str, **kwargs):
         raise _hub_error(name, cause) from e
 
 
-def load_config(name: str) -> tr.PretrainedConfig:
+def load_config(name: str, *, revision: str | None = None) -> tr.PretrainedConfig:
     """The model's ``config.json`` (architecture, sizes, head labels) without its weights."""
-    return _from_pretrained(tr.AutoConfig, name)
+    return _from_pretrained(tr.AutoConfig, name, revision)
 
 
-def local_folder(name: str, cls=tr.AutoModel) -> Path:
+def local_folder(name: str, cls=tr.AutoModel, *, revision: str | None = None) -> Path:
     """The folder holding model ``name``'s files: a local folder (or registry model) as is; a
     hub id is fetched first by transformers' own loading (``cls.from_pretrained`` and the
     tokenizer pick the files, e.g. safetensors over .bin), and its snapshot folder in the
     Hugging Face cache returned, which an offline HF cache (HF_HUB_OFFLINE=1) also serves."""
+    name = with_revision(name, revision)
     location = resolve(name)
     if Path(location).is_dir():
         return Path(location)
     _from_pretrained(cls, name)
     load_tokenizer(name)  # now every file is in the local HF cache: look it up, no download
-    return Path(tr.utils.cached_file(location, tr.utils.CONFIG_NAME,
+    return Path(tr.utils.cached_file(location, tr.utils.CONFIG_NAME, revision=revision_of(name),
                                      local_files_only=True)).parent
 
 
-def load_tokenizer(name: str, *, for_words: bool = False) -> tr.PreTrainedTokenizerBase:
+def load_tokenizer(name: str, *, for_words: bool = False,
+                   revision: str | None = None) -> tr.PreTrainedTokenizerBase:
     """The tokenizer for model ``name``.
 
     ``for_words=True`` prepares it for pre-split words (token tasks): byte-level BPE tokenizers
     (RoBERTa) then need ``add_prefix_space=True`` so each word is encoded as after a space.
     """
-    tok = _from_pretrained(tr.AutoTokenizer, name)
+    tok = _from_pretrained(tr.AutoTokenizer, name, revision)
     if for_words and getattr(tok, "add_prefix_space", None) is False:
-        tok = _from_pretrained(tr.AutoTokenizer, name, add_prefix_space=True)
+        tok = _from_pretrained(tr.AutoTokenizer, name, revision, add_prefix_space=True)
     return tok
 
 
-def load_encoder(name: str) -> tr.PreTrainedModel:
+def load_encoder(name: str, *, revision: str | None = None) -> tr.PreTrainedModel:
     """The bare encoder (``AutoModel``) in eval mode."""
-    return _from_pretrained(tr.AutoModel, name).eval()
+    return _from_pretrained(tr.AutoModel, name, revision).eval()
 
 
 _TASK_MODEL_CLASSES = {
@@ -192,7 +262,8 @@ def task_model_class(task: TaskSpec):
     return _TASK_MODEL_CLASSES[task.kind]
 
 
-def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
+def load_for_task(name: str, task: TaskSpec, *,
+                  revision: str | None = None) -> tr.PreTrainedModel:
     """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if any)."""
     kwargs: dict = {}
     if task.kind != "multiple_choice":
@@ -202,7 +273,7 @@ def load_for_task(name: str, task: TaskSpec) -> tr.PreTrainedModel:
     elif task.kind != "multiple_choice":
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
-    return _from_pretrained(task_model_class(task), name, **kwargs)
+    return _from_pretrained(task_model_class(task), name, revision, **kwargs)
 
 
 # --- tiny models --------------------------------------------------------------------------
