@@ -45,7 +45,7 @@ rsa_dissimilarity: str = "correlation"  # RSA only: correlation | cosine
 n_examples: int = 1000  # validation examples (random, seeded) fed to every model
 n_boot: int = 200  # bootstrap resamples behind every finding's interval
 cross_model: str = ""  # another model to compare with (Phang et al. Fig. 7); empty: none
-checkpoint_steps: list = []  # fine-tuning steps to trace drift, e.g. [0, 50, 100, 150]
+checkpoint_steps: list | None = None  # None: the main job's snapshots (trace_steps); []: no drift; or steps
 out_dir: str = ""  # folder for HTML/PNG/JSON copies of the results; empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 

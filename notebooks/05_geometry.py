@@ -47,7 +47,7 @@ n_train: int = 600  # training examples whose points DirectProbe clusters
 n_test: int = 1000  # validation examples (test points; 1000: study 02's rows, cached)
 max_points: int = 1000  # at most this many points per set (word tasks give ~20 per sentence)
 layers: list = []  # layers to analyse; empty: all (0: the embeddings)
-checkpoint_steps: list = []  # steps to trace; empty: the main job's snapshots (trace_steps)
+checkpoint_steps: list | None = None  # None: the main job's snapshots (trace_steps); []: none; or steps
 n_folds: int = 4  # disjoint folds of the points: the replicates behind the intervals
 probe_grid: str = "demo"  # MLP probe grid: demo | zhou (16 sizes x 4 L2, §2.1) | none
 probe_restarts: int = 3  # restarts of the chosen probe configuration (Zhou: 5)
@@ -70,7 +70,7 @@ from layerscope.studies.geometry.dynamics import spatial
 cfg = GeometryConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
                      max_steps=max_steps or None, pooling=pooling, n_train=n_train,
                      n_test=n_test, max_points=max_points, layers=layers,
-                     checkpoint_steps=checkpoint_steps or None, n_folds=n_folds,
+                     checkpoint_steps=checkpoint_steps, n_folds=n_folds,
                      probe_grid=probe_grid, probe_restarts=probe_restarts,
                      probe_layers=probe_layers, cross_task=cross_task,
                      out_of_domain=out_of_domain, n_ood=n_ood, n_boot=n_boot)

@@ -30,6 +30,7 @@ their sha256 on load (a corrupt entry is quarantined and recomputed) and memory-
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -43,33 +44,34 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import cache, devices, models
+from . import cache, models
 from .errors import CacheError, ConfigError
 from .progress import counted
-from .tasks import TaskSpec, data_identity, get_task, load_split
+from .tasks import ResolvedTask, TaskSpec, data_identity, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
-DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")  # devices.COMPUTE_DTYPES
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 ACTIVATIONS_VERSION = 1  # bump when extraction semantics change: old cache entries stop matching
 _FILES = ("states.npy", "labels.npy", "ids.npy")
 
 
 @dataclass(frozen=True)
-class ActivationSpec:
+class ActivationSpec(ResolvedTask):
     """Which representations to extract (the model is given separately, by its weights).
 
     Attributes:
-        task: a task name (``tasks.TASK_NAMES``).
+        task: a task name (``tasks.TASK_NAMES``) or its ``TaskSpec``, resolved once into
+            ``task_spec`` (``tasks.ResolvedTask``).
         split: one of the task's splits; Phang et al. (2021) use validation examples.
         n_examples: seeded random subset of this many examples (None: the whole split).
         pooling: one of ``POOLINGS`` (see module docstring).
-        dtype: compute dtype, one of ``DTYPES`` (``devices.autocast``); stored as float32.
+        dtype: compute dtype, ``float32`` or ``bfloat16`` (results are stored as float32).
         max_length: tokens per example after truncation, special tokens included.
         seed: seed of the example subset.
         pair_offset: ``pair`` pooling pairs word i with word i + pair_offset.
     """
 
-    task: str
+    task: str | TaskSpec
     split: str = "validation"
     n_examples: int | None = 1000
     pooling: str = "cls"
@@ -79,7 +81,7 @@ class ActivationSpec:
     pair_offset: int = 1
 
     def __post_init__(self):
-        spec = get_task(self.task)
+        spec = self._resolve_task()
         if self.split not in spec.splits:
             raise ValueError(f"task {self.task!r} has no split {self.split!r}; "
                              f"use one of {list(spec.splits)}")
@@ -158,9 +160,9 @@ def aligned_rows(x: Activations, y: Activations) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------- inputs
 def spec_task(spec: ActivationSpec, task: TaskSpec | None = None) -> TaskSpec:
     """``spec``'s task: ``task`` where the caller resolved it once (it must be the one
-    ``spec.task`` names), else looked up by that name."""
+    ``spec.task`` names), else the one the spec resolved (``spec.task_spec``)."""
     if task is None:
-        return get_task(spec.task)
+        return spec.task_spec
     if task.name != spec.task:
         raise ValueError(f"task {task.name!r} given for an ActivationSpec of task {spec.task!r}")
     return task
@@ -186,8 +188,8 @@ def _task_inputs(spec: ActivationSpec, data: str) -> tuple[list, np.ndarray, np.
     """``task_inputs`` memoised per process by spec and data identity: the studies ask for the
     same split rows once per model (six models share geometry's training rows), and loading
     a split costs ~0.3 s. Callers get copies."""
-    task = get_task(spec.task)
-    ds = load_split(spec.task, spec.split)
+    task = spec.task_spec
+    ds = load_split(task, spec.split)
     n = len(ds)
     if spec.n_examples is None or spec.n_examples >= n:
         rows = np.arange(n)
@@ -321,7 +323,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
             (pre-split; required by ``word``/``pair`` pooling).
         pooling, max_length, pair_offset: see ``ActivationSpec``; ``max_length`` is capped at
             what the model takes (``model_max_length``).
-        dtype: compute dtype; ``bfloat16``/``float16`` run the forward under autocast.
+        dtype: compute dtype; ``bfloat16`` runs the forward under CPU/GPU autocast.
         batch_size: examples per forward pass (sorted by length, padded per batch). On 2 CPU
             cores 16-32 was fastest for minilm-l6; 64 and more ran 10-30% slower (the
             [B*T, 4H] intermediate activations no longer stay in cache).
@@ -351,7 +353,8 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
     # Longest first: less padding per batch, and an out-of-memory error shows up at once.
     order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
     device = next(base.parameters()).device
-    autocast = devices.autocast(device, dtype)  # float32: none (plain fp32 numbers)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16"
+                else contextlib.nullcontext())
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = base.training
     base.eval()
@@ -365,8 +368,8 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
                          _batch_tensors([items[i] for i in idx], pad_id).items()}
                 out = base(**batch, output_hidden_states=True)
                 hs = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
-                pooled = devices.to_numpy(_pool(hs, batch["attention_mask"],
-                    [items[i] for i in idx], [rows[i] for i in idx], pooling))
+                pooled = _pool(hs, batch["attention_mask"], [items[i] for i in idx],
+                               [rows[i] for i in idx], pooling).cpu().numpy()
                 k = 0
                 for i in idx:  # scatter the batch's rows back to example order
                     r = len(rows[i])
@@ -471,8 +474,9 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
                                  read=lambda e: _open(e.folder, spec, key, e.meta))
 
 
-def load(key: str) -> Activations:
-    """The cached representations with content key ``key``, verified against their sha256.
+def load(key: str, task: TaskSpec | None = None) -> Activations:
+    """The cached representations with content key ``key``, verified against their sha256
+    (``task``: the entry's resolved task, where the caller has it; else looked up by name).
 
     This is how a study result (which holds keys, never paths) gets back to its arrays, on any
     machine that shares the cache folder. A missing or damaged entry raises ``CacheError``
@@ -489,7 +493,13 @@ def load(key: str) -> Activations:
         raise CacheError(f"activation cache entry {key!r} was damaged ({reason}) and has been"
                          " moved aside; rerun the study to recompute it")
     meta = cache.read_meta(folder)
-    return _open(folder, ActivationSpec(**meta["spec"]), key, meta)
+    fields = dict(meta["spec"])
+    if task is not None:
+        if task.name != fields["task"]:
+            raise ValueError(f"task {task.name!r} given for activation entry {key!r} of task "
+                             f"{fields['task']!r}")
+        fields["task"] = task
+    return _open(folder, ActivationSpec(**fields), key, meta)
 
 
 # --------------------------------------------------------------------------- loading models

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +70,108 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (``os.umask`` sets
+    it, so reading it that way briefly gives other threads' new files mode 0666)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-    os.replace(tmp, path)
+    return umask
+
+
+def shared_mode(path: Path | str, *, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0666/0777 less the umask):
+    ``mkstemp``/``mkdtemp`` make 0600/0700, and results are meant to be shared (a multi-user
+    or Dask cache)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` through ``write(tmp)`` into a temp file beside it, then rename: readers
+    never see half a file, the mode honours the umask, and when ``write`` fails (a full disk,
+    ``ENOSPC``) the temp file is removed and ``path`` keeps what it had. Every file layerscope
+    writes outside a temporary folder goes through here.
+
+        atomic_write(folder / "results.csv", lambda tmp: df.to_csv(tmp, index=False))
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        shared_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> str:
+    """``atomic_write`` of ``data``; returns the sha256 of the bytes written (hashed from
+    memory as they are written, never re-read from disk: what is recorded is what was meant)."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_text(path: Path | str, text: str) -> str:
+    """``atomic_write`` of ``text`` (UTF-8); returns its sha256 (``atomic_write_bytes``)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path, what: str, *, stop: Callable[[], bool] | None = None,
+           poll: float = 0.5):
+    """Hold an exclusive lock (``fcntl.flock``) on ``lock_file`` for the ``with`` body.
+
+    Two processes that would build the same thing (one cache entry, one sweep run) take turns:
+    the second prints what it waits for, then finds the first one's result. The OS releases
+    the lock when its holder exits, also when it is killed, so no lock outlives a run. Lock
+    files are left in place (removing one while another process waits on it would let a third
+    take a different lock). ``stop()`` true while waiting raises ``InterruptedError``. Where
+    ``fcntl`` does not exist (Windows) this lock does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent runs are not protected
+        yield
+        return
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    print(f"[layerscope] waiting for {what}: another process is on it (lock "
+                          f"{lock_file})", file=sys.stderr, flush=True)
+                    told = True
+                if stop is not None and stop():
+                    raise InterruptedError(f"stopped while waiting for {what}") from None
+                time.sleep(poll)
+        if told:
+            print(f"[layerscope] {what}: the other process is done, going on",
+                  file=sys.stderr, flush=True)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def entry_lock(kind: str, key: str) -> Path:
+    """The lock file of cache entry ``<kind>/<key>`` (``locked``): beside the entries, in
+    ``<cache>/.locks``, so that listing or cleaning the cache sees entries only."""
+    return paths.cache_dir() / ".locks" / f"{kind}-{key}.lock"
 
 
 @contextlib.contextmanager
@@ -93,16 +188,20 @@ def atomic_dir(dest: Path, *, replace: bool = False):
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; results are meant to be shared
+    shared_mode(tmp, folder=True)
     try:
         yield tmp
-        if dest.exists():
-            if not replace:
-                return
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        if dest.exists() and replace:
+            old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(dest, old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, dest)
+        except OSError as e:
+            # another process renamed its complete copy into place first: keep that one
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not dest.is_dir():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -122,13 +221,23 @@ def read_meta(folder: Path) -> dict | None:
         return None
 
 
-def write_meta(folder: Path, meta: dict, files: list[str]) -> dict:
-    """Finish an entry: record sha256 of ``files`` (relative to ``folder``), write the sidecar."""
+def write_meta(folder: Path, meta: dict, files: list[str] | dict[str, str]) -> dict:
+    """Finish an entry: record the sha256 of ``files`` (relative to ``folder``) and write the
+    sidecar. ``files`` as a mapping gives the digests already known, taken when the files were
+    written (``folder_digests`` of a private temporary folder) or checked: a file is never
+    approved by hashing whatever is on disk now, which may be another attempt's damaged copy."""
     meta = dict(meta)
-    meta["files"] = {f: file_sha256(folder / f) for f in files}
+    meta["files"] = (dict(sorted(files.items())) if isinstance(files, dict)
+                     else {f: file_sha256(folder / f) for f in files})
     meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     atomic_write_text(folder / META, json.dumps(meta, indent=1, sort_keys=True, default=str))
     return meta
+
+
+def folder_digests(folder: Path, prefix: str = "") -> dict[str, str]:
+    """``{prefix + relative path: sha256}`` of every file under ``folder`` but the sidecar:
+    taken right after writing into a folder only this process uses (``atomic_dir``)."""
+    return {prefix + rel: file_sha256(folder / rel) for rel in result_files(folder)}
 
 
 def verify(folder: Path) -> tuple[bool, str]:
@@ -147,10 +256,13 @@ def verify(folder: Path) -> tuple[bool, str]:
 
 def quarantine(folder: Path, reason: str) -> Path:
     """Move a corrupt entry aside (kept for inspection) so it is recomputed."""
-    dest = folder.with_name(f"{folder.name}.corrupt-{int(time.time())}")
-    print(f"[layerscope] cache entry {folder} is corrupt ({reason}); moved to {dest.name}, "
-          f"recomputing")
-    shutil.move(str(folder), str(dest))
+    dest = folder.with_name(f"{folder.name}.corrupt-{int(time.time())}-{uuid.uuid4().hex[:6]}")
+    try:
+        os.replace(folder, dest)
+    except FileNotFoundError:  # another process moved it aside first
+        return dest
+    print(f"[layerscope] cache entry {folder} is corrupt ({reason}); moved to {dest.name} "
+          f"(`layerscope cache --clean` removes it), recomputing", file=sys.stderr)
     return dest
 
 

@@ -22,6 +22,7 @@ holding rows in the hub's own format.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -52,6 +53,8 @@ class TaskSpec:
     description: str
     hub_path: str = ""
     hub_config: str | None = None
+    # hub tasks: the dataset revision (branch, tag or commit sha) asked for as "name@revision"
+    hub_revision: str | None = None
     convert: Callable[[dict], dict] | None = field(default=None, compare=False, repr=False)
     # offline tasks: the ``offline_data`` corpus whose rows (and pinned split digests) the task
     # reads; several tasks can share one (movies and movies-score; brown-pos and brown-genre)
@@ -193,7 +196,16 @@ OFFLINE_ALTERNATIVES = {"sst2": "movies", "yelp_polarity": "movies", "stsb": "mo
 
 
 def get_task(name: str) -> TaskSpec:
-    """The spec for ``name``; an unknown name lists the valid ones."""
+    """The spec for ``name``; an unknown name lists the valid ones. A hub task may be pinned
+    to a dataset revision as ``name@revision`` (``sst2@<commit sha>``): the spec then carries
+    ``hub_revision`` and keeps the pinned name (so configs, results and cache keys hold it)."""
+    base, _, rev = name.partition("@")
+    if rev and base in TASKS:
+        if TASKS[base].source != "hub":
+            raise ConfigError(f"task {name!r}: only hub tasks have revisions; {base!r} is "
+                              f"{TASKS[base].source} data, fixed by its pinned digests. Drop "
+                              f"'@{rev}'")
+        return dataclasses.replace(TASKS[base], name=name, hub_revision=rev)
     if name not in TASKS:
         raise unknown("task", name, TASK_NAMES,
                       f"offline tasks (no hub needed): {', '.join(OFFLINE_TASK_NAMES)}")
@@ -204,6 +216,55 @@ def resolve_task(task: str | TaskSpec) -> TaskSpec:
     """A ``TaskSpec`` as it is; a name looked up (``get_task``). Lets a run resolve its task
     once and hand the spec to helpers that also accept a name."""
     return task if isinstance(task, TaskSpec) else get_task(task)
+
+
+_RESOLVED = ("_task_spec", "_other_tasks")  # resolved specs: not pickled, resolved again
+
+
+class ResolvedTask:
+    """Mixin for the frozen config dataclasses that have a ``task`` field (the fine-tuning,
+    activation and study configs). The field takes a name or a ``TaskSpec``; it is resolved
+    once, at construction: the field keeps the task's name (what JSON, results tables and
+    cache keys hold, unchanged), and ``task_spec`` the resolved spec that a run passes on —
+    nothing downstream looks the name up again. ``replace`` hands the spec on to the new
+    config (``dataclasses.replace`` would start from the name)."""
+
+    def _resolve_task(self) -> TaskSpec:
+        spec = resolve_task(self.task)
+        object.__setattr__(self, "task", spec.name)
+        object.__setattr__(self, "_task_spec", spec)
+        return spec
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        spec = self.__dict__.get("_task_spec")
+        # after unpickling (a spec's row converters are lambdas, which don't pickle): by name
+        return spec if spec is not None else self._resolve_task()
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in _RESOLVED}
+
+    def spec_of(self, task: str) -> TaskSpec:
+        """The spec of ``task``: this config's own task, or another one (the ones it names,
+        ``other_tasks()``, are resolved at construction), each resolved once and kept."""
+        if task == self.task:
+            return self.task_spec
+        specs = self.__dict__.get("_other_tasks")
+        if specs is None:
+            specs = {t: resolve_task(t) for t in self.other_tasks()}
+            object.__setattr__(self, "_other_tasks", specs)
+        if task not in specs:
+            specs[task] = resolve_task(task)
+        return specs[task]
+
+    def other_tasks(self) -> tuple[str, ...]:
+        """Names of further tasks the config uses besides ``task`` (none here)."""
+        return ()
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (``dataclasses.replace``), the resolved task carried over."""
+        changes.setdefault("task", self.task_spec)
+        return dataclasses.replace(self, **changes)
 
 
 def load_split(name: str | TaskSpec, split: str, *,
@@ -227,10 +288,24 @@ def offline_source(spec: TaskSpec) -> str:
 
 
 def data_identity(task: TaskSpec) -> dict:
-    """What identifies a task's data in cache keys: pinned split digests, or the hub source."""
+    """What identifies a task's data in cache keys: pinned split digests, or the hub source.
+
+    A hub task adds the revision asked for (``name@revision``) and the dataset commit it
+    resolves to (``hub.resolve_commit``: the HF cache's record, else the hub's answer), so a
+    moved dataset makes new keys; with neither known (offline, never downloaded) or the rows
+    read from ``LAYERSCOPE_HUB_DATA`` files, the identity is the source alone, as before."""
     if task.source == "offline":
         return {"splits": offline_data.pinned_splits().get(offline_source(task))}
-    return {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
+    ident: dict = {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
+    if task.source != "hub":
+        return ident
+    if task.hub_revision is not None:
+        ident["revision"] = task.hub_revision
+    if not os.environ.get("LAYERSCOPE_HUB_DATA"):
+        commit = hub.resolve_commit(task.hub_path, task.hub_revision, repo_type="dataset")
+        if commit is not None:
+            ident["commit"] = commit
+    return ident
 
 
 def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
@@ -289,11 +364,12 @@ def _load_hub(spec: TaskSpec, split: str, hub_data_dir) -> datasets.Dataset:
         offline = hub.offline()
         try:
             with hub.datasets_offline() if offline else contextlib.nullcontext():
-                raw = datasets.load_dataset(spec.hub_path, spec.hub_config, split=hub_split)
+                raw = datasets.load_dataset(spec.hub_path, spec.hub_config, split=hub_split,
+                                            revision=spec.hub_revision)
         except Exception as e:  # network, offline mode, missing repo: all mean "no hub"
             cause = ConnectionError(f"{hub.why_offline()}, and the dataset is not in the local "
                                     "cache") if offline else e
-            alt = OFFLINE_ALTERNATIVES.get(spec.name)
+            alt = OFFLINE_ALTERNATIVES.get(spec.name.partition("@")[0])
             hint = f"the offline analogue {alt!r}, or " if alt else ""
             raise HubUnavailableError(
                 f"task {spec.name!r} needs the Hugging Face hub "

@@ -173,3 +173,67 @@ def digest(d: dict) -> str:
 @pytest.mark.parametrize("name", CASES)
 def test_derived_values_unchanged(name):
     assert digest(_derived(CASES[name]())) == BEFORE[name]
+
+
+class _CountingTasks(dict):
+    """The task registry, counting lookups by name."""
+
+    lookups = 0
+
+    def __getitem__(self, name):
+        type(self).lookups += 1
+        return super().__getitem__(name)
+
+
+@pytest.mark.parametrize("name", ["trunc_tiny", "skip_tiny", "geo_tiny", "sim_tiny"])
+def test_task_is_resolved_once_per_config(name, monkeypatch):
+    """Issue 15: the task is looked up once, when the config is built (geometry: once per task
+    it names); fine-tuning configs, activation specs, replaced copies and cache keys carry the
+    resolved spec instead of the name."""
+    from layerscope import finetune, tasks
+
+    monkeypatch.setattr(tasks, "TASKS", _CountingTasks(tasks.TASKS))
+    _CountingTasks.lookups = 0
+    cfg = CASES[name]()
+    named = 1 + len(getattr(cfg, "cross_task", ())) + len(getattr(cfg, "out_of_domain", ()))
+    assert _CountingTasks.lookups == named
+    ft = cfg.finetune_configs()
+    keys = [finetune.cache_key(c) for c in ft]
+    again = ft[0].replace(seed=7)
+    assert again.task_spec is cfg.task_spec and again.task == cfg.task
+    _derived(cfg)  # every activation spec of the config
+    assert _CountingTasks.lookups == named
+    assert keys == [finetune.cache_key(c) for c in cfg.finetune_configs()]
+
+
+def test_resolved_configs_pickle_and_compare_by_name():
+    """The spec is not pickled (its row converters are lambdas) and comes back by name; equal
+    configs are equal whether given a name or the spec."""
+    import pickle
+
+    from layerscope.tasks import get_task
+
+    cfg = TruncationConfig(**T)
+    back = pickle.loads(pickle.dumps(cfg))
+    assert back == cfg and back.task_spec is get_task("tiny-sentiment")
+    assert TruncationConfig(**{**T, "task": get_task("tiny-sentiment")}) == cfg
+    assert dataclasses.asdict(cfg)["task"] == "tiny-sentiment"
+
+
+def test_checkpoint_steps_means_the_same_in_02_and_05():
+    """Issue 15: one meaning (``base.CHECKPOINT_STEPS``): None the main job's snapshots, []
+    none. Both notebooks default to None and hand the value to the config unchanged."""
+    for stem in ("02_similarity", "05_geometry"):
+        text = (NOTEBOOKS.parent.parent / "notebooks" / f"{stem}.py").read_text()
+        cell = [ln for ln in text.splitlines() if ln.startswith("checkpoint_steps:")]
+        assert len(cell) == 1 and cell[0].split("#")[0].strip() == \
+            "checkpoint_steps: list | None = None", (stem, cell)
+        assert "checkpoint_steps=checkpoint_steps," in text or \
+            "checkpoint_steps=checkpoint_steps)" in text, stem
+    from layerscope.finetune import trace_steps
+
+    main_job = trace_steps(GeometryConfig(**T).finetune_configs()[0])
+    assert main_job == (0, 15, 30, 45, 60)  # the smoke preset's 60 steps
+    for cls in (SimilarityConfig, GeometryConfig):
+        assert cls(**T, checkpoint_steps=None).traced_steps() == main_job, cls
+        assert cls(**T, checkpoint_steps=[]).traced_steps() == (), cls

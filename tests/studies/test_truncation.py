@@ -328,7 +328,7 @@ def test_models_without_a_task_head_are_refused(result, ft_model):
     ({"drop_top": (0,)}, r"values \[0\]"),
     ({"head_lr": 0.0}, "head_lr > 0"),
     ({"head_holdout": 1.0}, "0 < head_holdout < 1"),
-    ({"dtype": "float16"}, "unknown dtype"),
+    ({"dtype": "float64"}, "unknown dtype"),
 ])
 def test_bad_config_raises_clear_errors(change, match):
     with pytest.raises(ValueError, match=match):

@@ -108,7 +108,10 @@ class _Printer:
         label = f"{outcome['notebook']}/{outcome['key']}"
         with self.lock:
             run, t, k = self.active.pop(label, (None, time.time(), "?"))
-            status = "ok" if outcome["status"] == runner.OK else "FAILED"
+            status = ("ok" if outcome["status"] == runner.OK else "interrupted"
+                      if outcome["status"] == runner.INTERRUPTED else "FAILED")
+            if outcome.get("reused"):
+                status += " (run meanwhile by another sweep into this folder)"
             self.out(f"[{k}/{self.total}] {outcome['notebook']} {status} in "
                      f"{outcome['duration_s']:.0f} s" + (f": {outcome['error']}"
                                                          if outcome.get("error") else ""),
@@ -116,7 +119,7 @@ class _Printer:
             for rec in outcome.get("records", []):
                 if rec.get("study") == "finetune":
                     self.out(f"      {_quality(rec)}", flush=True)
-            if run is not None and status == "ok":
+            if run is not None and outcome["status"] == runner.OK:
                 lines = finding_lines(run.run_dir)
                 counts = Counter(line.split(": ", 1)[1].split(" ")[0] for line in lines)
                 if lines:

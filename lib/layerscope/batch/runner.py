@@ -7,10 +7,19 @@ Layout of a run under the sweep folder (``runs/<sweep>/``)::
     <notebook>/<key>.run.json    the marker: status, error, duration, parameters, records
     <notebook>/<key>.log         the run's stdout and stderr
 
+    <notebook>/<key>.lock        held while a process runs it (``cache.locked``)
+
 A run is **finished** only when its marker says ``ok`` and its notebook exists. The notebook is
 executed into a temporary name and its ``out_dir`` is a temporary attempt folder; only at the
 end are both renamed into place and then the marker written (atomically), so a run killed at
 any point leaves no marker and is redone. A run that failed is redone by the next sweep too.
+A run stopped by Ctrl-C or SIGTERM (``kill_active``) writes no marker either: it is
+"interrupted", not failed, and redone.
+
+Two sweeps into one folder (or two Dask workers given the same run) take turns on a run: the
+run's lock file is held from clearing the last attempt to writing the marker, so only the
+process that holds it touches that run's files; the other waits, saying so, and then takes the
+finished run as it is (``reused``) instead of running it again.
 
 Figures that the notebook saves with ``StudyResult.save`` reference one copy of plotly.js in
 the sweep folder (``$LAYERSCOPE_PLOTLYJS_DIR``, see ``plots.html``) by a relative path
@@ -28,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -39,9 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..cache import atomic_write_text
+from ..cache import atomic_write_text, locked
 
 OK, FAILED, PENDING = "ok", "failed", "pending"
+INTERRUPTED = "interrupted"  # an outcome only, never a marker: the run is redone
 PROGRESS_FILE_ENV = "LAYERSCOPE_PROGRESS_FILE"  # = layerscope.progress.FILE_ENV (torch-free here)
 PLOTLYJS_DIR_ENV = "LAYERSCOPE_PLOTLYJS_DIR"  # = plots.html.PLOTLYJS_DIR_ENV (plotly-free here)
 HOST_PID_ENV = "LAYERSCOPE_RUN_HOST_PID"  # pid of the process running execute() (tests use it)
@@ -83,6 +94,11 @@ class Run:
     @property
     def marker(self) -> Path:
         return self.folder / f"{self.key}.run.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the process running this run (``cache.locked``), so no other touches it."""
+        return self.folder / f"{self.key}.lock"
 
     @property
     def log(self) -> Path:
@@ -192,11 +208,22 @@ def _outcome(run: Run, status: str, *, error: str | None, started: float, record
 
 
 def record_failure(run: Run, error: str, *, started: float | None = None) -> dict:
-    """Write a failed marker for a run whose process was lost (a Dask worker that died)."""
-    out = _outcome(run, FAILED, error=error, started=started or time.time())
+    """Write a failed marker for a run whose process was lost (a Dask worker that died, a disk
+    error under ``execute``), under the run's lock; a run that another process finished in the
+    meantime keeps its marker (returned)."""
     run.folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.marker, json.dumps(out, indent=1, default=str))
+    with locked(run.lock, f"run {run.label()}"):
+        if is_finished(run):
+            return {**read_outcome(run), "reused": True}
+        out = _outcome(run, FAILED, error=error, started=started or time.time())
+        atomic_write_text(run.marker, json.dumps(out, indent=1, default=str))
     return out
+
+
+def interrupted(run: Run, *, started: float, why: str = "interrupted") -> dict:
+    """The outcome of a run stopped by this sweep's Ctrl-C/SIGTERM: no marker is written (a
+    marker belongs to a run that ended), so the next sweep runs it again."""
+    return _outcome(run, INTERRUPTED, error=why, started=started)
 
 
 def _error_text(path: Path, proc_rc: int | None) -> str:
@@ -209,21 +236,39 @@ def _error_text(path: Path, proc_rc: int | None) -> str:
     if proc_rc is None:
         return "timed out: the run was stopped"
     if proc_rc < 0:
-        return f"the run's process was killed by signal {-proc_rc}"
+        try:
+            name = signal.Signals(-proc_rc).name
+        except ValueError:
+            name = f"signal {-proc_rc}"
+        return (f"the run's process was killed from outside by {name} (e.g. out of memory, or "
+                "a batch system's limit); see the .log file")
     return f"the run's process exited with code {proc_rc} (see the .log file)"
 
 
 def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
     """Execute ``run`` (after clearing earlier attempts); write and return its marker.
 
-    A notebook that raises gives a ``failed`` marker with the exception; this function raises
-    only when the disk itself fails. ``timeout``: seconds for the whole run (None: no limit).
+    Holds the run's lock throughout (see the module docstring): a run that another process
+    finished while this one waited is returned as it is, with ``"reused": True``. A notebook
+    that raises gives a ``failed`` marker with the exception; a run stopped by ``kill_active``
+    gives an ``interrupted`` outcome and no marker; this function raises only when the disk
+    itself fails. ``timeout``: seconds for the whole run (None: no limit).
     """
     started = time.time()
     if _stopping.is_set():
-        return record_failure(run, "interrupted before it started", started=started)
-    clear(run)
+        return interrupted(run, started=started, why="interrupted before it started")
     run.folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with locked(run.lock, f"run {run.label()}", stop=_stopping.is_set):
+            if is_finished(run):  # another sweep ran it while this one waited
+                return {**read_outcome(run), "reused": True}
+            return _execute_locked(run, threads, timeout=timeout, started=started)
+    except InterruptedError:
+        return interrupted(run, started=started, why="interrupted before it started")
+
+
+def _execute_locked(run: Run, threads: int, *, timeout: float | None, started: float) -> dict:
+    clear(run)
     attempt = f"{run.key}.{uuid.uuid4().hex[:8]}"
     partial = run.folder / f"{attempt}.partial.ipynb"
     out_dir = run.folder / f"{attempt}.partial"  # promoted to run_dir at the end
@@ -253,6 +298,11 @@ def execute(run: Run, threads: int, *, timeout: float | None = None) -> dict:
         finally:
             with _lock:
                 _active.discard(proc)
+    if rc != 0 and _stopping.is_set():  # our own Ctrl-C/SIGTERM ended it: redo it next time
+        for p in (partial, err_file, run.progress):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return interrupted(run, started=started)
     records, damaged = collect_records(out_dir)
     status = OK if rc == 0 else FAILED
     error = None if status == OK else _error_text(err_file, rc)

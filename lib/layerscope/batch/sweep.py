@@ -175,6 +175,9 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
     check_choice(backend, BACKENDS, "backend")
     if workers < 1:
         raise ConfigError(f"workers={workers}: use 1 or more")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout={timeout}: give the seconds allowed per run, more than 0 "
+                          "(or no --timeout for no limit)")
     parameters = validate(grid)  # before anything runs or any folder is made
     sweep_dir = sweep_dir_for(grid, out)
     runs = plan(grid, sweep_dir, parameters)
@@ -197,6 +200,12 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
         if on_done is not None:
             on_done(outcome)
         label = f"{outcome['notebook']}/{outcome['key']}"
+        if outcome.get("reused"):  # another sweep into this folder ran it meanwhile
+            report.skipped.append(label)
+            bar.update(1)
+            return
+        if outcome["status"] == runner.INTERRUPTED:  # no marker: the next sweep redoes it
+            return
         report.executed.append(label)
         if outcome["status"] != runner.OK:
             report.failed.append(label)

@@ -7,6 +7,8 @@ on the validation split as a training run is at its end, and only that evaluatio
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import transformers as tr
 from .. import cache, metrics, models
 from ..encoding import collator_for
 from ..errors import ConfigError, MissingHeadError
-from ..tasks import TaskSpec, get_task
+from ..tasks import TaskSpec
 from .config import FinetuneConfig, checkpoint_key
 from .data import eval_dataset, label_array, predict_metrics, train_dataset
 from .record import FinetuneResult, versions
@@ -72,7 +74,7 @@ def load_checkpoint(cfg: FinetuneConfig, *, verbose: bool = True) -> FinetuneRes
     task (``check_against_base``, ``_checkpoint_model``), evaluated once on the validation split
     as ``train`` evaluates (metrics and majority baseline), and that cached under
     ``checkpoint_key``. The result's ``model_dir`` is the checkpoint's own folder."""
-    task = get_task(cfg.task)
+    task = cfg.task_spec
     folder = models.local_folder(cfg.checkpoint, models.task_model_class(task))
     check_against_base(cfg, folder)
     key = checkpoint_key(cfg, folder)
@@ -116,3 +118,56 @@ def _evaluate(cfg: FinetuneConfig, folder: Path, task: TaskSpec, key: str, *,
         "log_history": [], "saved_steps": [], "wall_seconds": round(time.time() - t0, 1),
         "versions": versions(),
     }
+
+
+# What a Trainer checkpoint needs to resume (transformers ``Trainer._save_checkpoint``): the
+# weights, the optimizer and scheduler, and ``trainer_state.json``, which it writes last.
+RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def trainer_checkpoint_problem(folder: Path) -> str | None:
+    """Why the Trainer checkpoint ``folder`` (``checkpoint-N``) cannot be resumed from, or
+    None: a file missing, or ``trainer_state.json`` unreadable (a kill or a full disk while it
+    was saved)."""
+    missing = [f for f in RESUME_FILES if not (folder / f).is_file()]
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        missing.insert(0, WEIGHT_FILES[0])
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text())
+        int(state["global_step"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"trainer_state.json unreadable ({type(e).__name__}: {e})"
+    return None
+
+
+def resumable_checkpoint(ckpt_dir: Path, *, say=print) -> Path | None:
+    """The newest complete Trainer checkpoint under ``ckpt_dir`` to resume from, or None.
+
+    Incomplete ones (``trainer_checkpoint_problem``) are removed, each said so: left in place,
+    the Trainer would pick the newest by its step number and fail on the missing file on every
+    later run of the config. Any complete one older than the newest is kept: it is the fallback
+    when the newest turns out incomplete.
+    """
+    if not ckpt_dir.is_dir():
+        return None
+
+    def step(p: Path) -> int:
+        tail = p.name.rpartition("-")[2]
+        return int(tail) if tail.isdigit() else -1
+
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir()), key=step)
+    newest = None
+    for p in found:
+        problem = trainer_checkpoint_problem(p)
+        if problem is None:
+            newest = p
+            continue
+        say(f"[finetune] removing incomplete Trainer checkpoint {p} ({problem})")
+        shutil.rmtree(p, ignore_errors=True)
+        if p == found[-1]:
+            say(f"[finetune] resuming from {newest.name}" if newest is not None else
+                "[finetune] no complete checkpoint left: training from the start")
+    return newest

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import cache, models
 from ..errors import ConfigError
-from ..tasks import data_identity, get_task
+from ..tasks import ResolvedTask, TaskSpec, data_identity
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
 CHECKPOINT_VERSION = 1  # bump when how a checkpoint is evaluated changes
@@ -58,10 +58,11 @@ PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """Everything that defines a fine-tuned model. ``None`` fields take the preset's value."""
+class FinetuneConfig(ResolvedTask):
+    """Everything that defines a fine-tuned model. ``None`` fields take the preset's value.
+    ``task``: a name or a resolved ``TaskSpec`` (``task_spec``; see ``tasks.ResolvedTask``)."""
 
-    task: str = "movies"
+    task: str | TaskSpec = "movies"
     model: str = "minilm-l6"
     preset: str = "demo"
     seed: int = 0
@@ -78,7 +79,7 @@ class FinetuneConfig:
     checkpoint: str | None = None
 
     def __post_init__(self):
-        get_task(self.task)
+        self._resolve_task()
         models.check_model_name(self.model)
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {PRESET_NAMES}")
@@ -147,7 +148,7 @@ def cache_key(cfg: FinetuneConfig) -> str:
               if k not in ("save_steps", "precision", "checkpoint")}
     return cache.content_key({
         "config": config, "hyperparameters": cfg.hyperparameters(),
-        "model": models.model_identity(cfg.model), "data": data_identity(get_task(cfg.task)),
+        "model": models.model_identity(cfg.model), "data": data_identity(cfg.task_spec),
         "code": FINETUNE_VERSION,
     })
 
@@ -159,7 +160,7 @@ def checkpoint_key(cfg: FinetuneConfig, folder: Path) -> str:
     hp = cfg.hyperparameters()
     return cache.content_key({
         "checkpoint": models.model_identity(str(folder)), "task": cfg.task,
-        "data": data_identity(get_task(cfg.task)),
+        "data": data_identity(cfg.task_spec),
         "evaluation": {k: hp[k] for k in ("max_length", "max_eval_examples",
                                           "max_train_examples")},
         "code": [FINETUNE_VERSION, CHECKPOINT_VERSION],

@@ -17,14 +17,14 @@ from .config import FinetuneConfig
 def train_dataset(cfg: FinetuneConfig, task: TaskSpec, tokenizer):
     """The encoded training split (``max_train_examples``: a seeded subset)."""
     hp = cfg.hyperparameters()
-    return encode_split(task, load_split(cfg.task, "train"), tokenizer, hp["max_length"],
+    return encode_split(task, load_split(task, "train"), tokenizer, hp["max_length"],
                         hp["max_train_examples"], seed=0)
 
 
 def eval_dataset(cfg: FinetuneConfig, task: TaskSpec, tokenizer):
     """The encoded validation split (``max_eval_examples``: a seeded subset), by length."""
     hp = cfg.hyperparameters()
-    eval_ds = encode_split(task, load_split(cfg.task, "validation"), tokenizer, hp["max_length"],
+    eval_ds = encode_split(task, load_split(task, "validation"), tokenizer, hp["max_length"],
                            hp["max_eval_examples"], seed=0)
     # Sorting the evaluation set by length changes no metric and cuts padding.
     return (eval_ds.map(lambda r: {"_len": len(r["input_ids"])}).sort("_len")

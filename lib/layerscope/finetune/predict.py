@@ -11,7 +11,7 @@ import transformers as tr
 
 from .. import cache, metrics
 from ..encoding import collator_for, encode_split, subset
-from ..tasks import get_task, load_split
+from ..tasks import load_split
 from .record import FinetuneResult, load_finetuned
 
 PREDICTIONS_VERSION = 1
@@ -54,10 +54,11 @@ def predictions(result: FinetuneResult, split: str = "validation") -> Prediction
 
 
 def _predict(result: FinetuneResult, split: str) -> Predictions:
-    cfg, task = result.config, get_task(result.config.task)
+    cfg = result.config
+    task = cfg.task_spec
     hp = cfg.hyperparameters()
     tokenizer = tr.AutoTokenizer.from_pretrained(str(result.model_dir))
-    ds = encode_split(task, load_split(cfg.task, split), tokenizer, hp["max_length"],
+    ds = encode_split(task, load_split(task, split), tokenizer, hp["max_length"],
                       hp["max_eval_examples"] if split == "validation" else None, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         args = tr.TrainingArguments(output_dir=tmp, per_device_eval_batch_size=64, report_to=[],
@@ -71,7 +72,7 @@ def _predict(result: FinetuneResult, split: str) -> Predictions:
         logits, labels = logits[keep], labels[keep]
     logits = logits.reshape(len(labels), -1)
     preds = metrics.predictions_from_logits(task, logits)
-    train_rows = subset(load_split(cfg.task, "train"), hp["max_train_examples"], seed=0)
+    train_rows = subset(load_split(task, "train"), hp["max_train_examples"], seed=0)
     train_labels = (np.concatenate([np.asarray(t) for t in train_rows["tags"]])
                     if task.kind == "tagging" else np.asarray(train_rows["label"]))
     baseline = metrics.majority_prediction(task, train_labels)

@@ -16,7 +16,6 @@ import transformers as tr
 
 from .. import models
 from ..errors import ConfigError
-from ..tasks import get_task
 from .config import FINETUNE_VERSION, FinetuneConfig
 
 
@@ -54,7 +53,7 @@ class FinetuneResult:
     def learning_curve(self) -> dict[str, list]:
         """Training loss and validation metric by step, from the Trainer's log history."""
         hist = self.meta.get("log_history", [])
-        key = "eval_" + get_task(self.config.task).primary_metric
+        key = "eval_" + self.config.task_spec.primary_metric
         return {
             "train_step": [h["step"] for h in hist if "loss" in h],
             "train_loss": [h["loss"] for h in hist if "loss" in h],
@@ -78,7 +77,7 @@ class FinetuneResult:
 
 def load_finetuned(result: FinetuneResult, step: int | None = None) -> tr.PreTrainedModel:
     """The fine-tuned task model (eval mode); ``step`` picks a snapshot saved during training."""
-    task = get_task(result.config.task)
+    task = result.config.task_spec
     folder = result.model_dir if step is None else result.snapshot_dir(step)
     return models.task_model_class(task).from_pretrained(str(folder)).eval()
 
@@ -91,7 +90,7 @@ def versions() -> dict:
 
 
 def summary_line(result: FinetuneResult) -> str:
-    task = get_task(result.config.task)
+    task = result.config.task_spec
     m, b = result.metrics, result.baseline
     main = task.primary_metric
     base = b.get(main, b.get("mse"))

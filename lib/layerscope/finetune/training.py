@@ -9,7 +9,10 @@ freezes the embeddings and blocks 1..k; ``drop_top=k`` removes the top k blocks 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +25,7 @@ from safetensors.numpy import load_file
 from .. import cache, metrics, models, progress, surgery
 from ..adapters import EncoderAdapter
 from ..encoding import collator_for
-from ..tasks import get_task
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, resumable_checkpoint
 from .config import FinetuneConfig, cache_key
 from .data import eval_dataset, label_array, predict_metrics, train_dataset
 from .record import FinetuneResult, versions
@@ -39,14 +41,21 @@ def load_or_train(cfg: FinetuneConfig, *, callbacks: list | None = None,
     # Not cache.load_or_compute: a run is built in its entry folder, not in a temporary one, so
     # that an interrupted run leaves its Trainer checkpoints where the rerun resumes from them
     # (``meta.json``, written last, marks it finished). An unfinished entry is therefore kept;
-    # one finished once and damaged since is moved aside and retrained.
-    folder = cache.entry_dir("finetune", cache_key(cfg))
-    meta = cache.lookup(folder, keep_unfinished=True)
-    if meta is not None:
-        result = FinetuneResult(cfg, folder, meta, cached=True)
+    # one finished once and damaged since is moved aside and retrained. Building in place is
+    # safe with two processes on one cache (two sweeps, Dask workers) because the entry is
+    # locked: the second waits, saying so, then finds the first one's finished model.
+    key = cache_key(cfg)
+    folder = cache.entry_dir("finetune", key)
+    with cache.locked(cache.entry_lock("finetune", key),
+                      f"fine-tuning {cfg.model} on {cfg.task}, seed {cfg.seed} ({folder})"):
+        meta = cache.lookup(folder, keep_unfinished=True)
+        if meta is None:
+            result = train(cfg, folder, callbacks=callbacks, verbose=verbose)
+        else:
+            result = FinetuneResult(cfg, folder, meta, cached=True)
+        # snapshots asked for but not there: never saved, or removed by train as unchecked
         missing = sorted(set(cfg.save_steps) - set(result.meta.get("saved_steps", [])))
         return add_snapshots(result, missing, verbose=verbose) if missing else result
-    return train(cfg, folder, callbacks=callbacks, verbose=verbose)
 
 
 def max_weight_difference(a: Path, b: Path) -> float:
@@ -72,7 +81,7 @@ def add_snapshots(result: FinetuneResult, steps: list[int], *,
     folder, cfg = result.path, result.config
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.replay") as tmp:
         scratch = Path(tmp) / "run"
-        replay = train(dataclasses.replace(cfg, save_steps=tuple(steps)), scratch,
+        replay = train(cfg.replace(save_steps=tuple(steps)), scratch,
                        verbose=verbose)
         weight_diff = max_weight_difference(result.model_dir, scratch / "model")
         (folder / "steps").mkdir(exist_ok=True)
@@ -84,11 +93,14 @@ def add_snapshots(result: FinetuneResult, steps: list[int], *,
     new = {h["step"]: h["loss"] for h in replay.meta["log_history"] if "loss" in h}
     diffs = [abs(old[s] - new[s]) for s in old.keys() & new.keys()]
     meta = dict(result.meta)
-    meta["saved_steps"] = sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
+    # the entry's files were verified by lookup (their recorded digests), the new snapshots
+    # carry the digests taken when they were written: nothing is approved unchecked
+    digests = {f: d for f, d in result.meta.get("files", {}).items() if (folder / f).is_file()}
+    digests.update(snapshot_digests(folder / "steps", verified=digests))
+    meta["saved_steps"] = saved_steps(digests)
     meta["snapshot_replay"] = {"steps": list(steps), "max_loss_diff": max(diffs) if diffs
                                else None, "max_weight_diff": weight_diff}
-    files = cache.result_files(folder)
-    return FinetuneResult(cfg, folder, cache.write_meta(folder, meta, files), cached=True)
+    return FinetuneResult(cfg, folder, cache.write_meta(folder, meta, digests), cached=True)
 
 
 def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
@@ -111,6 +123,66 @@ def _apply_ablations(model: tr.PreTrainedModel, cfg: FinetuneConfig) -> None:
                 p.requires_grad_(False)
 
 
+SNAPSHOT_DIGESTS = "sha256.json"  # in each steps/step-N: its files' sha256, taken at saving
+
+
+def check_snapshots(steps_dir: Path, *, say=print) -> None:
+    """Remove the snapshots under ``steps_dir`` that cannot be trusted: no digest file (saved
+    by an older layerscope, or cut short) or a file not matching it (damaged), and leftover
+    temporary folders of a save that was killed. Each removal is said; the run saves them
+    again (or ``add_snapshots`` replays them)."""
+    if not steps_dir.is_dir():
+        return
+    for p in sorted(steps_dir.iterdir()):
+        if p.name.startswith("."):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            continue
+        problem = snapshot_problem(p)
+        if problem:
+            say(f"[finetune] removing snapshot {p} ({problem}); it is saved again")
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def snapshot_problem(folder: Path) -> str | None:
+    """Why snapshot ``folder`` does not match the digests recorded when it was saved, or None."""
+    try:
+        recorded = json.loads((folder / SNAPSHOT_DIGESTS).read_text())
+    except (OSError, ValueError):
+        return f"no readable {SNAPSHOT_DIGESTS}"
+    if not isinstance(recorded, dict) or not recorded:
+        return f"{SNAPSHOT_DIGESTS} lists no files"
+    for rel, digest in recorded.items():
+        if not (folder / rel).is_file():
+            return f"{rel} is missing"
+        if cache.file_sha256(folder / rel) != digest:
+            return f"{rel} does not match the sha256 recorded when it was saved"
+    return None
+
+
+def snapshot_digests(steps_dir: Path, *, verified: dict[str, str] | None = None) -> dict:
+    """``{"steps/step-N/<file>": sha256}`` of the snapshots under ``steps_dir``, from the
+    digests recorded when each was saved (``SNAPSHOT_DIGESTS``, itself hashed as it is read)
+    or ``verified`` (an entry's digests checked by ``cache.lookup``)."""
+    verified, out = verified or {}, {}
+    if not steps_dir.is_dir():
+        return out
+    for p in sorted(steps_dir.glob("step-*")):
+        base = f"steps/{p.name}/"
+        known = {f: d for f, d in verified.items() if f.startswith(base)}
+        if known:
+            out.update(known)
+            continue
+        data = (p / SNAPSHOT_DIGESTS).read_bytes()
+        out.update({base + rel: d for rel, d in json.loads(data).items()})
+        out[base + SNAPSHOT_DIGESTS] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def saved_steps(digests: dict[str, str]) -> list[int]:
+    """Steps of the snapshots listed in an entry's digests."""
+    return sorted({int(f.split("/")[1][5:]) for f in digests if f.startswith("steps/step-")})
+
+
 class _Snapshots(tr.TrainerCallback):
     """Save the model at chosen steps, to trace representations during fine-tuning."""
 
@@ -122,6 +194,10 @@ class _Snapshots(tr.TrainerCallback):
         if not out.exists():
             with cache.atomic_dir(out) as tmp:
                 model.save_pretrained(tmp)
+                # digests taken now, in the private folder: the entry's meta.json records
+                # these, never a later re-hash of what is on disk (issue 19, item 3)
+                cache.atomic_write_text(tmp / SNAPSHOT_DIGESTS,
+                                        json.dumps(cache.folder_digests(tmp), indent=1))
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         if 0 in self.steps and state.global_step == 0:
@@ -134,7 +210,7 @@ class _Snapshots(tr.TrainerCallback):
 
 def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) -> FinetuneResult:
     """Fine-tune into ``folder`` (resuming from its checkpoints if any). See load_or_train."""
-    task = get_task(cfg.task)
+    task = cfg.task_spec
     hp = cfg.hyperparameters()
     t0 = time.time()
     tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
@@ -146,7 +222,10 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     # the entry folder only now: a model or task that cannot load (no hub) leaves no folder
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_dir = folder / "checkpoints"
-    resume = ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if verbose else (lambda m: None)
+    resume_from = resumable_checkpoint(ckpt_dir, say=say)  # incomplete ones removed
+    resume = resume_from is not None
+    check_snapshots(folder / "steps", say=say)  # an earlier attempt's: checked before reuse
     args = tr.TrainingArguments(
         output_dir=str(ckpt_dir), per_device_train_batch_size=hp["batch_size"],
         per_device_eval_batch_size=max(32, hp["batch_size"]), learning_rate=hp["learning_rate"],
@@ -174,7 +253,7 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     )
     if not verbose:  # with tqdm off the Trainer prints every log dict instead; keep output clean
         trainer.remove_callback(tr.trainer_callback.PrinterCallback)
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume else None)
     last = trainer.state.log_history[-2:] if trainer.state.log_history else []
     done = [h for h in last if h.get("step") == trainer.state.global_step and "eval_loss" in h]
     final = done[-1] if done else trainer.evaluate()  # reuse an evaluation at the last step
@@ -183,16 +262,16 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     with cache.atomic_dir(folder / "model", replace=True) as tmp_model:
         trainer.save_model(str(tmp_model))
         tokenizer.save_pretrained(str(tmp_model))
+        digests = cache.folder_digests(tmp_model, prefix="model/")  # as written, privately
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # resume state is no longer needed
-    files = cache.result_files(folder)
+    digests.update(snapshot_digests(folder / "steps"))
     meta = {
         "config": dataclasses.asdict(cfg), "hyperparameters": hp, "key": folder.name,
         "metrics": out_metrics, "baseline": baseline, "resumed": resume,
         "n_train": len(train_ds), "n_eval": len(eval_ds),
         "global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
-        "saved_steps": sorted(int(p.name[5:]) for p in (folder / "steps").glob("step-*"))
-        if (folder / "steps").exists() else [],
+        "saved_steps": saved_steps(digests),
         "wall_seconds": round(time.time() - t0, 1), "versions": versions(),
     }
-    meta = cache.write_meta(folder, meta, files)
+    meta = cache.write_meta(folder, meta, digests)
     return FinetuneResult(cfg, folder, meta)

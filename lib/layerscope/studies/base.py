@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from .. import cache, finetune
 from ..errors import ConfigError
+from ..tasks import ResolvedTask, TaskSpec
 
 SUPPORTED = "SUPPORTED"
 NOT_SUPPORTED = "NOT SUPPORTED"
@@ -186,7 +187,7 @@ def seed_configs(config, *, model: str | None = None,
     ``extra``: more FinetuneConfig fields for every seed (e.g. an ablation)."""
     ckpts = (None,) * len(config.seeds) if model else (config.finetuned
                                                         or (None,) * len(config.seeds))
-    return [finetune.FinetuneConfig(task=config.task, model=model or config.model,
+    return [finetune.FinetuneConfig(task=config.task_spec, model=model or config.model,
                                     preset=config.preset, seed=s, max_steps=config.max_steps,
                                     checkpoint=c, **extra)
             for s, c in zip(config.seeds, ckpts, strict=True)]
@@ -200,7 +201,7 @@ CHECKPOINT_STEPS = """checkpoint_steps: fine-tuning steps of the first seed whos
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(ResolvedTask):
     """The fields and checks every study config shares; each study adds only its own fields
     (and redeclares a shared one where its default differs). Every field is a literal, so a
     papermill parameters cell, a sweep grid or the command line can give it
@@ -208,7 +209,8 @@ class StudyConfig:
 
     Attributes:
         task, model, preset, max_steps: what is fine-tuned (``finetune.FinetuneConfig``;
-            ``max_steps`` None: the preset's).
+            ``max_steps`` None: the preset's). ``task``: a name or a ``TaskSpec``, resolved
+            once into ``task_spec`` (``tasks.ResolvedTask``).
         seeds: fine-tuning seeds, distinct; the first is "FT".
         finetuned: already fine-tuned checkpoints (local folders or hub ids), one per seed in
             the order of ``seeds``, used instead of training; ``model`` is the base they came
@@ -219,7 +221,7 @@ class StudyConfig:
         n_boot: bootstrap resamples behind every interval (at least 2).
     """
 
-    task: str = "movies"
+    task: str | TaskSpec = "movies"
     model: str = "minilm-l6"
     preset: str = "demo"
     seeds: tuple[int, ...] = (0,)
@@ -236,6 +238,7 @@ class StudyConfig:
     NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
+        self._resolve_task()
         for name in ("seeds", *self.INT_TUPLES):  # papermill passes lists
             object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
         for name in self.STR_TUPLES:

@@ -20,14 +20,13 @@ from scipy import stats
 
 from .. import finetune, metrics, plots
 from ..measures.intervals import bootstrap_interval
-from ..tasks import get_task
 from .base import Interval, StudyResult, finding, undefined_finding
 
 
 def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
                       seed: int = 0) -> dict:
     """{claim id: {claim, numbers, interval, verdict}} for one fine-tuned model."""
-    task = get_task(result.config.task)
+    task = result.config.task_spec
     pred = finetune.predictions(result)
     metric, higher = metrics.headline_metric(task)
     sign = 1.0 if higher else -1.0
@@ -94,13 +93,13 @@ class TrainingResult(StudyResult):
         return self.found
 
     def _lines(self):
-        c, metric = self.curve, get_task(self.config.task).primary_metric
+        c, metric = self.curve, self.config.task_spec.primary_metric
         return ([plots.Line("training loss", c["train_step"], c["train_loss"]),
                  plots.Line(f"validation {metric}", c["eval_step"], c["eval_metric"])],
                 dict(title=self.summary[:90], x_title="step", y_title="loss / metric"))
 
     def figure(self):
-        metric = get_task(self.config.task).primary_metric
+        metric = self.config.task_spec.primary_metric
         return plots.learning_curves({f"seed {self.config.seed}": self.curve}, metric=metric,
                                      baseline=self.baseline.get(metric), title=self.summary)
 

@@ -9,7 +9,6 @@ a 2-configuration "demo" probe grid; ``probe_grid="zhou"`` is the paper's 16 x 4
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,7 +17,6 @@ from ... import finetune
 from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
-from ...tasks import get_task
 from ..base import StudyConfig, seed_configs
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
@@ -109,7 +107,7 @@ class GeometryConfig(StudyConfig):
         if n_points < 4 * self.n_folds:
             raise ConfigError(f"n_folds={self.n_folds} folds of {n_points} points leave fewer "
                               "than 4 points a fold; lower n_folds or raise n_train")
-        spec = get_task(self.task)
+        spec = self.task_spec
         if spec.kind not in ("classification", "pair", "tagging"):
             raise ConfigError(f"task {self.task!r} is {spec.kind!r}: geometry needs class "
                               "labels (DirectProbe clusters points by label); use movies, "
@@ -123,17 +121,21 @@ class GeometryConfig(StudyConfig):
             if t == self.task:
                 raise ConfigError(f"cross_task {t!r} is the fine-tuning task itself; name "
                                   "other tasks (e.g. brown-genre, brown-pos)")
-            if get_task(t).kind not in ("classification", "pair", "tagging"):
+            if self.spec_of(t).kind not in ("classification", "pair", "tagging"):
                 raise ConfigError(f"cross_task {t!r} has no class labels; use a "
                                   "classification or tagging task")
         for t in self.out_of_domain:
-            if get_task(t).kind == "tagging" or t == self.task:
+            if t == self.task or self.spec_of(t).kind == "tagging":
                 raise ConfigError(f"out_of_domain {t!r}: name sentence tasks other than "
                                   f"{self.task!r} (e.g. tweets, amazon, nyt for movies)")
         if self.out_of_domain and self.pooling not in ("cls", "mean"):
             raise ConfigError(f"out_of_domain compares sentence vectors; pooling "
                               f"{self.pooling!r} needs pooling 'cls' or 'mean'")
         self.check_checkpoint_steps()
+
+    def other_tasks(self) -> tuple[str, ...]:
+        """The cross-task and out-of-domain tasks (``spec_of`` resolves each once)."""
+        return (*self.cross_task, *self.out_of_domain)
 
     def steps(self) -> tuple[int, ...]:
         """The checkpoints traced (``StudyConfig.traced_steps``)."""
@@ -146,12 +148,12 @@ class GeometryConfig(StudyConfig):
         if self.finetuned:
             return base
         steps = self.traced_steps()
-        return [dataclasses.replace(c, save_steps=steps if i == 0 else ())
+        return [c.replace(save_steps=steps if i == 0 else ())
                 for i, c in enumerate(base)]
 
     def pooling_for(self, task: str) -> str:
         """Token tasks are read per word; sentence tasks with this config's sentence pooling."""
-        if get_task(task).kind == "tagging":
+        if self.spec_of(task).kind == "tagging":
             return "word"
         return self.pooling if self.pooling in ("cls", "mean") else "cls"
 
@@ -161,7 +163,7 @@ class GeometryConfig(StudyConfig):
         pooling = self.pooling if task == self.task else self.pooling_for(task)
         default = self.n_train if which == "train" else self.n_test
         try:
-            return acts.ActivationSpec(task=task, split="train" if which == "train"
+            return acts.ActivationSpec(task=self.spec_of(task), split="train" if which == "train"
                                        else "validation", n_examples=n or default,
                                        pooling=pooling, dtype=self.dtype, max_length=max_length,
                                        seed=self.seed)

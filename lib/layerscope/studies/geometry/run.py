@@ -22,7 +22,7 @@ from ... import activations as acts
 from ... import finetune, progress
 from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
-from ...tasks import TaskSpec, get_task
+from ...tasks import TaskSpec
 from ..common.layers import thirds
 from ..common.records import finetune_runs
 from ..common.states import State, trace
@@ -246,7 +246,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
     pair = orig, ftd = states[0], states[-1]
     replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
-    specs = {t: get_task(t) for t in (cfg.task, *cfg.cross_task, *cfg.out_of_domain)}
+    specs = {t: cfg.spec_of(t) for t in (cfg.task, *cfg.other_tasks())}
     extract = _Extractor(cfg, {r.config.seed: r for r in ft}, specs, verbose)
     geo = _Geometry(cfg)
 

@@ -151,8 +151,9 @@ class SimilarityResult(StudyResult):
         if self.config.measure != "cka" or self.config.kernel != "linear":
             raise ConfigError("cell intervals and baselines exist for linear CKA only; "
                               "use measure='cka', kernel='linear'")
-        xa = acts.load(self.activation_keys[COMPARISONS[comp].rows])
-        xb = acts.load(self.activation_keys[COMPARISONS[comp].cols])
+        task = self.config.task_spec
+        xa = acts.load(self.activation_keys[COMPARISONS[comp].rows], task)
+        xb = acts.load(self.activation_keys[COMPARISONS[comp].cols], task)
         ia, ib = acts.aligned_rows(xa, xb)
         return np.asarray(xa.states[i])[ia], np.asarray(xb.states[j])[ib], i, j
 

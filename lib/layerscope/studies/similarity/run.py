@@ -15,7 +15,6 @@ findings whose verdicts rest on bootstrap intervals over examples (``findings``)
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -112,16 +111,17 @@ class SimilarityConfig(StudyConfig):
         self.check_checkpoint_steps()
 
     def activation_spec(self) -> acts.ActivationSpec:
-        return acts.ActivationSpec(task=self.task, split=self.split, n_examples=self.n_examples,
-                                   pooling=self.pooling, dtype=self.dtype,
-                                   max_length=self.resolved_max_length(), seed=self.seed)
+        return acts.ActivationSpec(task=self.task_spec, split=self.split,
+                                   n_examples=self.n_examples, pooling=self.pooling,
+                                   dtype=self.dtype, max_length=self.resolved_max_length(),
+                                   seed=self.seed)
 
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
         """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots.
         ``model``: the cross model's (always trained: ``finetuned`` is this model's)."""
         configs = seed_configs(self, model=model)
         if not model:
-            configs[0] = dataclasses.replace(configs[0], save_steps=self.checkpoint_steps)
+            configs[0] = configs[0].replace(save_steps=self.checkpoint_steps)
         return configs
 
     def measure_label(self) -> str:

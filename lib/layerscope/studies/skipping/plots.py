@@ -15,7 +15,6 @@ from ... import plots
 from ...errors import ConfigError
 from ...plots.curves import viridis
 from ...surgery import check_skip
-from ...tasks import get_task
 
 
 def check_span(result, first: int, last: int) -> tuple[int, int]:
@@ -41,7 +40,7 @@ def heatmap_panel(result) -> plots.Panel:
 
 def heatmap_args(result) -> dict:
     c, m = result.config, result.matrix()
-    base = "mean predictor" if get_task(c.task).kind == "regression" else "majority baseline"
+    base = "mean predictor" if c.task_spec.kind == "regression" else "majority baseline"
     values = [v for v in (np.nanmin(m), np.nanmax(m), result.full["value"],
                           result.baseline["value"]) if np.isfinite(v)]
     worse = "" if result.higher_is_better else " (lower is better)"
@@ -91,7 +90,7 @@ def span_figure(result, first: int, last: int) -> go.Figure:
     skipped model right/wrong) and the agreement of their predictions, as fractions of
     examples (seeds pooled). Regression: skipped vs full predictions, one point per example."""
     i, j = check_span(result, first, last)
-    task = get_task(result.config.task)
+    task = result.config.task_spec
     full, span = result.full_predictions(), result.predictions(i, j)  # [S, n]
     score = result.score(i, j)
     title = (f"Blocks {i}..{j} skipped ({result.metric} {score:.4f}) vs the full model "

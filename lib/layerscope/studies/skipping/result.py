@@ -5,7 +5,6 @@ Follows the result protocol of ``studies.base``; holds fine-tuning cache keys, n
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,9 +12,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ... import metrics, plots
-from ...tasks import get_task
 from .. import results
 from ..base import StudyResult
+from ..common import records
 from . import findings as fnd
 from . import plots as splots
 
@@ -60,7 +59,7 @@ class SkippingResult(StudyResult):
     seconds: float | None = None
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
-        return metrics.predictions_from_logits(get_task(self.config.task), logits)
+        return metrics.predictions_from_logits(self.config.task_spec, logits)
 
     def full_predictions(self) -> np.ndarray:
         """[S, n] predictions of the model with nothing skipped."""
@@ -122,33 +121,26 @@ class SkippingResult(StudyResult):
         return fnd.findings(self)
 
     def headline(self) -> dict:
-        out = {"n_layers": self.n_layers, "n_rows": len(self.rows), "metric": self.metric,
-               "full": self.full["value"], "baseline": self.baseline["value"],
-               "seconds": self.seconds}
+        out, parity = records.head_headline(self, "full_parity_max_abs")
+        out.update(full=self.full["value"], baseline=self.baseline["value"])
         for (i, j), v in zip(self.spans, self.span_scores, strict=True):
             out[f"skip_{i}_{j}"] = v
         for d in self.by_length:
             out[f"mean_drop_len{d['length']}"] = d["mean_drop"]
-        out["full_parity_max_abs"] = max(p["max_abs_logit_diff"] for p in self.parity)
-        return out
+        return {**out, **parity}
 
     def to_dict(self) -> dict:
         """JSON-ready: the matrix (NaN as null), per-span scores, bands and predictions."""
-        return {"config": dataclasses.asdict(self.config), "n_layers": self.n_layers,
-                "metric": self.metric, "higher_is_better": self.higher_is_better,
-                "rows": self.rows.tolist(), "labels": self.labels.tolist(),
-                "spans": [list(s) for s in self.spans], "matrix": self.matrix().tolist(),
-                "span_scores": self.span_scores, "span_bands": self.span_bands,
-                "span_predictions": np.round(self._predict(self.span_logits), 5).tolist(),
-                "full_predictions": np.round(self.full_predictions(), 5).tolist(),
-                "full": self.full, "baseline": self.baseline, "by_length": self.by_length,
-                "effects": self.effects, "parity": list(self.parity),
-                "finetune_runs": list(self.finetune_runs), "timings": self.timings,
-                "seconds": self.seconds,
-                # what read() needs beyond the above: the logits bit for bit, the dtypes
-                "span_logits": results.pack_array(self.span_logits),
-                "full_logits": results.pack_array(self.full_logits),
-                "dtypes": {"rows": str(self.rows.dtype), "labels": str(self.labels.dtype)}}
+        return records.head_result_dict(
+            self, spans=[list(s) for s in self.spans], matrix=self.matrix().tolist(),
+            span_scores=self.span_scores, span_bands=self.span_bands,
+            span_predictions=np.round(self._predict(self.span_logits), 5).tolist(),
+            full_predictions=np.round(self.full_predictions(), 5).tolist(),
+            full=self.full, baseline=self.baseline, by_length=self.by_length,
+            effects=self.effects,
+            # what read() needs beyond the above: the logits bit for bit
+            span_logits=results.pack_array(self.span_logits),
+            full_logits=results.pack_array(self.full_logits))
 
     @classmethod
     def from_dict(cls, saved) -> SkippingResult:
@@ -156,10 +148,7 @@ class SkippingResult(StudyResult):
         from .run import SkippingConfig  # run imports this module
 
         return cls(
-            config=saved.config(SkippingConfig), n_layers=saved.need("n_layers", int),
-            metric=saved.need("metric", str), higher_is_better=saved.need("higher_is_better"),
-            rows=saved.array(saved.need("rows", list), "rows", np.int64),
-            labels=saved.array(saved.need("labels", list), "labels"),
+            **records.head_result_fields(saved, SkippingConfig),
             spans=tuple(tuple(sp) for sp in saved.need("spans", list)),
             span_logits=saved.packed(saved.need("span_logits"), "span_logits"),
             full_logits=saved.packed(saved.need("full_logits"), "full_logits"),
@@ -168,9 +157,7 @@ class SkippingResult(StudyResult):
             full=saved.need("full", dict), baseline=saved.need("baseline", dict),
             by_length=[{k: results.floats(v) for k, v in d.items()}
                        for d in saved.need("by_length", list)],
-            effects=saved.need("effects", dict), parity=tuple(saved.need("parity", list)),
-            finetune_runs=tuple(saved.need("finetune_runs", list)),
-            timings=saved.need("timings", dict), seconds=saved.need("seconds"))
+            effects=saved.need("effects", dict))
 
     def problems(self) -> list[str]:
         """Spans against n_layers (every span but (1, L)), logits and scores against seeds x

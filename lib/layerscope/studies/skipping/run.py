@@ -52,7 +52,7 @@ class SkippingConfig(StudyConfig):
     tolerance: float = 0.01
 
     def check(self):
-        evaluation.check_sequence_task(self.task, "skipping")
+        evaluation.check_sequence_task(self.task_spec, "skipping")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
                               f"examples (1000 is the default), or None for the whole split")
@@ -63,9 +63,9 @@ class SkippingConfig(StudyConfig):
 
     def spec(self) -> acts.ActivationSpec:
         """The rows' definition (the same subset as studies 02/03 with the same values)."""
-        return acts.ActivationSpec(task=self.task, split=self.split, n_examples=self.n_examples,
-                                   pooling="cls", max_length=self.resolved_max_length(),
-                                   seed=self.seed)
+        return acts.ActivationSpec(task=self.task_spec, split=self.split,
+                                   n_examples=self.n_examples, pooling="cls",
+                                   max_length=self.resolved_max_length(), seed=self.seed)
 
     def finetune_configs(self) -> list[finetune.FinetuneConfig]:
         return seed_configs(self)
@@ -128,7 +128,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
     t0, times = time.time(), {}
     log = progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task, "skipping")
+    task = evaluation.check_sequence_task(cfg.task_spec, "skipping")
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     times["finetune"] = time.time() - t0
     _, labels, rows = acts.task_inputs(cfg.spec(), task)

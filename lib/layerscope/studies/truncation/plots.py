@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 
 from ... import plots
 from ...errors import ConfigError
-from ...tasks import get_task
 
 COLOURS = {"untuned": "rgb(44,160,44)", "tuned": "rgb(31,119,180)",
            "tunedorig": "rgb(230,171,2)", "full": "rgb(20,20,20)",
@@ -46,7 +45,7 @@ def lines(result) -> list[plots.Line]:
 def figure_args(result) -> dict:
     """Titles and reference lines shared by the plotly figure and its PNG twin."""
     c, L = result.config, result.n_layers
-    base = "mean predictor" if get_task(c.task).kind == "regression" else "majority baseline"
+    base = "mean predictor" if c.task_spec.kind == "regression" else "majority baseline"
     vlines = []
     if result.blocks:
         b = result.blocks["boundary"]
@@ -73,7 +72,7 @@ def layer_figure(result, layer: int) -> go.Figure:
     """One layer in detail: per line, the confusion matrix (classification; rows = gold,
     normalised) or the distribution of predicted scores against the gold ones (regression)."""
     k = check_layer(result, layer)
-    task = get_task(result.config.task)
+    task = result.config.task_spec
     title = f"Layer {k} of {result.n_layers}: {result.config.model} on {result.config.task}"
     if task.kind == "regression":
         fig = go.Figure(go.Histogram(x=result.labels.tolist(), name="gold", opacity=0.5,

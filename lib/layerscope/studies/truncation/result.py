@@ -6,7 +6,6 @@ runs), never paths.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ... import metrics, plots
-from ...tasks import get_task
 from .. import results
 from ..base import StudyResult
+from ..common import records
 from . import findings as fnd
 from . import plots as tplots
 
@@ -79,7 +78,7 @@ class TruncationResult(StudyResult):
     def predictions(self, line: str) -> np.ndarray:
         """[S, L+1, n] class ids (regression: scores); undefined layers hold NaN."""
         lg = self.logits[line]
-        p = metrics.predictions_from_logits(get_task(self.config.task), np.nan_to_num(lg))
+        p = metrics.predictions_from_logits(self.config.task_spec, np.nan_to_num(lg))
         p = p.astype(np.float64)
         p[~np.isfinite(lg).all(-1)] = np.nan
         return p
@@ -110,8 +109,7 @@ class TruncationResult(StudyResult):
         return fnd.findings(self)
 
     def headline(self) -> dict:
-        L, out = self.n_layers, {"n_layers": self.n_layers, "n_rows": len(self.rows),
-                                 "metric": self.metric, "seconds": self.seconds}
+        L, (out, parity) = self.n_layers, records.head_headline(self, "untuned_parity_max_abs")
         for line, s in self.scores.items():
             for k in self.layers(line):
                 out[f"{line}_{k}"] = s[k]
@@ -127,30 +125,20 @@ class TruncationResult(StudyResult):
             out["ft_ft_block_boundary"] = self.blocks["boundary"]
         for a in self.ablations:
             out[f"{a['kind']}_{a['k']}"] = a["value"]
-        out["untuned_parity_max_abs"] = max(p["max_abs_logit_diff"] for p in self.parity)
-        return out
+        return {**out, **parity}
 
     def to_dict(self) -> dict:
         """JSON-ready: scores, bands, metrics, predictions (not logits), NaN as null."""
-        return {"config": dataclasses.asdict(self.config), "n_layers": self.n_layers,
-                "layer_labels": plots.layer_labels(self.n_layers), "metric": self.metric,
-                "higher_is_better": self.higher_is_better, "rows": self.rows.tolist(),
-                "labels": self.labels.tolist(), "scores": self.scores, "bands": self.bands,
-                "layer_metrics": self.layer_metrics, "baseline": self.baseline,
-                "full_primary": self.full_primary,
-                "predictions": {k: np.round(self.predictions(k), 5).tolist()
-                                for k in self.logits},
-                "ablations": list(self.ablations), "blocks": self.blocks,
-                "effects": self.effects,
-                "undefined": {k: {str(i): w for i, w in v.items()}
-                              for k, v in self.undefined.items()},
-                "head_fits": self.head_fits, "parity": list(self.parity),
-                "activation_keys": self.activation_keys,
-                "finetune_runs": list(self.finetune_runs), "timings": self.timings,
-                "seconds": self.seconds,
-                # what read() needs beyond the above: the logits bit for bit, the dtypes
-                "logits": {k: results.pack_array(v) for k, v in self.logits.items()},
-                "dtypes": {"rows": str(self.rows.dtype), "labels": str(self.labels.dtype)}}
+        return records.head_result_dict(
+            self, layer_labels=plots.layer_labels(self.n_layers), scores=self.scores,
+            bands=self.bands, layer_metrics=self.layer_metrics, baseline=self.baseline,
+            full_primary=self.full_primary,
+            predictions={k: np.round(self.predictions(k), 5).tolist() for k in self.logits},
+            ablations=list(self.ablations), blocks=self.blocks, effects=self.effects,
+            undefined={k: {str(i): w for i, w in v.items()} for k, v in self.undefined.items()},
+            head_fits=self.head_fits, activation_keys=self.activation_keys,
+            # what read() needs beyond the above: the logits bit for bit
+            logits={k: results.pack_array(v) for k, v in self.logits.items()})
 
     @classmethod
     def from_dict(cls, saved) -> TruncationResult:
@@ -165,10 +153,7 @@ class TruncationResult(StudyResult):
             if isinstance(e, dict) and isinstance(e.get("differences"), dict):
                 e["differences"] = {int(k): v for k, v in e["differences"].items()}
         return cls(
-            config=saved.config(TruncationConfig), n_layers=saved.need("n_layers", int),
-            metric=saved.need("metric", str), higher_is_better=saved.need("higher_is_better"),
-            rows=saved.array(saved.need("rows", list), "rows", np.int64),
-            labels=saved.array(saved.need("labels", list), "labels"),
+            **records.head_result_fields(saved, TruncationConfig),
             logits={k: saved.packed(v, f"logits.{k}")
                     for k, v in saved.need("logits", dict).items()},
             scores={k: results.floats(v) for k, v in saved.need("scores", dict).items()},
@@ -180,10 +165,8 @@ class TruncationResult(StudyResult):
             effects=effects,
             undefined={k: {int(i): w for i, w in v.items()}
                        for k, v in saved.need("undefined", dict).items()},
-            head_fits=saved.need("head_fits", dict), parity=tuple(saved.need("parity", list)),
-            activation_keys=saved.need("activation_keys", dict),
-            finetune_runs=tuple(saved.need("finetune_runs", list)),
-            timings=saved.need("timings", dict), seconds=saved.need("seconds"))
+            head_fits=saved.need("head_fits", dict),
+            activation_keys=saved.need("activation_keys", dict))
 
     def problems(self) -> list[str]:
         """Logits, scores and bands against seeds x (n_layers + 1) x examples; undefined

@@ -92,7 +92,7 @@ class TruncationConfig(StudyConfig):
     NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("freeze_bottom", "drop_top")
 
     def check(self):
-        evaluation.check_sequence_task(self.task, "truncation")
+        evaluation.check_sequence_task(self.task_spec, "truncation")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
                               f"examples (1000 is the default), or None for the whole split")
@@ -119,7 +119,7 @@ class TruncationConfig(StudyConfig):
     def activation_spec(self, split: str | None = None) -> acts.ActivationSpec:
         """CLS features: evaluation rows (``split``) or, with "train", the head-training rows."""
         train = split == "train"
-        return acts.ActivationSpec(task=self.task, split=split or self.split,
+        return acts.ActivationSpec(task=self.task_spec, split=split or self.split,
                                    n_examples=self.n_train if train else self.n_examples,
                                    pooling="cls", dtype=self.dtype,
                                    max_length=self.resolved_max_length(), seed=self.seed)
@@ -339,7 +339,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
     t0 = time.time()
     clock, log = _Clock(t0), progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task, "truncation")
+    task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
     specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     clock.lap("finetune")

@@ -34,9 +34,9 @@ def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
     model, tok = acts.encoder_and_tokenizer(res)
     surgery.check_depth(k, L, "truncate_at")
     path = surgery.save_truncated(model, k, directory, tokenizer=tok)
-    task = evaluation.check_sequence_task(cfg.task, "truncation")
+    task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
     small = models.task_model_class(task).from_pretrained(str(path)).eval()
-    es = evaluation.eval_set(cfg.task, cfg.split, result.rows, tok, cfg.resolved_max_length())
+    es = evaluation.eval_set(cfg.task_spec, cfg.split, result.rows, tok, cfg.resolved_max_length())
     got = evaluation.full_logits(small, es)
     want = result.logits["untuned"][seed_index, k]
     same = np.isclose(metrics.predictions_from_logits(task, got),

@@ -1,0 +1,100 @@
+"""Nothing lost, nothing overwritten (issue 19): each fault injected on purpose — two sweeps at
+once into one folder, an incomplete Trainer checkpoint, a damaged snapshot, names that escape
+their folder, a write that fails with ENOSPC, read-only folders, bad inputs checked late — and
+what the user is told, and that nothing that was there is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from layerscope import paths
+
+REPO = Path(__file__).resolve().parents[1]
+# two seeds of notebook 01 on the tiny BERT: the smallest sweep that fine-tunes twice
+TWO_SEEDS = {"name": "twoseeds", "notebooks_dir": str(REPO / "notebooks"),
+             "params": {"task": "tiny-sentiment", "model": "tiny-bert", "preset": "smoke",
+                        "max_steps": 20},
+             "notebooks": {"01_finetune": {"grid": {"seed": [0, 1]}}}}
+
+
+def _fresh_home(tmp_path: Path) -> Path:
+    """A layerscope home of its own (no cache), with the offline assets linked in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "assets").symlink_to(paths.assets_dir(), target_is_directory=True)
+    return home
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "LAYERSCOPE_HOME": str(home), "OMP_NUM_THREADS": "1",
+            "OMP_WAIT_POLICY": "passive", "PYTHONPATH": str(REPO / "lib")}
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_into_one_folder_both_end_correct(tmp_path):
+    """Two identical sweeps started 1 s apart, same home and --out: both exit 0, both report
+    both runs ok, and results.csv says ok for both (before: a FileNotFoundError in one run's
+    checkpoints, an ENOTEMPTY rename in the other, and exit codes 1 and 0)."""
+    home, out = _fresh_home(tmp_path), tmp_path / "out"
+    grid = tmp_path / "twoseeds.yaml"
+    grid.write_text(yaml.safe_dump(TWO_SEEDS))
+    cmd = [sys.executable, "-m", "layerscope.cli", "sweep", str(grid), "--out", str(out)]
+    procs = []
+    for i in range(2):
+        procs.append(subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+        if i == 0:
+            time.sleep(1)
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, text in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, text[-3000:]
+        assert "2 runs: 2 ok, 0 failed" in text, text[-3000:]
+        assert "FAILED" not in text, text[-3000:]
+    # each run ran once: the second sweep waited for it (saying so) and took it as it was
+    executed = [int(text.rpartition("2 runs: 2 ok, 0 failed (")[2].split()[0])
+                for text in outputs]
+    assert sum(executed) == 2, outputs
+    assert "waiting for run 01_finetune/seed=" in "".join(outputs)
+    table = pd.read_csv(out / "results.csv")
+    assert list(table["status"]) == ["ok", "ok"], table
+    assert table["accuracy"].notna().all(), table
+    for key in table["key"]:
+        assert (out / "01_finetune" / f"{key}.ipynb").exists()
+    assert not list(out.glob("01_finetune/*.partial*"))
+    # one fine-tuned model per seed in the shared cache, each finished (meta.json) and intact
+    from layerscope import cache
+
+    entries = [p for p in (home / "cache" / "finetune").iterdir() if p.is_dir()]
+    assert len(entries) == 2, entries
+    for e in entries:
+        assert cache.verify(e) == (True, "ok"), e
+    assert not list((home / "cache").rglob("*.corrupt-*"))
+
+
+def test_two_processes_fine_tuning_one_config_train_it_once(tmp_path):
+    """The fine-tuning lock: two processes asking for the same model at once (two sweeps into
+    different folders, two Dask workers) — one trains, the other waits and loads it."""
+    home = _fresh_home(tmp_path)
+    code = ("import sys; from layerscope.finetune import FinetuneConfig, load_or_train\n"
+            "r = load_or_train(FinetuneConfig(task='tiny-sentiment', model='tiny-bert', "
+            "preset='smoke', seed=3, max_steps=30), verbose=False)\n"
+            "print('CACHED' if r.cached else 'TRAINED', r.metrics['accuracy'])")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=_env(home), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    said = sorted(out.split()[0] for out, _ in outs)
+    assert said == ["CACHED", "TRAINED"], outs
+    assert len({out.split()[1] for out, _ in outs}) == 1  # the same model, the same score
+    assert "waiting for fine-tuning tiny-bert on tiny-sentiment, seed 3" in "".join(
+        err for _, err in outs)
