@@ -43,7 +43,9 @@ def tiny():
     return {a: (_load(a), _batch(a)) for a in models.ARCHS}
 
 
-def _logits(model, batch, **kw):
+# model_logits, model_snapshot, assert_same_model: shared with tests/test_adapter_families.py
+
+def model_logits(model, batch, **kw):
     with torch.inference_mode():
         return model(**batch, **kw).logits
 
@@ -57,14 +59,14 @@ def _manual(model, batch, kept):
         return ad.head(h)
 
 
-def _snapshot(model):
+def model_snapshot(model):
     return dict(params={k: v.detach().clone() for k, v in model.state_dict().items()},
                 modules=[(n, id(m)) for n, m in model.named_modules()],
                 config=model.config.to_dict())
 
 
-def _assert_same(model, snap):
-    now = _snapshot(model)
+def assert_same_model(model, snap):
+    now = model_snapshot(model)
     assert now["modules"] == snap["modules"]
     assert now["config"] == snap["config"]
     assert now["params"].keys() == snap["params"].keys()
@@ -77,15 +79,15 @@ def _assert_same(model, snap):
 @pytest.mark.parametrize("arch", models.ARCHS)
 def test_truncation_context_equals_one_pass_kernel(tiny, arch):
     model, batch = tiny[arch]
-    full = _logits(model, batch)
+    full = model_logits(model, batch)
     per_layer = untuned_truncation_logits(model, batch)
     assert per_layer.shape == (L + 1, len(SENTENCES), 2)
     assert torch.equal(per_layer[L], full)  # the head path is the model's own, exactly
     with truncated(model, L):
-        assert torch.equal(_logits(model, batch), full)
+        assert torch.equal(model_logits(model, batch), full)
     for k in range(1, L + 1):
         with truncated(model, k):
-            got = _logits(model, batch)
+            got = model_logits(model, batch)
             assert model.config.num_hidden_layers == k
             assert len(model(**batch, output_hidden_states=True).hidden_states) == k + 1
         torch.testing.assert_close(got, per_layer[k], rtol=0, atol=ATOL)
@@ -100,7 +102,7 @@ def test_token_task_truncation():
     per_layer = untuned_truncation_logits(model, batch)
     assert per_layer.shape[:3] == (L + 1, *batch["input_ids"].shape)
     with truncated(model, 2):
-        torch.testing.assert_close(_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
+        torch.testing.assert_close(model_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
 
 
 def test_multiple_choice_kernels():
@@ -115,9 +117,9 @@ def test_multiple_choice_kernels():
     by_span = all_span_skipping_logits(model, batch)
     assert per_layer.shape == (4, 2, 3) and by_span[(2, 2)].shape == (2, 3)
     with truncated(model, 2):
-        torch.testing.assert_close(_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
+        torch.testing.assert_close(model_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
     with skipped(model, {2}):
-        torch.testing.assert_close(_logits(model, batch), by_span[(2, 2)], rtol=0, atol=ATOL)
+        torch.testing.assert_close(model_logits(model, batch), by_span[(2, 2)], rtol=0, atol=ATOL)
 
 
 # --- skipping ---------------------------------------------------------------------------------
@@ -125,18 +127,18 @@ def test_multiple_choice_kernels():
 @pytest.mark.parametrize("arch", models.ARCHS)
 def test_skipping_context_equals_span_kernel(tiny, arch):
     model, batch = tiny[arch]
-    full = _logits(model, batch)
+    full = model_logits(model, batch)
     with skipped(model, set()):
-        assert torch.equal(_logits(model, batch), full)
+        assert torch.equal(model_logits(model, batch), full)
     by_span = all_span_skipping_logits(model, batch)
     assert sorted(by_span) == sorted(spans(L)) and len(by_span) == L * (L + 1) // 2 - 1
     for (i, j), expected in by_span.items():
         with skipped(model, range(i, j + 1)):
-            torch.testing.assert_close(_logits(model, batch), expected, rtol=0, atol=ATOL)
+            torch.testing.assert_close(model_logits(model, batch), expected, rtol=0, atol=ATOL)
     # a subset that is not a span, checked against the adapter run by hand
     by_hand = _manual(model, batch, [2, 4])
     with skipped(model, {1, 3}):
-        torch.testing.assert_close(_logits(model, batch), by_hand, rtol=0, atol=ATOL)
+        torch.testing.assert_close(model_logits(model, batch), by_hand, rtol=0, atol=ATOL)
     assert not torch.allclose(by_span[(2, 3)], full)
 
 
@@ -148,7 +150,7 @@ def test_span_kernel_chunked_and_token_task():
         assert v.shape[:2] == batch["input_ids"].shape
         torch.testing.assert_close(chunked[span], v, rtol=0, atol=ATOL)
         with skipped(model, range(span[0], span[1] + 1)):
-            torch.testing.assert_close(_logits(model, batch), v, rtol=0, atol=ATOL)
+            torch.testing.assert_close(model_logits(model, batch), v, rtol=0, atol=ATOL)
 
 
 def test_span_kernel_counts_block_evaluations(tiny):
@@ -191,7 +193,7 @@ def test_albert_skips_one_application_of_the_shared_module(tiny):
     by_hand, full = _manual_state(model, batch, [1, 3, 4]), _state(model, batch)
     every_application = _manual_state(model, batch, [])  # the shared module skipped 4 times
     with skipped(model, {2}):
-        got, logits = _state(model, batch), _logits(model, batch)
+        got, logits = _state(model, batch), model_logits(model, batch)
         assert len(model(**batch, output_hidden_states=True).hidden_states) == L
     torch.testing.assert_close(got, by_hand, rtol=0, atol=ATOL)
     torch.testing.assert_close(logits, _manual(model, batch, [1, 3, 4]), rtol=0, atol=ATOL)
@@ -214,7 +216,7 @@ def test_albert_with_two_groups():
     by_hand = _manual_state(model, batch, [2, 4, 5])
     for k in (4, 5):
         with truncated(model, k):
-            torch.testing.assert_close(_logits(model, batch), per_layer[k], rtol=0, atol=ATOL)
+            torch.testing.assert_close(model_logits(model, batch), per_layer[k], rtol=0, atol=ATOL)
             torch.testing.assert_close(_state(model, batch),
                                        _manual_state(model, batch, range(1, k + 1)),
                                        rtol=0, atol=ATOL)
@@ -230,7 +232,7 @@ def test_albert_with_two_groups():
         torch.testing.assert_close(_state(cut, batch), _manual_state(model, batch,
                                                                      range(1, 7 - n)),
                                    rtol=0, atol=ATOL)
-        torch.testing.assert_close(_logits(cut, batch), per_layer[6 - n], rtol=0, atol=ATOL)
+        torch.testing.assert_close(model_logits(cut, batch), per_layer[6 - n], rtol=0, atol=ATOL)
 
 
 # --- restoration ------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def test_albert_with_two_groups():
 @pytest.mark.parametrize("arch", models.ARCHS)
 def test_contexts_restore_the_model_even_after_an_exception(arch):
     model, batch = _load(arch), _batch(arch)  # fresh: no output hooks installed yet
-    snap, full = _snapshot(model), _logits(model, batch)
+    snap, full = model_snapshot(model), model_logits(model, batch)
     with pytest.raises(RuntimeError, match="boom"):
         with truncated(model, 2):
             # first output_hidden_states call ever, inside the context: transformers installs
@@ -247,8 +249,8 @@ def test_contexts_restore_the_model_even_after_an_exception(arch):
             raise RuntimeError("boom")
     with skipped(model, range(2, 4)):
         pass
-    _assert_same(model, snap)
-    assert torch.equal(_logits(model, batch), full)
+    assert_same_model(model, snap)
+    assert torch.equal(model_logits(model, batch), full)
     with torch.inference_mode():
         states = model(**batch, output_hidden_states=True).hidden_states
         mine = EncoderAdapter(model).hidden_states(batch["input_ids"], batch["attention_mask"],
@@ -263,12 +265,12 @@ def test_contexts_nest_with_indices_of_the_model_on_entry(tiny, arch):
     """Inside skipped({1}) the model has 3 blocks (old 2, 3, 4): truncating it to 2 keeps old
     blocks 2 and 3. Both contexts unwind in order."""
     model, batch = tiny[arch]
-    by_hand, full = _manual(model, batch, [2, 3]), _logits(model, batch)
+    by_hand, full = _manual(model, batch, [2, 3]), model_logits(model, batch)
     with skipped(model, {1}):
         with truncated(model, 2):
-            torch.testing.assert_close(_logits(model, batch), by_hand, rtol=0, atol=ATOL)
+            torch.testing.assert_close(model_logits(model, batch), by_hand, rtol=0, atol=ATOL)
         assert model.config.num_hidden_layers == L - 1
-    assert torch.equal(_logits(model, batch), full)
+    assert torch.equal(model_logits(model, batch), full)
 
 
 def test_kernels_run_in_eval_mode_and_restore_the_mode():
@@ -288,10 +290,10 @@ def test_kernels_run_in_eval_mode_and_restore_the_mode():
 @pytest.mark.parametrize("arch", models.ARCHS)
 def test_save_truncated_reloads_as_the_truncated_model(tiny, arch, tmp_path):
     model, batch = tiny[arch]
-    snap = _snapshot(model)
+    snap = model_snapshot(model)
     tok = models.load_tokenizer(f"tiny-{arch}")
     out = save_truncated(model, 2, tmp_path / "cut", tokenizer=tok)
-    _assert_same(model, snap)  # saving does not change the model
+    assert_same_model(model, snap)  # saving does not change the model
     again, info = tr.AutoModelForSequenceClassification.from_pretrained(
         out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
@@ -299,9 +301,9 @@ def test_save_truncated_reloads_as_the_truncated_model(tiny, arch, tmp_path):
     assert sum(p.numel() for p in again.parameters()) < sum(p.numel() for p in model.parameters()) \
         or arch == "albert"  # ALBERT's blocks share one layer: same weights, fewer applications
     with truncated(model, 2):
-        assert torch.equal(_logits(again.eval(), batch), _logits(model, batch))
-    torch.testing.assert_close(_logits(again, batch), untuned_truncation_logits(model, batch)[2],
-                               rtol=0, atol=ATOL)
+        assert torch.equal(model_logits(again.eval(), batch), model_logits(model, batch))
+    torch.testing.assert_close(model_logits(again, batch),
+                               untuned_truncation_logits(model, batch)[2], rtol=0, atol=ATOL)
     assert tr.AutoTokenizer.from_pretrained(out)("good")["input_ids"] == tok("good")["input_ids"]
     with pytest.raises(ConfigError, match="already exists"):
         save_truncated(model, 2, out)
@@ -313,7 +315,7 @@ def test_drop_top_blocks_equals_truncation(tiny, arch):
     cut = drop_top_blocks(copy.deepcopy(model), 1)
     assert cut.config.num_hidden_layers == EncoderAdapter(cut).n_layers == L - 1
     with truncated(model, L - 1):
-        assert torch.equal(_logits(cut, batch), _logits(model, batch))
+        assert torch.equal(model_logits(cut, batch), model_logits(model, batch))
     assert len(cut(**batch, output_hidden_states=True).hidden_states) == L
     assert drop_top_blocks(cut, 0) is cut and cut.config.num_hidden_layers == L - 1
 

@@ -55,14 +55,14 @@ def unsupported_error(model_or_config, needed_for: str = "surgery (truncation, s
     kind = _model_type(model_or_config)
     what = type(model_or_config).__name__
     listed = "; ".join(f"{row['family']} ({', '.join(row['model_types'])})"
-                       for row in _family_rows())
+                       for row in family_table() if row["surgery"])
     return UnsupportedModelError(
         f"no layer adapter for model_type {kind!r} ({what}): {needed_for} needs one. "
         f"Supported families: {listed}. Studies that only read hidden states (fine-tuning, "
         f"similarity, probes, DirectProbe, geometry, out-of-domain) work without an adapter. "
-        f"To add one: subclass layerscope.adapters.base.EncoderAdapter (its docstring lists the "
-        f"methods; lib/layerscope/adapters/distilbert.py is a short example) and register the "
-        f"model_type in layerscope.adapters.FAMILIES")
+        f"To add one: subclass EncoderAdapter from lib/layerscope/adapters/base.py (its "
+        f"docstring lists the methods; lib/layerscope/adapters/distilbert.py is a short "
+        f"example) and register the model_type in layerscope.adapters.FAMILIES")
 
 
 def _load(target: str) -> type[EncoderAdapter]:

@@ -1,0 +1,293 @@
+"""The same parity tests for every adapter family added in issue 16, on its tiny random model
+(``models.FAMILY_TINY_ARCHS``), always on a padded batch (sequences of different lengths).
+
+The reference for surgery is built independently of the adapter: a deep copy of the model
+whose block list (found by structure: the one ``nn.ModuleList`` of L modules) has the blocks
+deleted and ``num_hidden_layers`` set. One model of each kind per family per module.
+
+Then: a model without an adapter fine-tunes and gives ORIG/FT CKA, and surgery on it names the
+supported families and the interface.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import transformers as tr
+from torch import nn
+
+from layerscope import adapters, models, paths
+from layerscope.adapters import EncoderAdapter
+from layerscope.errors import ConfigError, UnsupportedModelError
+from layerscope.finetune import FinetuneConfig, load_or_train
+from layerscope.measures.cka import cka_matrix
+from layerscope.quick import sentence_states
+from layerscope.surgery import drop_top_blocks, save_truncated, skipped, truncated
+from layerscope.surgery_kernels import (
+    all_span_skipping_logits,
+    spans,
+    untuned_truncation_logits,
+)
+from layerscope.tasks import get_task
+from test_surgery import assert_same_model, model_logits, model_snapshot
+
+# Helper B appends its families here once their adapters pass.
+FAMILIES = ["xlm-roberta", "camembert", "distilbert"]
+
+SENTENCES = ["the movie was good .", "a dull film , so boring i think", "that cast felt superb",
+             "bad"]
+ATOL = 1e-5  # stacked batches change GEMM blocking: float rounding only
+L = 4
+
+# Per family, what deleting blocks from a copy needs besides the block list and
+# num_hidden_layers: fn(copy, kept block indices 1..L). Families whose forward reads per-layer
+# config (e.g. a list of attention types by layer index) register it here.
+DELETE_FIXUPS: dict = {}
+
+
+class Family:
+    """One family's tiny models (sequence and token heads) and padded batches."""
+
+    def __init__(self, arch: str):
+        self.arch, self.name = arch, f"tiny-{arch}"
+        self.seq = self.load("tiny-sentiment")
+        self.tok = models.load_tokenizer(self.name)
+        self.batch = self.tok(SENTENCES, padding=True, return_tensors="pt")
+        assert (self.batch["attention_mask"] == 0).any()  # the batch is padded
+
+    def load(self, task: str):
+        torch.manual_seed(0)  # the fresh head
+        return models.load_for_task(self.name, get_task(task)).eval()
+
+    def word_batch(self):
+        tok = models.load_tokenizer(self.name, for_words=True)
+        return tok([s.split() for s in SENTENCES], is_split_into_words=True, padding=True,
+                   return_tensors="pt")
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def fam(request) -> Family:
+    return Family(request.param)
+
+
+def _block_list(model: nn.Module) -> tuple[nn.Module, str]:
+    """(parent, attribute) of the one ModuleList of L modules under the base model."""
+    n = model.config.num_hidden_layers
+    found = []
+    for parent in model.base_model.modules():
+        for attr, child in parent.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == n:
+                found.append((parent, attr))
+    assert len(found) == 1, f"{len(found)} module lists of {n} blocks"
+    return found[0]
+
+
+def _without_blocks(model: nn.Module, drop) -> nn.Module:
+    """A deep copy of ``model`` with the blocks in ``drop`` (1-based) deleted for good."""
+    cut = copy.deepcopy(model)
+    parent, attr = _block_list(cut)
+    kept = [i for i in range(1, len(getattr(parent, attr)) + 1) if i not in set(drop)]
+    setattr(parent, attr, nn.ModuleList(getattr(parent, attr)[i - 1] for i in kept))
+    cut.config.num_hidden_layers = len(kept)
+    DELETE_FIXUPS.get(cut.config.model_type, lambda m, k: None)(cut, kept)
+    return cut
+
+
+def _flat_inputs(batch) -> tuple:
+    return batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+
+
+def _check_adapter_reproduces(model, batch) -> None:
+    ad = EncoderAdapter(model)
+    with torch.inference_mode():
+        out = model(**batch, output_hidden_states=True)
+        states = ad.hidden_states(*_flat_inputs(batch))
+        logits = ad.head(states[-1])
+    assert len(states) == len(out.hidden_states) == ad.n_layers + 1 == L + 1
+    for mine, theirs in zip(states, out.hidden_states, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits, out.logits, rtol=0, atol=1e-6)
+
+
+# --- the adapter reproduces the model ---------------------------------------------------------
+
+def test_states_and_heads_equal_the_model(fam):
+    """Hidden states block by block and every head on h_L equal the model's own outputs."""
+    assert type(EncoderAdapter(fam.seq)) is adapters.adapter_class(fam.seq.config)
+    _check_adapter_reproduces(fam.seq, fam.batch)
+    _check_adapter_reproduces(fam.load("tiny-pos"), fam.word_batch())
+    mc_types = tr.models.auto.modeling_auto.MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES
+    if fam.seq.config.model_type in mc_types:  # rows [B*C, T]: the adapter sees flat inputs
+        torch.manual_seed(0)
+        mc = tr.AutoModelForMultipleChoice.from_pretrained(models.resolve(fam.name)).eval()
+        ids = {k: v.reshape(2, 2, -1) for k, v in fam.batch.items()}  # 2 questions x 2 choices
+        with torch.inference_mode():
+            expected = mc(**ids).logits
+        per_layer = untuned_truncation_logits(mc, ids)
+        assert per_layer.shape == (L + 1, 2, 2)
+        torch.testing.assert_close(per_layer[L], expected, rtol=0, atol=1e-6)
+
+
+def test_padded_batch_equals_one_sequence_at_a_time(fam):
+    """Padding changes nothing on the real tokens: states and logits as for each alone."""
+    ad = EncoderAdapter(fam.seq)
+    with torch.inference_mode():
+        batched = ad.hidden_states(*_flat_inputs(fam.batch))
+        batch_logits = untuned_truncation_logits(fam.seq, fam.batch)
+        for r, sentence in enumerate(SENTENCES):
+            alone = fam.tok([sentence], return_tensors="pt")
+            n = alone["input_ids"].shape[1]
+            assert torch.equal(alone["input_ids"][0], fam.batch["input_ids"][r, :n])
+            states = ad.hidden_states(*_flat_inputs(alone))
+            for k, (a, b) in enumerate(zip(states, batched, strict=True)):
+                torch.testing.assert_close(a[0], b[r, :n], rtol=0, atol=ATOL, msg=f"layer {k}")
+            torch.testing.assert_close(untuned_truncation_logits(fam.seq, alone)[:, 0],
+                                       batch_logits[:, r], rtol=0, atol=ATOL)
+
+
+# --- surgery equals the model with blocks deleted ---------------------------------------------
+
+def test_truncation_equals_the_model_without_its_top_blocks(fam):
+    model, batch = fam.seq, fam.batch
+    full = model_logits(model, batch)
+    per_layer = untuned_truncation_logits(model, batch)
+    assert per_layer.shape == (L + 1, len(SENTENCES), 2)
+    assert torch.equal(per_layer[L], full)
+    for k in range(1, L + 1):
+        reference = model_logits(_without_blocks(model, range(k + 1, L + 1)), batch)
+        with truncated(model, k):
+            got = model_logits(model, batch)
+            assert len(model(**batch, output_hidden_states=True).hidden_states) == k + 1
+        assert torch.equal(got, reference)
+        torch.testing.assert_close(got, per_layer[k], rtol=0, atol=ATOL)
+    assert not torch.allclose(per_layer[1], full)  # the test can tell layers apart
+    tagger, words = fam.load("tiny-pos"), fam.word_batch()
+    tokens = untuned_truncation_logits(tagger, words)
+    assert tokens.shape[:3] == (L + 1, *words["input_ids"].shape)
+    with truncated(tagger, 2):
+        torch.testing.assert_close(model_logits(tagger, words), tokens[2], rtol=0, atol=ATOL)
+
+
+def test_skipping_equals_the_model_without_those_blocks(fam):
+    model, batch = fam.seq, fam.batch
+    by_span = all_span_skipping_logits(model, batch)
+    assert sorted(by_span) == sorted(spans(L))
+    for (i, j), expected in by_span.items():
+        reference = model_logits(_without_blocks(model, range(i, j + 1)), batch)
+        with skipped(model, range(i, j + 1)):
+            got = model_logits(model, batch)
+        assert torch.equal(got, reference), (i, j)
+        torch.testing.assert_close(got, expected, rtol=0, atol=ATOL)
+    reference = model_logits(_without_blocks(model, {1, 3}), batch)
+    with skipped(model, {1, 3}):  # not a span
+        assert torch.equal(model_logits(model, batch), reference)
+
+
+def test_surgery_restores_the_model_bit_for_bit(fam):
+    model, batch = fam.load("tiny-sentiment"), fam.batch  # fresh: no output hooks yet
+    snap, full = model_snapshot(model), model_logits(model, batch)
+    with pytest.raises(RuntimeError, match="boom"):
+        with truncated(model, 2):
+            assert len(model(**batch, output_hidden_states=True).hidden_states) == 3
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        with skipped(model, {2, 3}):
+            raise RuntimeError("boom")
+    assert_same_model(model, snap)
+    assert torch.equal(model_logits(model, batch), full)
+    _check_adapter_reproduces(model, batch)  # every block still reports its hidden state
+
+
+def test_save_truncated_and_drop_top_blocks(fam, tmp_path):
+    model, batch = fam.seq, fam.batch
+    snap = model_snapshot(model)
+    out = save_truncated(model, 2, tmp_path / "cut", tokenizer=fam.tok)
+    assert_same_model(model, snap)
+    again, info = tr.AutoModelForSequenceClassification.from_pretrained(
+        out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    assert again.config.num_hidden_layers == 2
+    expected = untuned_truncation_logits(model, batch)[2]
+    torch.testing.assert_close(model_logits(again.eval(), batch), expected, rtol=0, atol=ATOL)
+    cut = drop_top_blocks(copy.deepcopy(model), 1)
+    assert cut.config.num_hidden_layers == EncoderAdapter(cut).n_layers == L - 1
+    with truncated(model, L - 1):
+        assert torch.equal(model_logits(cut, batch), model_logits(model, batch))
+
+
+# --- fine-tuning and CKA ----------------------------------------------------------------------
+
+def _orig_ft_cka(name: str, private_home) -> np.ndarray:
+    """A few fine-tuning steps, then ORIG vs FT linear CKA of mean-pooled states."""
+    result = load_or_train(FinetuneConfig(task="tiny-sentiment", model=name, preset="smoke",
+                                          seed=0, max_steps=3), verbose=False)
+    assert result.meta["config"]["model"] == name
+    orig = sentence_states(name, SENTENCES * 2, pooling="mean")
+    ft = sentence_states(result, SENTENCES * 2, pooling="mean")
+    assert orig.shape == ft.shape == (L + 1, 2 * len(SENTENCES), orig.shape[2])
+    assert not np.allclose(orig[L], ft[L])  # training changed the encoder
+    m = cka_matrix(orig, ft)
+    assert m.shape == (L + 1, L + 1) and np.isfinite(m).all()
+    assert (m > 0).all() and (m <= 1 + 1e-6).all()
+    return m
+
+
+def test_a_few_finetuning_steps_and_orig_ft_cka(fam, private_home):
+    _orig_ft_cka(fam.name, private_home)
+
+
+# --- models without an adapter ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def roformer_dir(tmp_path_factory):
+    """A tiny RoFormer (rotary BERT; no layerscope adapter), saved and loaded by path."""
+    folder = tmp_path_factory.mktemp("tiny-roformer")
+    tok = tr.BertTokenizer(vocab=str(paths.RESOURCES / "tiny_vocab" / "vocab.txt"),
+                           do_lower_case=True)
+    cfg = tr.RoFormerConfig(vocab_size=len(tok), hidden_size=32, embedding_size=32,
+                            num_hidden_layers=L, num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tr.RoFormerModel(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_model_without_adapter_finetunes_and_gives_cka(roformer_dir, private_home):
+    assert not adapters.supports_surgery(models.load_config(roformer_dir))
+    _orig_ft_cka(roformer_dir, private_home)
+
+
+def test_surgery_without_adapter_says_what_is_supported(roformer_dir):
+    torch.manual_seed(0)
+    model = models.load_for_task(roformer_dir, get_task("tiny-sentiment"))
+    batch = models.load_tokenizer(roformer_dir)(SENTENCES, padding=True, return_tensors="pt")
+    message = (r"(?s)no layer adapter for model_type 'roformer'.*Supported families:.*"
+               r"DistilBERT \(distilbert\).*only read hidden states.*work without an adapter.*"
+               r"adapters/base.py.*adapters/distilbert.py.*FAMILIES")
+    for surgery in (lambda: truncated(model, 2), lambda: skipped(model, {1}),
+                    lambda: untuned_truncation_logits(model, batch),
+                    lambda: drop_top_blocks(model, 1), lambda: EncoderAdapter(model)):
+        with pytest.raises(UnsupportedModelError, match=message):
+            surgery()
+    assert issubclass(UnsupportedModelError, ConfigError)
+    assert model.config.num_hidden_layers == L
+
+
+def test_family_table_lists_every_family():
+    rows = adapters.family_table()
+    by_type = {t: row for row in rows for t in row["model_types"]}
+    assert set(adapters.FAMILIES) | {"*"} == set(by_type)
+    for arch in models.ARCHS + tuple(FAMILIES):
+        row = by_type[arch]
+        assert row["surgery"] and row["hidden_states"] and "sequence" in row["heads"], row
+        assert models.check_model_name(f"tiny-{arch}") == f"tiny-{arch}"
+    assert by_type["roberta"] is by_type["xlm-roberta"] is by_type["camembert"]
+    assert by_type["albert"]["freeze_bottom"] is False and by_type["bert"]["freeze_bottom"]
+    assert by_type["distilbert"]["tuned_heads"] and by_type["distilbert"]["module"] == \
+        "adapters/distilbert.py"
+    assert by_type["*"] == {"family": "any other", "model_types": ("*",), "module": "",
+                            "hidden_states": True, "surgery": False, "freeze_bottom": False,
+                            "heads": (), "tuned_heads": False}
