@@ -98,3 +98,83 @@ def test_two_processes_fine_tuning_one_config_train_it_once(tmp_path):
     assert len({out.split()[1] for out, _ in outs}) == 1  # the same model, the same score
     assert "waiting for fine-tuning tiny-bert on tiny-sentiment, seed 3" in "".join(
         err for _, err in outs)
+
+
+SMOKE = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
+
+
+class _StopAt(__import__("transformers").TrainerCallback):
+    """Stop training like Ctrl-C does, at one step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_an_incomplete_trainer_checkpoint_is_removed_and_the_run_resumes(tmp_path,
+                                                                        monkeypatch, capsys):
+    """A kill (or a full disk) while checkpoint-40 was saved leaves it without its optimizer,
+    scheduler and trainer_state.json: the rerun says so, removes it and resumes from the
+    complete checkpoint-20 (before: a raw FileNotFoundError on every later run)."""
+    import shutil
+
+    from layerscope import cache
+    from layerscope.finetune import FinetuneConfig, cache_key, load_or_train
+
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    cfg = FinetuneConfig(**SMOKE, seed=4, max_steps=50)
+    with pytest.raises(KeyboardInterrupt):
+        load_or_train(cfg, callbacks=[_StopAt(30)], verbose=False)
+    ckpts = cache.entry_dir("finetune", cache_key(cfg)) / "checkpoints"
+    assert [p.name for p in ckpts.iterdir()] == ["checkpoint-20"]
+    half = ckpts / "checkpoint-40"  # what a save cut short leaves: the weights only
+    half.mkdir()
+    shutil.copy(ckpts / "checkpoint-20" / "model.safetensors", half / "model.safetensors")
+    resumed = load_or_train(cfg, verbose=True)
+    err = capsys.readouterr().err
+    assert f"removing incomplete Trainer checkpoint {half} (optimizer.pt, scheduler.pt, " \
+           "trainer_state.json missing)" in err, err
+    assert "resuming from checkpoint-20" in err
+    assert resumed.meta["resumed"] and resumed.meta["global_step"] == 50
+    assert cache.verify(resumed.path) == (True, "ok")
+
+    # only an incomplete one: removed, training starts over
+    cfg2 = FinetuneConfig(**SMOKE, seed=5, max_steps=10)
+    ck = cache.entry_dir("finetune", cache_key(cfg2)) / "checkpoints" / "checkpoint-5"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text('{"global_st')  # cut short by a full disk
+    fresh = load_or_train(cfg2, verbose=True)
+    err = capsys.readouterr().err
+    assert "no complete checkpoint left: training from the start" in err, err
+    assert not fresh.meta["resumed"] and fresh.meta["global_step"] == 10
+
+
+def test_a_damaged_snapshot_is_not_approved_again(tmp_path, monkeypatch, capsys):
+    """meta.json emptied and a snapshot's weights cut short: the rerun retrains, and instead of
+    recording the damaged file's sha256 (before: every later load_finetuned(step=10) failed
+    while the cache "verified"), it removes that snapshot, saying so, and saves it again."""
+    import json
+
+    from layerscope import cache
+    from layerscope.finetune import FinetuneConfig, load_finetuned, load_or_train
+
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    cfg = FinetuneConfig(**SMOKE, seed=6, max_steps=10, save_steps=(0, 10))
+    first = load_or_train(cfg, verbose=False)
+    snap = first.snapshot_dir(10) / "model.safetensors"
+    good = snap.read_bytes()
+    (first.path / "meta.json").write_text("")
+    snap.write_bytes(good[: len(good) // 2])
+    again = load_or_train(cfg, verbose=True)
+    err = capsys.readouterr().err
+    assert f"removing snapshot {snap.parent} (model.safetensors does not match the sha256 " \
+           "recorded when it was saved)" in err, err
+    assert not again.cached and again.meta["saved_steps"] == [0, 10]
+    assert cache.verify(again.path) == (True, "ok")
+    recorded = json.loads((again.path / "meta.json").read_text())["files"]
+    assert recorded["steps/step-10/model.safetensors"] == cache.file_sha256(snap)
+    assert snap.read_bytes() == good  # the same seeded run saves the same snapshot
+    load_finetuned(again, step=10)  # loads (before: SafetensorError)
