@@ -30,7 +30,6 @@ their sha256 on load (a corrupt entry is quarantined and recomputed) and memory-
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import functools
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import cache, models
+from . import cache, devices, models
 from .errors import CacheError, ConfigError
 from .progress import counted
 from .tasks import ResolvedTask, TaskSpec, data_identity, load_split
@@ -65,7 +64,7 @@ class ActivationSpec(ResolvedTask):
         split: one of the task's splits; Phang et al. (2021) use validation examples.
         n_examples: seeded random subset of this many examples (None: the whole split).
         pooling: one of ``POOLINGS`` (see module docstring).
-        dtype: compute dtype, ``float32`` or ``bfloat16`` (results are stored as float32).
+        dtype: compute dtype, one of ``DTYPES`` (``devices.autocast``); stored as float32.
         max_length: tokens per example after truncation, special tokens included.
         seed: seed of the example subset.
         pair_offset: ``pair`` pooling pairs word i with word i + pair_offset.
@@ -323,7 +322,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
             (pre-split; required by ``word``/``pair`` pooling).
         pooling, max_length, pair_offset: see ``ActivationSpec``; ``max_length`` is capped at
             what the model takes (``model_max_length``).
-        dtype: compute dtype; ``bfloat16`` runs the forward under CPU/GPU autocast.
+        dtype: compute dtype; ``bfloat16`` runs the forward under ``devices.autocast``.
         batch_size: examples per forward pass (sorted by length, padded per batch). On 2 CPU
             cores 16-32 was fastest for minilm-l6; 64 and more ran 10-30% slower (the
             [B*T, 4H] intermediate activations no longer stay in cache).
@@ -353,8 +352,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
     # Longest first: less padding per batch, and an out-of-memory error shows up at once.
     order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
     device = next(base.parameters()).device
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16"
-                else contextlib.nullcontext())
+    autocast = devices.autocast(device, dtype)  # float32: none (plain fp32 numbers)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     was_training = base.training
     base.eval()
@@ -368,8 +366,8 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
                          _batch_tensors([items[i] for i in idx], pad_id).items()}
                 out = base(**batch, output_hidden_states=True)
                 hs = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
-                pooled = _pool(hs, batch["attention_mask"], [items[i] for i in idx],
-                               [rows[i] for i in idx], pooling).cpu().numpy()
+                pooled = devices.to_numpy(_pool(hs, batch["attention_mask"],
+                    [items[i] for i in idx], [rows[i] for i in idx], pooling))
                 k = 0
                 for i in idx:  # scatter the batch's rows back to example order
                     r = len(rows[i])
