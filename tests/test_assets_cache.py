@@ -264,3 +264,4 @@ def test_mpnet_is_on_demand_only():
     mp = assets.ON_DEMAND_ASSETS["mpnet"]
     assert len(mp.parts) == len(mp.members) == 5
     assert mp.pinned["all-mpnet-base-v2/model.safetensors"].startswith("78c0197b")
+    assert assets.MODEL_ASSETS["mpnet-base"] == "mpnet"

@@ -148,6 +148,9 @@ ON_DEMAND_ASSETS: dict[str, SplitAsset] = {
     ),
 }
 
+# The model names that ``fetch`` also takes for their assets (``layerscope fetch mpnet-base``).
+MODEL_ASSETS = {"minilm-l6": "minilm", "mpnet-base": "mpnet"}
+
 sha256_of = file_sha256  # one implementation, shared with the result cache
 
 
@@ -397,7 +400,9 @@ def extracted(name: str, *, full_check: bool = False) -> Path:
 def fetch(name: str) -> Path:
     """Fetch (if needed) and fully verify asset ``name``: the archive's sha256 and every
     extracted file's sha256 against the manifest, repairing damaged files. For ``layerscope
-    fetch``; loading only does the cheap size + mtime check."""
+    fetch``; loading only does the cheap size + mtime check. ``name`` may be the model's name
+    (``mpnet-base``, see ``MODEL_ASSETS``)."""
+    name = MODEL_ASSETS.get(name, name)
     archive_path(name)
     return extracted(name, full_check=True)
 
