@@ -33,7 +33,8 @@ from layerscope.tasks import get_task
 from test_surgery import assert_same_model, model_logits, model_snapshot
 
 # Helper B appends its families here once their adapters pass.
-FAMILIES = ["xlm-roberta", "camembert", "distilbert"]
+FAMILIES = ["xlm-roberta", "camembert", "distilbert", "mpnet", "deberta", "deberta-v2",
+            "modernbert"]
 
 SENTENCES = ["the movie was good .", "a dull film , so boring i think", "that cast felt superb",
              "bad"]
@@ -43,7 +44,9 @@ L = 4
 # Per family, what deleting blocks from a copy needs besides the block list and
 # num_hidden_layers: fn(copy, kept block indices 1..L). Families whose forward reads per-layer
 # config (e.g. a list of attention types by layer index) register it here.
-DELETE_FIXUPS: dict = {}
+DELETE_FIXUPS: dict = {  # ModernBERT's forward builds rotary tables for set(config.layer_types)
+    "modernbert": lambda m, kept: setattr(m.config, "layer_types",
+                                          [m.config.layer_types[i - 1] for i in kept])}
 
 
 class Family:
@@ -104,6 +107,9 @@ def _check_adapter_reproduces(model, batch) -> None:
         out = model(**batch, output_hidden_states=True)
         states = ad.hidden_states(*_flat_inputs(batch))
         logits = ad.head(states[-1])
+        # ModernBERT: the model's hidden_states[L] is final_norm(block L); the adapter's is block L
+        # (adapters/modernbert.py). final_states is the identity for every other family.
+        states[-1] = ad.final_states(states[-1])
     assert len(states) == len(out.hidden_states) == ad.n_layers + 1 == L + 1
     for mine, theirs in zip(states, out.hidden_states, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
@@ -291,3 +297,249 @@ def test_family_table_lists_every_family():
     assert by_type["*"] == {"family": "any other", "model_types": ("*",), "module": "",
                             "hidden_states": True, "surgery": False, "freeze_bottom": False,
                             "heads": (), "tuned_heads": False}
+
+
+# === helper B: family-specific checks for the relative-position families ======================
+# (MPNet, DeBERTa, DeBERTa-v2/v3, ModernBERT: adapters/mpnet.py, deberta.py, modernbert.py)
+
+def _b_padded(n_rows=3, length=12, vocab=99, pad=0, seed=0):
+    """Random ids [n_rows, length] with right padding of different lengths (row 0 unpadded)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (n_rows, length), generator=g)
+    mask = torch.ones_like(ids)
+    for r in range(1, n_rows):
+        mask[r, length - 3 * r:] = 0
+    ids[mask == 0] = pad
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# --- DeBERTa-v2: the convolution after block 1 (deberta-v2-xlarge's conv_kernel_size=3) ------
+
+@pytest.fixture(scope="module")
+def deberta_v2_conv():
+    """A tiny DeBERTa-v2 WITH the convolution (the tiny-deberta-v2 model is v3-like: none)."""
+    torch.manual_seed(0)
+    cfg = tr.DebertaV2Config(
+        vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, pad_token_id=0, relative_attention=True,
+        pos_att_type=["p2c", "c2p"], position_buckets=8, max_relative_positions=32,
+        share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False,
+        conv_kernel_size=3, conv_act="gelu", num_labels=2)
+    return tr.DebertaV2ForSequenceClassification(cfg).eval()
+
+
+def test_deberta_v2_conv_parity_padded_and_alone(deberta_v2_conv):
+    """The convolution reads block 1's input, whose padding rows the embeddings zero: a padded
+    batch equals each sequence alone on its real tokens (Conv1d's own zero padding at the end)."""
+    model, batch = deberta_v2_conv, _b_padded()
+    ad = EncoderAdapter(model)
+    with torch.inference_mode():
+        out = model(**batch, output_hidden_states=True)
+        mine = ad.hidden_states(batch["input_ids"], batch["attention_mask"])
+        assert len(mine) == len(out.hidden_states) == 5
+        for a, b in zip(mine, out.hidden_states, strict=True):
+            assert torch.equal(a, b)
+        assert torch.equal(ad.head(mine[-1]), out.logits)
+        for r in range(3):
+            n = int(batch["attention_mask"][r].sum())
+            alone = model(input_ids=batch["input_ids"][r:r + 1, :n], output_hidden_states=True)
+            for a, b in zip(alone.hidden_states, out.hidden_states, strict=True):
+                torch.testing.assert_close(a[0], b[r, :n], rtol=0, atol=1e-5)
+        # the convolution is really there: without it block 1's output differs
+        conv, model.deberta.encoder.conv = model.deberta.encoder.conv, None
+        try:
+            assert not torch.allclose(model(**batch, output_hidden_states=True).hidden_states[1],
+                                      out.hidden_states[1])
+        finally:
+            model.deberta.encoder.conv = conv
+
+
+def test_deberta_v2_conv_belongs_to_block_1(deberta_v2_conv):
+    """Skipping block 1 removes its convolution too (the identity for all of block 1); skipping
+    another block keeps it after block 1. The model's forward alone would apply the
+    convolution after whichever layer came first: the hand-built copy shows the difference."""
+    model, batch = deberta_v2_conv, _b_padded()
+    enc = model.deberta.encoder
+    layers = list(enc.layer)
+    before = model_logits(model, batch)
+    by_span = all_span_skipping_logits(model, batch)
+    for drop in ({1}, {1, 2}, {2}, {3, 4}):
+        kept = [i for i in range(1, 5) if i not in drop]
+        no_conv = 1 not in kept
+        cut = _without_blocks(model, drop)
+        if no_conv:
+            cut.deberta.encoder.conv = None  # it goes with block 1
+        want = model_logits(cut, batch)
+        with skipped(model, drop):
+            got = model_logits(model, batch)
+            assert (model.deberta.encoder.conv is None) == no_conv
+            assert list(model.deberta.encoder.layer) == [layers[i - 1] for i in kept]
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+        if drop == set(range(min(drop), max(drop) + 1)):
+            torch.testing.assert_close(by_span[(min(drop), max(drop))], want, rtol=0, atol=1e-5)
+        if no_conv:  # keeping the conv after the new first layer is a different model
+            naive = model_logits(_without_blocks(model, drop), batch)
+            assert not torch.allclose(naive, want)
+    assert model.deberta.encoder is enc and enc.conv is not None  # restored
+    assert torch.equal(model_logits(model, batch), before)
+    frozen = {id(p) for p in EncoderAdapter(model).embeddings_module().parameters()}
+    assert all(id(p) in frozen for p in enc.conv.parameters())  # freeze_bottom takes it
+
+
+def test_deberta_v2_conv_save_truncated(deberta_v2_conv, tmp_path):
+    model, batch = deberta_v2_conv, _b_padded()
+    path = save_truncated(model, 2, tmp_path / "k2")
+    again = tr.AutoModelForSequenceClassification.from_pretrained(path).eval()
+    assert again.deberta.encoder.conv is not None and again.config.num_hidden_layers == 2
+    with truncated(model, 2):
+        torch.testing.assert_close(model_logits(again, batch), model_logits(model, batch), rtol=0,
+                                   atol=0)
+
+
+# --- ModernBERT: local windows, own attention types, final_norm, pooling ---------------------
+
+def _b_modernbert(cls=tr.ModernBertForSequenceClassification, **kw):
+    torch.manual_seed(0)
+    cfg = tr.ModernBertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=2,
+        eos_token_id=3, cls_token_id=2, sep_token_id=3, global_attn_every_n_layers=2,
+        local_attention=4, num_labels=2, **kw)
+    return cls(cfg).eval()
+
+
+def test_modernbert_local_window_masks():
+    """The sliding-window blocks (2 and 4 here) see keys within |q - k| <= local_attention // 2
+    only: a change at distance 3 reaches a query through a global block, never through a local
+    one (exactly); at distance 2 it does. The tiny model's window matters at its test lengths."""
+    model = _b_modernbert()
+    ad = EncoderAdapter(model)
+    assert [ad.block(i).attention_type for i in range(1, 5)] == [
+        "full_attention", "sliding_attention", "full_attention", "sliding_attention"]
+    w = model.config.sliding_window
+    assert w == 2
+    batch = _b_padded(n_rows=1, length=10)
+    with torch.inference_mode():
+        h = ad.embed(batch["input_ids"])
+        ctx = ad.block_context(batch["attention_mask"], h)
+        for i, local in ((1, False), (2, True)):
+            base = ad.run_block(i, h, ctx)
+            for dist in (w, w + 1):
+                h2 = h.clone()
+                h2[0, dist] += torch.randn(h.shape[-1], generator=torch.Generator().manual_seed(1))
+                change = (ad.run_block(i, h2, ctx)[0, 0] - base[0, 0]).abs().max().item()
+                if local and dist > w:
+                    assert change == 0.0, (i, dist)  # masked out exactly
+                else:
+                    assert change > 1e-4, (i, dist, change)
+    tiny = models.load_for_task("tiny-modernbert", get_task("tiny-sentiment")).eval()
+    tok = models.load_tokenizer("tiny-modernbert")
+    b = tok(SENTENCES, padding=True, return_tensors="pt")
+    assert b["input_ids"].shape[1] > tiny.config.sliding_window + 1  # windows cut something
+    wide = copy.deepcopy(tiny)
+    wide.config.local_attention = 4 * b["input_ids"].shape[1]
+    assert not torch.allclose(model_logits(wide, b), model_logits(tiny, b))
+
+
+def test_modernbert_kept_blocks_keep_their_attention_type():
+    """Skipping block 1 puts local block 2 first: it keeps its sliding window and local rotary
+    base (the model's forward picks both by the block's own attention_type) and its attention
+    LayerNorm (block 1's is the identity); config.layer_types names the kept blocks' types."""
+    model = _b_modernbert(global_rope_theta=160_000.0, local_rope_theta=10.0)
+    batch = _b_padded()
+    for drop in ({1}, {2}, {1, 3}, {4}):
+        kept = [i for i in range(1, 5) if i not in drop]
+        types = [model.config.layer_types[i - 1] for i in kept]
+        want = model_logits(_without_blocks(model, drop), batch)  # DELETE_FIXUPS: layer_types
+        with skipped(model, drop):
+            assert model.config.layer_types == types
+            got = model_logits(model, batch)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert model.config.layer_types == ["full_attention", "sliding_attention"] * 2  # restored
+    # a block under the other type's mask and rotary base is a different function
+    ad = EncoderAdapter(model)
+    with torch.inference_mode():
+        h = ad.embed(batch["input_ids"])
+        ctx = ad.block_context(batch["attention_mask"], h)
+        own = ad.run_block(2, h, ctx)
+        other = ad.block(2)(h, attention_mask=ctx.masks["full_attention"],
+                            position_embeddings=ctx.rotary["full_attention"])
+    assert not torch.allclose(own, other)
+
+
+def test_modernbert_final_norm_and_hidden_states():
+    """transformers 5 replaces hidden_states[L] by final_norm(block L output); the adapter's
+    state L is block L's output (what every truncation depth needs) and final_states gives the
+    model's value back. head(state k) applies final_norm, as a k-block ModernBERT does."""
+    model, batch = _b_modernbert(), _b_padded()
+    ad = EncoderAdapter(model)
+    with torch.inference_mode():
+        out = model(**batch, output_hidden_states=True)
+        mine = ad.hidden_states(batch["input_ids"], batch["attention_mask"])
+        for a, b in zip(mine[:-1], out.hidden_states[:-1], strict=True):
+            assert torch.equal(a, b)
+        assert not torch.allclose(mine[-1], out.hidden_states[-1])  # the norm is real
+        assert torch.equal(ad.final_states(mine[-1]), out.hidden_states[-1])
+        assert torch.equal(ad.head(mine[-1]), out.logits)
+        with truncated(model, 2):
+            two = model(**batch, output_hidden_states=True)
+        assert torch.equal(two.hidden_states[2], ad.final_states(mine[2]))
+        assert torch.equal(two.logits, ad.head(mine[2]))
+
+
+@pytest.mark.parametrize("cls", [tr.ModernBertForSequenceClassification,
+                                 tr.ModernBertForMultipleChoice])
+def test_modernbert_mean_pooling_reads_the_mask(cls):
+    """classifier_pooling="mean" (ModernBERT-base's setting) averages the real tokens: the head
+    takes attention_mask=, and refuses to guess without one."""
+    model, batch = _b_modernbert(cls, classifier_pooling="mean"), _b_padded(n_rows=4)
+    ad = EncoderAdapter(model)
+    if cls is tr.ModernBertForMultipleChoice:
+        batch = {k: v.reshape(2, 2, -1) for k, v in batch.items()}
+    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in batch.items()}
+    with torch.inference_mode():
+        want = model_logits(model, batch)
+        h = ad.hidden_states(flat["input_ids"], flat["attention_mask"])[-1]
+        got = ad.head(h, attention_mask=flat["attention_mask"])
+        assert torch.equal(got.reshape(want.shape), want)
+        assert not torch.allclose(ad.head(h, attention_mask=torch.ones_like(flat["input_ids"]))
+                                  .reshape(want.shape), want)
+        with pytest.raises(ConfigError, match="attention_mask"):
+            ad.head(h)
+
+
+def test_modernbert_eager_attention_parity():
+    """The eager attention path (additive float masks) gives what SDPA gives (boolean masks)."""
+    sdpa = _b_modernbert()
+    eager = _b_modernbert(attn_implementation="eager")
+    assert eager.config._attn_implementation == "eager"
+    batch = _b_padded()
+    for model in (sdpa, eager):
+        ad = EncoderAdapter(model)
+        with torch.inference_mode():
+            out = model(**batch, output_hidden_states=True)
+            mine = ad.hidden_states(batch["input_ids"], batch["attention_mask"])
+            assert torch.equal(ad.head(mine[-1]), out.logits)
+    torch.testing.assert_close(model_logits(eager, batch), model_logits(sdpa, batch), rtol=0,
+                               atol=1e-5)
+
+
+# --- multiple choice ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [tr.MPNetForMultipleChoice, tr.DebertaV2ForMultipleChoice])
+def test_multiple_choice_head(cls):
+    torch.manual_seed(0)
+    kw = dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+              intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    if cls is tr.DebertaV2ForMultipleChoice:
+        cfg = tr.DebertaV2Config(**kw, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                                 position_buckets=8, share_att_key=True,
+                                 norm_rel_ebd="layer_norm")
+    else:
+        cfg = tr.MPNetConfig(**kw)
+    model = cls(cfg).eval()
+    batch = {k: v.reshape(2, 2, -1) for k, v in _b_padded(n_rows=4).items()}
+    per_layer = untuned_truncation_logits(model, batch)
+    assert torch.equal(per_layer[-1], model_logits(model, batch))
+    with truncated(model, 2):
+        torch.testing.assert_close(model_logits(model, batch), per_layer[2], rtol=0, atol=1e-6)
