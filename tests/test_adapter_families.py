@@ -23,6 +23,9 @@ from layerscope.errors import ConfigError, UnsupportedModelError
 from layerscope.finetune import FinetuneConfig, load_or_train
 from layerscope.measures.cka import cka_matrix
 from layerscope.quick import sentence_states
+from layerscope.studies import skipping as skipping_study
+from layerscope.studies import truncation as trunc
+from layerscope.studies.truncation import heads
 from layerscope.surgery import drop_top_blocks, save_truncated, skipped, truncated
 from layerscope.surgery_kernels import (
     all_span_skipping_logits,
@@ -120,7 +123,12 @@ def _check_adapter_reproduces(model, batch) -> None:
 
 def test_states_and_heads_equal_the_model(fam):
     """Hidden states block by block and every head on h_L equal the model's own outputs."""
-    assert type(EncoderAdapter(fam.seq)) is adapters.adapter_class(fam.seq.config)
+    ad = EncoderAdapter(fam.seq)
+    assert type(ad) is adapters.adapter_class(fam.seq.config)
+    # what freeze_bottom freezes: the embeddings (with the word embeddings) and no block
+    frozen = {id(p) for p in ad.embeddings_module().parameters()}
+    assert id(fam.seq.get_input_embeddings().weight) in frozen
+    assert not frozen & {id(p) for b in ad.blocks() for p in b.parameters()}
     _check_adapter_reproduces(fam.seq, fam.batch)
     _check_adapter_reproduces(fam.load("tiny-pos"), fam.word_batch())
     mc_types = tr.models.auto.modeling_auto.MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES
@@ -241,6 +249,47 @@ def _orig_ft_cka(name: str, private_home) -> np.ndarray:
 
 def test_a_few_finetuning_steps_and_orig_ft_cka(fam, private_home):
     _orig_ft_cka(fam.name, private_home)
+
+
+def _has_first_token_head(model) -> bool:
+    return type(EncoderAdapter(model)).first_token_head is not EncoderAdapter.first_token_head
+
+
+def test_truncation_and_skipping_studies_run(fam, private_home):
+    """Studies 03 and 04 end to end (the fine-tune above is reused from the cache); the
+    drop_top ablation goes through the adapter (freeze_bottom needs only embeddings_module and
+    block(i): checked above). UNTUNED at L and nothing skipped reproduce
+    finetune.predictions."""
+    shared = dict(task="tiny-sentiment", model=fam.name, preset="smoke", max_steps=3,
+                  n_boot=10)
+    by_span = skipping_study.run_skipping(skipping_study.SkippingConfig(**shared, n_examples=16),
+                                          verbose=False)
+    assert list(by_span.spans) == spans(L) and by_span.parity[0]["max_abs_logit_diff"] < 1e-5
+    assert np.isfinite(by_span.span_logits).all()
+    truncation = trunc.TruncationConfig(**shared, n_examples=16, n_train=40, drop_top=(1,))
+    if not _has_first_token_head(fam.seq):  # TUNED/TUNEDORIG need one (the test below)
+        with pytest.raises(UnsupportedModelError, match="TUNED/TUNEDORIG"):
+            trunc.run_truncation(truncation, verbose=False)
+        return
+    cut = trunc.run_truncation(truncation, verbose=False)
+    assert cut.n_layers == L and cut.parity[0]["max_abs_logit_diff"] < 1e-5
+    assert [(a["kind"], a["k"]) for a in cut.ablations] == [("drop_top", 1)]
+    for line in trunc.LINES:
+        assert np.isfinite(cut.logits[line][:, 1:]).all()
+
+
+def test_tuned_head_params_equal_the_models_own_head(fam):
+    """TUNED/TUNEDORIG train act(x W1 + b1) W2 + b2 on the first token: the family's
+    first_token_head gives the same function as its head (or the family says it has none)."""
+    hidden = torch.randn(5, 7, fam.seq.config.hidden_size)
+    with torch.no_grad():
+        want = EncoderAdapter(fam.seq).head(hidden)
+    if not _has_first_token_head(fam.seq):
+        with pytest.raises(UnsupportedModelError, match="TUNED/TUNEDORIG"):
+            heads.head_params(fam.seq)
+        return
+    p = heads.head_params(fam.seq)
+    np.testing.assert_allclose(heads.apply(p, hidden[None, :, 0])[0], want, atol=1e-6)
 
 
 # --- models without an adapter ----------------------------------------------------------------
