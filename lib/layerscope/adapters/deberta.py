@@ -16,16 +16,18 @@ Read from transformers 5's ``modeling_deberta`` and ``modeling_deberta_v2`` (mod
   ``get_attention_mask``: the pairwise mask [B, 1, T, T] = m_i * m_j (1 = may attend; the
   blocks ``masked_fill`` the rest, so padding queries attend to nothing and stay out of every
   real token's result); ``get_rel_pos``: relative positions q - k [1, T, T] (v2: log-bucketed
-  beyond ``position_buckets / 2``, He et al. 2023 §3); ``get_rel_embedding``: the encoder's
-  ``rel_embeddings`` table (v2 with ``norm_rel_ebd="layer_norm"``: through the encoder's
-  ``LayerNorm``, once per forward). Plus the 2-D mask for v2's convolution. Everything depends
-  on T alone, not on padding (v1's ``att_span = min(T, max_relative_positions)`` slices the
-  table by T, but the gathered entries are those of the offsets, whatever T), so a padded batch
-  gives each sequence's real tokens what it gets alone.
+  beyond ``position_buckets / 2``, transformers' ``make_log_bucket_position``);
+  ``get_rel_embedding``: the encoder's ``rel_embeddings`` table (v2 with
+  ``norm_rel_ebd="layer_norm"``: through the encoder's ``LayerNorm``, once per forward). Plus
+  the 2-D mask for v2's convolution. Everything depends on T alone, not on padding (v1's
+  ``att_span = min(T, max_relative_positions)`` slices the table by T, but the gathered entries
+  are those of the offsets, whatever T), so a padded batch gives each sequence's real tokens
+  what it gets alone.
 - **DeBERTa-v2's convolution** (``conv_kernel_size > 0``, e.g. deberta-v2-xlarge; v3 has
   none): ``DebertaV2Encoder.forward`` applies ``encoder.conv(h0, out, input_mask)`` to the
-  output of the first layer (LayerNorm(out + tanh/gelu(conv(h0))), then times the mask): the
-  "nGiE" convolution "aside the first Transformer layer" (He et al. 2021, DeBERTa-v2 notes).
+  output of the first layer (LayerNorm(out + act(conv(h0))), then times the mask): nGiE, "an
+  additional convolution layer aside with the first transformer layer" (the DeBERTa-v2 notes in
+  the microsoft/DeBERTa README).
   Here it is **part of block 1**: ``run_block(1)`` applies it to block 1's input, and a layout
   that leaves block 1 out also leaves the convolution out (``kept_layout``): skipping block 1
   is the identity for all of it. The model's forward would otherwise apply the convolution
@@ -34,8 +36,8 @@ Read from transformers 5's ``modeling_deberta`` and ``modeling_deberta_v2`` (mod
 - **Head** (``ContextPooler``, on the task model): dropout, dense, ``pooler_hidden_act`` on the
   first token, then dropout and ``classifier``; multiple choice (v2 only) the same with one
   output per choice; token classification dropout + ``classifier`` on every token. No final
-  norm (``final_states`` is the identity). ``z_steps`` (an enhanced-mask-decoder loop in the
-  forward) is 0 in transformers and never set; the adapter assumes 0.
+  norm (``final_states`` is the identity). ``z_steps`` (a loop in the forward that re-applies the
+  last layer) is 0 in transformers and never set; the adapter refuses a model with z_steps > 1.
 - **Surgery** swaps ``deberta.encoder.layer`` (the forward loops over it); the relative
   embedding table and its LayerNorm are on the encoder, so every kept block keeps them;
   ``num_hidden_layers`` follows as bookkeeping. ``freeze_bottom`` freezes the embeddings and the
@@ -74,6 +76,14 @@ class DebertaAdapter(EncoderAdapter):
 
     family = "DeBERTa"
     head_kinds = ("sequence", "token")  # transformers has no DebertaForMultipleChoice
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model)
+        if getattr(self.base, "z_steps", 0) > 1:  # re-runs the last layer: no block structure
+            raise UnsupportedModelError(
+                f"{type(model).__name__} has z_steps={self.base.z_steps}: its forward applies "
+                f"the last layer again {self.base.z_steps - 1} time(s), which the {self.family} "
+                f"adapter does not model; set model.{self.base.base_model_prefix}.z_steps = 0")
 
     @staticmethod
     def _mask(attention_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,10 @@ for flash attention, is gone; eager and SDPA on CPU take the masks below):
   tables per attention type for positions 0..T-1 (``rotary_emb``; the global and local types
   have their own ``rope_theta``, 160k and 10k in the released model). Each block picks the mask
   and the rotary table of **its own** ``attention_type`` (set when it was built, from
-  ``config.layer_types[layer_idx]``: every ``global_attn_every_n_layers``-th layer global,
-  Warner et al. §2.1.2), never that of its position in the list, so a kept block keeps its
-  attention type and rotary base in a truncated or skipped model. Rotary phases and the window
+  ``config.layer_types[layer_idx]``: every ``global_attn_every_n_layers``-th layer global, the
+  others local, Warner et al. 2024 "Alternating Attention"), never that of its position in the
+  list, so a kept block keeps its attention type and rotary base in a truncated or skipped
+  model. Rotary phases and the window
   depend on position differences only, so with right padding a padded batch gives each
   sequence's real tokens what it gets alone.
 - **Final norm.** The forward applies ``final_norm`` after the last block, and transformers 5's

@@ -9,8 +9,8 @@ What differs from the BERT layout (``adapters/base.py``), read from transformers
   (MPNet's ``<pad>``), not read from the config. No token types: ``token_type_ids`` is ignored.
 - **block_context** = (the 4-D mask of ``create_bidirectional_mask``, the relative position
   bias [B, heads, T, T]). ``MPNetEncoder.forward`` computes the bias once per forward from the
-  encoder's own ``relative_attention_bias`` table (T5-style log buckets of key - query offsets,
-  Song et al. §2.2 via Raffel et al. 2020) and passes the same tensor to every block, so it is
+  encoder's own ``relative_attention_bias`` table (log buckets of key - query offsets, as in
+  T5, Raffel et al. 2020) and passes the same tensor to every block, so it is
   computed once per batch here too (``encoder.compute_position_bias``). It depends on T only,
   not on padding: a padded batch gives each sequence's real tokens the values it gets alone.
 - **Quirk**: ``compute_position_bias`` buckets with its default ``num_buckets=32`` whatever
