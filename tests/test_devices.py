@@ -28,6 +28,11 @@ LIB = Path(devices.__file__).resolve().parent
 SENTENCES = ["the film was good .", "a remarkably unconvincing screenplay drags the cast into "
              "tedium .", "ok", "every actor felt awful , and the plot became clumsy ."]
 DEVICE_ATOL = 1e-4  # fp32 on another device: a different GEMM order, float rounding only
+# On the CPU the kernel parity below runs for tiny-bert only (tests/test_adapter_families.py
+# covers every family there); on another device every tiny family, adapters included.
+ON_CPU = os.environ.get("LAYERSCOPE_TEST_DEVICE", "cpu") == "cpu"
+FAMILY_MODELS = (["tiny-bert"] if ON_CPU
+                 else [n for n in models.MODELS if n.startswith("tiny-")])
 
 
 @pytest.fixture(scope="module")
@@ -247,15 +252,36 @@ def test_the_source_check_finds_conversions(tmp_path):
 
 
 # --------------------------------------------------------------------------- device parity
-@pytest.fixture(scope="module")
-def tiny_task_model():
+def _task_model(name: str):
     torch.manual_seed(0)
     task = get_task("tiny-sentiment")
-    return models.load_for_task("tiny-bert", task).eval(), models.load_tokenizer("tiny-bert"), task
+    return models.load_for_task(name, task).eval(), models.load_tokenizer(name), task
+
+
+@pytest.fixture(scope="module")
+def tiny_task_model():
+    return _task_model("tiny-bert")
 
 
 def _padded_batch(tok, device):
     return devices.to_device(dict(tok(SENTENCES, padding=True, return_tensors="pt")), device)
+
+
+def test_word_pooling_on_the_device(test_device):
+    """Sub-word averaging (``word`` and ``pair`` pooling) with the model on the device."""
+    model, tok = acts.encoder_and_tokenizer("tiny-bert", for_words=True)
+    words = [s.split() for s in SENTENCES]
+    cpu = {p: acts.extract(model, tok, words, pooling=p, batch_size=3, progress=False)
+           for p in ("word", "pair")}
+    model.to(test_device)
+    try:
+        got = {p: acts.extract(model, tok, words, pooling=p, batch_size=3, progress=False)
+               for p in ("word", "pair")}
+    finally:
+        model.to("cpu")
+    for p in cpu:
+        np.testing.assert_array_equal(got[p][1], cpu[p][1])
+        np.testing.assert_allclose(got[p][0], cpu[p][0], atol=DEVICE_ATOL, err_msg=p)
 
 
 def test_extraction_on_the_device_matches_the_cpu(test_device):
@@ -279,8 +305,9 @@ def test_extraction_on_the_device_matches_the_cpu(test_device):
         assert np.array_equal(got, cpu)  # the same device: bit for bit
 
 
-def test_surgery_kernels_on_the_device_match_the_model(tiny_task_model, test_device):
-    model, tok, _ = tiny_task_model
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_surgery_kernels_on_the_device_match_the_model(name, test_device):
+    model, tok, _ = _task_model(name)
     cpu_batch = _padded_batch(tok, "cpu")
     cpu_untuned = devices.to_numpy(untuned_truncation_logits(model, cpu_batch))
     cpu_spans = {k: devices.to_numpy(v) for k, v in

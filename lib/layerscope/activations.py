@@ -273,7 +273,7 @@ def _pool(hs: torch.Tensor, mask: torch.Tensor, items: list[dict], rows: list[li
                 a[index[(b, w)], b * T + t] = 1.0
     a /= a.sum(1, keepdim=True)
     flat = hs.reshape(hs.shape[0], B * T, hs.shape[-1])
-    wv = torch.einsum("wk,lkh->lwh", a, flat)  # [L+1, W, H]
+    wv = torch.einsum("wk,lkh->lwh", a.to(flat.device), flat)  # [L+1, W, H]; a built on the CPU
     if pooling == "word":
         sel = [index[(b, w)] for b, r in enumerate(rows) for w, _ in r]
         return wv[:, sel]
