@@ -156,3 +156,23 @@ def test_cached_commit_reads_the_hf_layout(fake_hub):
     assert hub.cached_commit(REPO, SHA2) == SHA2 and hub.cached_commit(REPO, "3" * 40) is None
     assert hub.cached_commit("org/absent") is None
     assert hub.resolve_commit("org/absent", "7" * 40) == "7" * 40  # a full sha is itself
+
+
+def test_online_the_hub_answer_wins_over_a_stale_cache(fake_hub, monkeypatch):
+    """Reachable hub: main moved upstream to SHA2 while the cache still says SHA1; the next
+    load downloads SHA2, so the identity must say SHA2. No request is made: the hub's answer
+    is faked; when it fails, the cache's record is used."""
+    asked = []
+
+    def fake_hub_commit(repo_id, revision, repo_type):
+        asked.append((repo_id, revision, repo_type))
+        return SHA2 if repo_id == REPO else None
+
+    monkeypatch.setattr(hub, "offline", lambda: False)
+    monkeypatch.setattr(hub, "_hub_commit", fake_hub_commit)
+    assert models.model_identity(REPO) == {"name": REPO, "commit": SHA2}
+    assert asked == [(REPO, None, "model")]
+    assert hub.resolve_commit("org/other") is None
+    _ref(fake_hub, "org/other", "main", SHA1)
+    assert hub.resolve_commit("org/other") == SHA1  # the hub did not answer: the cache's record
+    assert hub.resolve_commit(REPO, SHA1) == SHA1 and len(asked) == 3  # a sha asks nobody

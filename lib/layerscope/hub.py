@@ -109,16 +109,19 @@ def cached_commit(repo_id: str, revision: str | None = None, *,
 
 def resolve_commit(repo_id: str, revision: str | None = None, *,
                    repo_type: str = "model") -> str | None:
-    """The commit sha of ``revision`` of ``repo_id``: a full sha as given; else the local HF
-    cache's record (what a load would use offline); else, with the hub reachable, the hub's
-    answer (one metadata request). None when neither knows (offline, never downloaded: the
-    load itself then fails with our offline message)."""
+    """The commit sha of ``revision`` (default ``main``) of ``repo_id``, i.e. what a load now
+    reads: a full sha as given; with the hub reachable, the hub's answer (one metadata request
+    per process: a branch that moved upstream is what ``from_pretrained`` downloads next, so
+    the local cache's record would be stale), falling back to the cache's record; offline, the
+    cache's record (what a load uses then). None when neither knows (offline and never
+    downloaded: the load itself then fails with our offline message)."""
     if is_commit(revision):
         return revision
-    sha = cached_commit(repo_id, revision, repo_type=repo_type)
-    if sha is not None or offline():
-        return sha
-    return _hub_commit(repo_id, revision, repo_type)
+    if not offline():
+        sha = _hub_commit(repo_id, revision, repo_type)
+        if sha is not None:
+            return sha
+    return cached_commit(repo_id, revision, repo_type=repo_type)
 
 
 @functools.lru_cache(maxsize=256)  # one request per repository and revision per process
