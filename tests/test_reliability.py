@@ -178,3 +178,62 @@ def test_a_damaged_snapshot_is_not_approved_again(tmp_path, monkeypatch, capsys)
     assert recorded["steps/step-10/model.safetensors"] == cache.file_sha256(snap)
     assert snap.read_bytes() == good  # the same seeded run saves the same snapshot
     load_finetuned(again, step=10)  # loads (before: SafetensorError)
+
+
+ECHO = {"notebooks_dir": str(REPO / "tests" / "batch" / "notebooks"),
+        "notebooks": {"echo": {"params": {"label": "hi"}, "grid": {"x": [1]}}}}
+
+
+def _grid(tmp_path: Path, name: str, **extra) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **ECHO, **extra}))
+    return path
+
+
+def test_a_sweep_writes_only_inside_its_folder_and_keeps_the_users_files(tmp_path):
+    """index.html goes into --out, not the folder above it, and a user's index.html there is
+    not replaced (before: it was lost); an --out holding other things is refused before
+    anything runs."""
+    from layerscope.batch.grid import load_grid
+    from layerscope.batch.sweep import run_sweep
+    from layerscope.errors import ConfigError
+
+    mine = tmp_path / "index.html"
+    mine.write_text("<html>my own page</html>")
+    out = tmp_path / "sweep"
+    report = run_sweep(load_grid(_grid(tmp_path, "echoes")), out=out, progress=False)
+    assert report.files["index"] == out / "index.html" and (out / "gallery.html").is_file()
+    assert 'href="gallery.html"' in (out / "index.html").read_text()
+    assert mine.read_text() == "<html>my own page</html>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["echoes.yaml", "index.html", "sweep"]
+    # a rerun may replace its own pages ...
+    run_sweep(load_grid(_grid(tmp_path, "echoes")), out=out, progress=False)
+    # ... never a user's: refused before anything runs
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "index.html").write_text("notes")
+    (other / "sweep.json").write_text('{"name": "x", "runs": []}')
+    with pytest.raises(ConfigError, match=r"index.html exists and was not written by layerscope"):
+        run_sweep(load_grid(_grid(tmp_path, "echoes")), out=other, progress=False)
+    assert (other / "index.html").read_text() == "notes" and not (other / "echo").exists()
+    (other / "sweep.json").unlink()
+    with pytest.raises(ConfigError, match=r"already holds other files and is not a sweep folder"):
+        run_sweep(load_grid(_grid(tmp_path, "echoes")), out=other, progress=False)
+    assert sorted(p.name for p in other.iterdir()) == ["index.html"]
+
+
+@pytest.mark.parametrize("where", ["name", "entry"])
+def test_grid_names_that_leave_the_runs_folder_are_refused(tmp_path, where):
+    """``name: ../../escape`` (before: results.csv, results.parquet and sweep.json were written
+    two folders up) and a notebook entry with a separator are refused, naming the file."""
+    from layerscope.batch.grid import load_grid
+    from layerscope.errors import ConfigError
+
+    path = tmp_path / "g.yaml"
+    data = {"name": "../../escape" if where == "name" else "fine", **ECHO}
+    if where == "entry":
+        data["notebooks"] = {"echo/../../x": {}}
+    path.write_text(yaml.safe_dump(data))
+    bad = "'../../escape'" if where == "name" else "'echo/../../x'"
+    with pytest.raises(ConfigError, match=rf"{path}: .*{bad} is not a plain folder name"):
+        load_grid(path)

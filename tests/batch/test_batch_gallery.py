@@ -47,7 +47,9 @@ def test_gallery_of_a_sweep(sweep_2x2):
         assert (p.parent / f"../../{js.name}").resolve() == js and len(html) < 100_000
     assert sum(p.stat().st_size for p in d.rglob("*.html")) < 1_000_000
     index = report.files["index"].read_text()
-    assert 'href="twobytwo/gallery.html"' in index and "4 runs (4 ok)" in index
+    # in the chosen folder (--out), linking its own page (issue 19, item 4)
+    assert report.files["index"].parent == report.sweep_dir
+    assert 'href="gallery.html"' in index and "4 runs (4 ok)" in index
 
 
 def test_figure_json_reads_plotly_html(tmp_path):
@@ -118,7 +120,9 @@ def test_gallery_command_rewrites_pages(sweep_2x2, tmp_path):
     shutil.copytree(report.sweep_dir, d)
     (d / "gallery.html").unlink()
     assert main(["gallery", str(d)]) == 0
-    assert (d / "gallery.html").exists() and (d.parent / "index.html").exists()
+    # the index goes into the chosen folder, never the folder above it (issue 19, item 4)
+    assert (d / "gallery.html").exists() and (d / "index.html").exists()
+    assert not (d.parent / "index.html").exists()
 
 
 @pytest.mark.slow

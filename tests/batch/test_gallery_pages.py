@@ -328,6 +328,7 @@ def test_dry_run_says_which_runs_are_finished_and_which_would_run(write_grid, tm
     runs = sweep.plan(load_grid(path), d)
     for r in runs[:3]:
         r.folder.mkdir(parents=True, exist_ok=True)
+    sweep.write_plan(load_grid(path), d, runs)  # a sweep folder (another folder is refused)
     runs[0].output.write_text("{}")
     runs[0].marker.write_text(json.dumps({"status": "ok", "started": "2024-01-01T10:00:00",
                                           "duration_s": 12.0}))

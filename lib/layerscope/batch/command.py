@@ -81,8 +81,8 @@ def cmd_gallery(args) -> int:
         return 2
     for d in folders:
         print(f"gallery: {gallery.write_gallery(d)}")
-    for parent in sorted({d.resolve().parent for d in folders}):
-        print(f"index: {gallery.write_index(parent)}")
+    for where in sorted({gallery.index_folder(d) for d in folders}):
+        print(f"index: {gallery.write_index(where)}")
     return 0
 
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import plotly.io as pio
 
+from .. import paths
 from ..cache import atomic_write_text
+from ..errors import ConfigError
 from ..plots.html import write_plotlyjs
 from ..studies import results
 from ..studies.base import VERDICTS
@@ -189,25 +191,61 @@ def write_gallery(sweep_dir: str | Path) -> Path:
                      summary=findings_summary(rows, claims), grids=grids, columns=columns,
                      rows=ui.table_rows(rows, columns, anchors), cards=cards)
     path = sweep_dir / "gallery.html"
+    refuse_foreign(path)
     atomic_write_text(path, page)
     return path
 
 
+GENERATOR = '<meta name="generator" content="layerscope">'  # page.html.j2 writes it
+# what pages written before GENERATOR existed start their title with
+OLD_TITLES = ("<title>layerscope sweep",)
+
+
+def written_by_layerscope(path: Path) -> bool:
+    """True when the page at ``path`` is one layerscope wrote (so it may be replaced)."""
+    try:
+        head = path.read_text(errors="replace")[:4000]
+    except OSError:
+        return False
+    return GENERATOR in head or any(t in head for t in OLD_TITLES)
+
+
+def refuse_foreign(path: Path) -> None:
+    """A ``ConfigError`` when ``path`` exists and layerscope did not write it: a user's own
+    ``index.html`` or ``gallery.html`` is never replaced."""
+    if path.exists() and not written_by_layerscope(path):
+        raise ConfigError(f"{path} exists and was not written by layerscope: not replacing "
+                          "it; move it away, or give the sweep another folder (--out)")
+
+
+def index_folder(sweep_dir: str | Path) -> Path:
+    """Where the index of ``sweep_dir`` goes: the home's runs folder for a sweep in it (one
+    index of every sweep there), else the sweep folder itself (never a folder above an
+    ``--out`` the user chose: nothing is written outside it)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    runs = paths.runs_dir().resolve()
+    return runs if sweep_dir.parent == runs else sweep_dir
+
+
 def write_index(root: str | Path) -> Path:
-    """``<root>/index.html``: every sweep folder under ``root`` with its counts and gallery."""
+    """``<root>/index.html``: every sweep folder in ``root`` (``root`` itself when it is one)
+    with its counts and gallery."""
     root = Path(root)
     sweeps = []
-    for d in sorted(p for p in root.iterdir() if (p / table.PLAN).exists()):
+    found = [root] if (root / table.PLAN).exists() else []
+    for d in found + sorted(p for p in root.iterdir() if (p / table.PLAN).exists()):
         try:
             rows = table.collect(d)
             plan = table.load_plan(d)
         except (OSError, ValueError, TypeError):
             continue
         sweeps.append({"name": plan["name"], "description": plan.get("description", ""),
-                       "href": ui.href(d.name, "gallery.html")
+                       "href": (ui.href("gallery.html") if d == root else
+                                ui.href(d.name, "gallery.html"))
                        if (d / "gallery.html").exists() else None, "n": len(rows),
                        "counts": sorted(Counter(r["status"] for r in rows).items())})
     path = root / "index.html"
+    refuse_foreign(path)
     atomic_write_text(path, ui.render("index.html.j2", title="layerscope sweeps", root=str(root),
                                       sweeps=sweeps))
     return path

@@ -175,6 +175,20 @@ def _check_keys(data: dict, valid: tuple[str, ...], what: str) -> None:
             raise unknown(f"key in {what}", k, valid)
 
 
+# a grid's name and its notebook entries name folders: one plain folder name each
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+=,-]*")
+
+
+def check_folder_name(name: str, what: str, source: Path) -> str:
+    """``name`` when it is a plain folder name, else a ``ConfigError``: a name with ``..``,
+    a path separator or other characters would put the sweep's files outside its folder."""
+    if not FOLDER_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"grid file {source}: {what} {name!r} is not a plain folder name "
+                          "(it names a folder of the sweep: letters, digits and _ . @ + = , - "
+                          "only, no '..' or '/'); rename it")
+    return name
+
+
 def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = None) -> Grid:
     """A ``Grid`` from the loaded YAML ``data`` of file ``source`` (structure checks only)."""
     if not isinstance(data, dict):
@@ -196,6 +210,7 @@ def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = N
         raise ConfigError(f"grid file {source} lists no notebooks: add notebooks: {{...}}")
     notebooks = []
     for name, spec in entries.items():
+        check_folder_name(str(name), "notebook entry", source)
         spec = _mapping(spec, f"notebooks.{name}")
         _check_keys(spec, NOTEBOOK_KEYS, f"notebooks.{name}")
         if spec.get("path"):
@@ -215,8 +230,8 @@ def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = N
                                                          f"notebooks.{name}.params")}.items()
                   if k not in axes}
         notebooks.append(NotebookGrid(str(name), path, params, axes, runs))
-    return Grid(str(data.get("name") or source.stem), str(data.get("description") or ""),
-                str(source), tuple(notebooks))
+    name = check_folder_name(str(data.get("name") or source.stem), "name", source)
+    return Grid(name, str(data.get("description") or ""), str(source), tuple(notebooks))
 
 
 def notebook_parameters(path: Path) -> dict[str, dict]:

@@ -50,6 +50,28 @@ def sweep_dir_for(grid: Grid, out: str | Path | None = None) -> Path:
     return Path(out).resolve() if out else paths.runs_dir() / grid.name
 
 
+def check_out(sweep_dir: Path, *, gallery: bool = True) -> None:
+    """Refuse, before anything runs, a sweep folder that cannot be one: a file, a folder under
+    a file, a folder of other things (no ``sweep.json``: results.csv and the pages would land
+    among the user's files), or one whose pages layerscope would have to overwrite."""
+    for p in [sweep_dir, *sweep_dir.parents]:
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"sweep folder {sweep_dir}: {p} is a file, not a folder; "
+                                  "give --out a folder (a new one is made)")
+            break
+    if (sweep_dir.is_dir() and not (sweep_dir / table.PLAN).exists()
+            and any(sweep_dir.iterdir())):
+        raise ConfigError(f"sweep folder {sweep_dir} already holds other files and is not a "
+                          f"sweep folder (no {table.PLAN}): results.csv, gallery.html and the "
+                          "run folders would land among them; give --out a new or empty folder")
+    if gallery:
+        from .gallery import index_folder, refuse_foreign  # light: no plotting here
+
+        refuse_foreign(sweep_dir / "gallery.html")
+        refuse_foreign(index_folder(sweep_dir) / "index.html")
+
+
 def plan(grid: Grid, sweep_dir: Path,
          parameters: dict[str, dict] | None = None) -> list[runner.Run]:
     """Every run of the grid, in grid order (``parameters``: from ``validate``)."""
@@ -112,6 +134,7 @@ def dry_run(grid: Grid, out: str | Path | None = None) -> tuple[Path, list[Plann
     """Validate the grid and say what a sweep would do, running and writing nothing: the
     sweep folder and every run with its state (``run_state``), in grid order."""
     sweep_dir = sweep_dir_for(grid, out)
+    check_out(sweep_dir)
     return sweep_dir, [run_state(r) for r in plan(grid, sweep_dir)]
 
 
@@ -180,6 +203,7 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
                           "(or no --timeout for no limit)")
     parameters = validate(grid)  # before anything runs or any folder is made
     sweep_dir = sweep_dir_for(grid, out)
+    check_out(sweep_dir, gallery=gallery)
     runs = plan(grid, sweep_dir, parameters)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_plan(grid, sweep_dir, runs)
@@ -232,5 +256,5 @@ def run_sweep(grid: Grid, *, out: str | Path | None = None, workers: int = 1,
         from . import gallery as gal  # plotly + the similarity study: only for the page
 
         report.files["gallery"] = gal.write_gallery(sweep_dir)
-        report.files["index"] = gal.write_index(sweep_dir.parent)
+        report.files["index"] = gal.write_index(gal.index_folder(sweep_dir))
     return report
