@@ -361,6 +361,23 @@ def test_evaluation_on_the_device(tiny_task_model, test_device):
     assert all(v.shape == (6, task.num_labels) and v.dtype == np.float32 for v in spans.values())
 
 
+def test_truncation_heads_start_on_the_cpu_from_a_model_on_the_device(test_device):
+    """TUNED/TUNEDORIG heads are fitted on the cached (CPU) features: their initial weights
+    come to the CPU whatever device the fine-tuned model is on."""
+    from layerscope.studies.truncation import heads
+
+    model, _, _ = _task_model("tiny-bert")
+    cpu = heads.head_params(model)
+    got = heads.head_params(model.to(test_device))
+    assert all(t.device.type == "cpu" for t in (got.w1, got.b1, got.w2, got.b2))
+    np.testing.assert_allclose(devices.to_numpy(got.w1), devices.to_numpy(cpu.w1),
+                               atol=DEVICE_ATOL)
+    x = np.random.default_rng(0).standard_normal((2, 24, cpu.w1.shape[1]), dtype=np.float32)
+    fit = heads.train_heads(got.repeat(2), x, np.arange(24) % 2, regression=False,
+                            settings=heads.HeadTraining(max_epochs=2), seed=0)
+    assert fit.holdout_loss.shape == (2,) and np.isfinite(fit.holdout_loss).all()
+
+
 def test_a_training_step_on_the_device(tiny_task_model, test_device):
     """Forward, backward and an AdamW step with ``devices.autocast``: finite loss, weights
     moved (a fine-tuning step works there)."""

@@ -47,6 +47,7 @@ from torch import nn
 from ...adapters import EncoderAdapter
 from ...devices import to_numpy
 from ...devices import to_numpy
+from ...devices import to_numpy
 from ...errors import ConfigError
 
 ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu,  # ELECTRA: get_activation("gelu") = exact
@@ -99,7 +100,7 @@ def head_params(model: nn.Module) -> HeadParams:
     dense, act, out = _linear_pair(model, EncoderAdapter(model))
     # nn.Linear stores weight [out, in]: x W1 needs its transpose
     ts = [dense.weight.T, dense.bias, out.weight.T, out.bias]
-    w1, b1, w2, b2 = (t.detach().float().clone()[None] for t in ts)
+    w1, b1, w2, b2 = (t.detach().float().cpu().clone()[None] for t in ts)  # fit where features are
     return HeadParams(w1, b1, w2, b2, act)
 
 
