@@ -265,3 +265,25 @@ def test_mpnet_is_on_demand_only():
     assert len(mp.parts) == len(mp.members) == 5
     assert mp.pinned["all-mpnet-base-v2/model.safetensors"].startswith("78c0197b")
     assert assets.MODEL_ASSETS["mpnet-base"] == "mpnet"
+
+
+def test_repair_waits_for_another_process_on_the_asset(fake_wheel_asset, capsys):
+    """Extraction and repair hold a per-asset lock: a second caller waits (saying so), then
+    checks again instead of extracting over the first one's work."""
+    import threading
+    import time
+
+    out = assets.extracted("fakewheel")
+    weights = out / "pkg/model/model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(1)
+    done = []
+    with cache.locked(assets.paths.assets_dir() / ".locks" / "fakewheel.lock", "the test"):
+        t = threading.Thread(target=lambda: done.append(assets.extracted("fakewheel")))
+        t.start()
+        time.sleep(1.0)
+        assert t.is_alive() and not done  # blocked on the lock, nothing extracted yet
+        assert weights.stat().st_size == 1
+    t.join(10)
+    assert done == [out] and weights.read_bytes() == WEIGHTS
+    assert "waiting for offline asset 'fakewheel'" in capsys.readouterr().err

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
-from .cache import atomic_dir, atomic_write_text, file_sha256
+from .cache import atomic_dir, atomic_write_text, file_sha256, locked
 from .errors import AssetError
 
 MANIFEST = ".complete"
@@ -374,10 +374,24 @@ def extracted(name: str, *, full_check: bool = False) -> Path:
     """
     _known(name)
     out = paths.assets_dir() / name
+    found = _checked(name, out, full_check)
+    if found is not None:
+        return found
+    # Fetching, extracting or repairing: one process at a time (a home shared by parallel runs
+    # or Dask workers); whoever waited finds the first one's work done and checks it again.
+    with locked(paths.assets_dir() / ".locks" / f"{name}.lock", f"offline asset {name!r}"):
+        return _checked(name, out, full_check, repair=True)
+
+
+def _checked(name: str, out: Path, full_check: bool, *, repair: bool = False) -> Path | None:
+    """``out`` if its files match the manifest; else None, or with ``repair`` the folder
+    extracted (again), saying why."""
     if not (out / MANIFEST).exists():
-        return _extract(name, out)
+        return _extract(name, out) if repair else None
     manifest = _read_manifest(out)
     if manifest is None:
+        if not repair:
+            return None
         return _extract(name, out, f"{out / MANIFEST} records no file digests (extracted by an "
                                    f"older layerscope)")
     problems, refresh = _damage(out, manifest, full=full_check)
@@ -385,6 +399,8 @@ def extracted(name: str, *, full_check: bool = False) -> Path:
         if refresh:  # same bytes, new mtimes: record them so the next check is stat-only again
             atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
         return out
+    if not repair:
+        return None
     listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
                                         else "")
     try:
