@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ..devices import to_numpy
-from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 
 Tensor = torch.Tensor

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 from ..devices import to_numpy
-from ..devices import to_numpy
 from ..errors import ConfigError
 from ._inputs import as_labels, as_single, check_finite
 

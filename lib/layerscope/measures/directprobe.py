@@ -36,7 +36,6 @@ import time
 import numpy as np
 
 from ..devices import to_numpy
-from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
 from .batched_mlp import available_bytes

@@ -28,7 +28,6 @@ from itertools import combinations
 import numpy as np
 
 from ..devices import to_numpy
-from ..devices import to_numpy
 from ..errors import ConfigError, UndefinedError, check_choice
 from ._inputs import as_labels, as_single, check_finite
 from .convex_hulls import RUNNING, PointHullBatch, centroid_line_gaps, hull_distance

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ..devices import to_numpy
-from ..devices import to_numpy
 from ..errors import ConfigError
 from ._inputs import (
     DEFAULT_RTOL,

@@ -17,7 +17,6 @@ import numpy as np
 from ... import activations as acts
 from ... import plots
 from ...devices import to_numpy
-from ...devices import to_numpy
 from ...errors import ConfigError
 from ...measures import cka_stats
 from ..base import StudyResult

@@ -46,8 +46,6 @@ from torch import nn
 
 from ...adapters import EncoderAdapter
 from ...devices import to_numpy
-from ...devices import to_numpy
-from ...devices import to_numpy
 from ...errors import ConfigError
 
 ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu,  # ELECTRA: get_activation("gelu") = exact

@@ -35,7 +35,6 @@ from ... import activations as acts
 from ... import finetune, metrics, progress
 from ...adapters import EncoderAdapter
 from ...devices import to_numpy
-from ...devices import to_numpy
 from ...errors import ConfigError
 from ...measures import cka
 from ...measures.blocks import block_structure
