@@ -252,7 +252,7 @@ def test_a_few_finetuning_steps_and_orig_ft_cka(fam, private_home):
 
 
 def _has_first_token_head(model) -> bool:
-    return type(EncoderAdapter(model)).first_token_head is not EncoderAdapter.first_token_head
+    return type(EncoderAdapter(model)).has_first_token_head()
 
 
 def test_truncation_and_skipping_studies_run(fam, private_home):
@@ -329,6 +329,15 @@ def test_surgery_without_adapter_says_what_is_supported(roformer_dir):
             surgery()
     assert issubclass(UnsupportedModelError, ConfigError)
     assert model.config.num_hidden_layers == L
+
+
+def test_truncation_study_without_adapter_fails_before_fine_tuning(roformer_dir, monkeypatch):
+    monkeypatch.setattr(load_or_train.__module__ + ".train",
+                        lambda *a, **k: pytest.fail("fine-tuned before the adapter check"))
+    cfg = trunc.TruncationConfig(task="tiny-sentiment", model=roformer_dir, preset="smoke",
+                                 max_steps=3, n_examples=16, n_train=40)
+    with pytest.raises(UnsupportedModelError, match="the truncation study needs one"):
+        trunc.run_truncation(cfg, verbose=False)
 
 
 def test_family_table_lists_every_family():

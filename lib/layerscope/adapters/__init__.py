@@ -36,7 +36,8 @@ FAMILIES: dict[str, str] = {
 SUPPORTED: tuple[str, ...] = tuple(FAMILIES)  # model types with an adapter
 
 __all__ = ["FAMILIES", "HEAD_KINDS", "SUPPORTED", "EncoderAdapter", "Layout", "adapter_class",
-           "adapter_for", "family_table", "supports_surgery", "unsupported_error"]
+           "adapter_for", "family_table", "require_surgery", "supports_surgery",
+           "unsupported_error"]
 
 
 def _model_type(model_or_config) -> str | None:
@@ -78,6 +79,20 @@ def adapter_class(model_or_config) -> type[EncoderAdapter]:
     return _load(FAMILIES[kind])
 
 
+def require_surgery(model_or_config, needed_for: str, *, tuned_heads: bool = False
+                    ) -> type[EncoderAdapter]:
+    """The adapter class, checked before any work: UnsupportedModelError saying that
+    ``needed_for`` needs an adapter (and, with ``tuned_heads``, a first-token head)."""
+    if not supports_surgery(model_or_config):
+        raise unsupported_error(model_or_config, needed_for)
+    cls = adapter_class(model_or_config)
+    if tuned_heads and not cls.has_first_token_head():
+        raise UnsupportedModelError(
+            f"{needed_for} trains TUNED/TUNEDORIG heads of the form act(x W1 + b1) W2 + b2 on "
+            f"the first token, and the {cls.family} head is not of that form")
+    return cls
+
+
 def adapter_for(model: nn.Module) -> EncoderAdapter:
     """The family's adapter on ``model`` (same as ``EncoderAdapter(model)``)."""
     return adapter_class(model)(model)
@@ -115,7 +130,7 @@ def family_table() -> list[dict]:
         else:
             entry.update(family=cls.family, surgery=True, freeze_bottom=not cls.shared_blocks,
                          heads=tuple(cls.head_kinds),
-                         tuned_heads=cls.first_token_head is not EncoderAdapter.first_token_head)
+                         tuned_heads=cls.has_first_token_head())
         out.append(entry)
     out.append({"family": "any other", "model_types": ("*",), "module": "",
                 "hidden_states": True, "surgery": False, "freeze_bottom": False, "heads": (),

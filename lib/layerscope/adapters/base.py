@@ -188,6 +188,11 @@ class EncoderAdapter:
         """ForMultipleChoice: rows [B*C, T, H] -> [B*C, 1]."""
         return self.sequence_head(hidden)
 
+    @classmethod
+    def has_first_token_head(cls) -> bool:
+        """Whether the family defines ``first_token_head`` (TUNED/TUNEDORIG need it)."""
+        return cls.first_token_head is not EncoderAdapter.first_token_head
+
     def first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
         """The sequence head as act(x W1 + b1) W2 + b2 on the pooled first-token vector x:
         (dense, activation name, output layer), for training many heads at once (TUNED).

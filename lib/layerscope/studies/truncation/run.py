@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, metrics, progress
+from ... import adapters, finetune, metrics, models, progress
 from ...adapters import EncoderAdapter
 from ...devices import to_numpy
 from ...errors import ConfigError
@@ -339,6 +339,8 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     t0 = time.time()
     clock, log = _Clock(t0), progress.logger(verbose)
     task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
+    adapters.require_surgery(models.load_config(cfg.model), "the truncation study",
+                             tuned_heads=True)  # before any fine-tuning
     specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     clock.lap("finetune")
