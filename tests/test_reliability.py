@@ -237,3 +237,80 @@ def test_grid_names_that_leave_the_runs_folder_are_refused(tmp_path, where):
     bad = "'../../escape'" if where == "name" else "'echo/../../x'"
     with pytest.raises(ConfigError, match=rf"{path}: .*{bad} is not a plain folder name"):
         load_grid(path)
+
+
+def _enospc(*_a, **_k):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    """A write that fails with ENOSPC half-way (monkeypatched) keeps what the file held and
+    leaves no ``.<name>.xxxx`` behind (before: temp files of results and pages stayed)."""
+    import pandas
+
+    from layerscope import cache
+    from layerscope.batch import table
+
+    (tmp_path / "results.csv").write_text("old\n")
+
+    def half_then_full(self, path, **kw):
+        Path(path).write_text("sweep,notebook\nhalf a ro")
+        _enospc()
+
+    monkeypatch.setattr(pandas.DataFrame, "to_csv", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        table.write_table([{"sweep": "s", "notebook": "n", "key": "k", "status": "ok"}], tmp_path)
+    assert (tmp_path / "results.csv").read_text() == "old\n"
+    monkeypatch.setattr(Path, "write_bytes", _enospc)
+    with pytest.raises(OSError, match="No space left"):
+        cache.atomic_write_text(tmp_path / "gallery.html", "<html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_files_honour_the_umask_for_a_shared_cache(tmp_path, monkeypatch, tiny_sentiment_ft):
+    """results.csv/.parquet and every cached file (model.safetensors, which transformers saves
+    0600) get 0666/0777 less the umask, as a plain open() would (before: 0600)."""
+    from layerscope import cache
+    from layerscope.batch import table
+
+    old = os.umask(0o002)
+    try:
+        table.write_table([{"sweep": "s", "notebook": "n", "key": "k", "status": "ok"}], tmp_path)
+        with cache.atomic_dir(tmp_path / "entry") as tmp:
+            (tmp / "sub").mkdir()
+            fd = os.open(tmp / "sub" / "w.bin", os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    finally:
+        os.umask(old)
+    for name in ("results.csv", "results.parquet", "entry/sub/w.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o664, name
+    assert (tmp_path / "entry" / "sub").stat().st_mode & 0o777 == 0o775
+    model = tiny_sentiment_ft.model_dir / "model.safetensors"  # trained under umask 022
+    assert model.stat().st_mode & 0o777 == 0o644
+
+
+def test_cache_command_lists_and_cleans_corrupt_entries(tmp_path, monkeypatch, capsys):
+    """``layerscope cache`` lists sizes per kind and the entries moved aside; ``--clean``
+    removes those (and old leftovers of interrupted writes), keeping the good entries."""
+    from layerscope import cache, cli
+
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    for key in ("good", "bad"):
+        with cache.atomic_dir(cache.entry_dir("activations", key)) as tmp:
+            (tmp / "x.npy").write_bytes(b"0" * 2048)
+            cache.write_meta(tmp, {}, cache.result_files(tmp))
+    bad = cache.entry_dir("activations", "bad")
+    (bad / "x.npy").write_bytes(b"1")
+    assert cache.lookup(bad) is None  # moved aside
+    leftover = cache.entry_dir("activations", ".old.tmpabc")
+    leftover.mkdir()
+    os.utime(leftover, (time.time() - 2 * cache.LEFTOVER_AGE_S,) * 2)
+    assert cli.main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "activations      1 entries" in out and "corrupt (moved aside, never used): 1" in out
+    assert "bad.corrupt-" in out and "leftovers of interrupted writes: 1" in out
+    assert "`layerscope cache --clean` removes" in out
+    assert cli.main(["cache", "--clean"]) == 0
+    assert "removed 2 corrupt entries and leftovers" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "cache" / "activations").iterdir()) == ["good"]
+    assert cache.lookup(cache.entry_dir("activations", "good")) is not None

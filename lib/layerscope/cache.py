@@ -54,6 +54,8 @@ def content_key(obj: Any, length: int = 20) -> str:
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over parameter/buffer names, dtypes, shapes and bytes (order-independent)."""
+    import torch
+
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
@@ -89,6 +91,15 @@ def shared_mode(path: Path | str, *, folder: bool = False) -> None:
     ``mkstemp``/``mkdtemp`` make 0600/0700, and results are meant to be shared (a multi-user
     or Dask cache)."""
     os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
+def share_tree(folder: Path) -> None:
+    """``shared_mode`` for every file and folder under ``folder``: libraries that save through
+    their own temp files (transformers' ``save_pretrained`` writes ``model.safetensors`` 0600)
+    would otherwise leave a cache entry other users of a shared cache cannot read."""
+    for p in Path(folder).rglob("*"):
+        if not p.is_symlink():
+            shared_mode(p, folder=p.is_dir())
 
 
 def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> Path:
@@ -191,6 +202,7 @@ def atomic_dir(dest: Path, *, replace: bool = False):
     shared_mode(tmp, folder=True)
     try:
         yield tmp
+        share_tree(tmp)
         if dest.exists() and replace:
             old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
             with contextlib.suppress(FileNotFoundError):
@@ -320,3 +332,78 @@ def load_or_compute(kind: str, key: str, *, compute: Callable[[], T],
     with atomic_dir(folder) as tmp:
         write_meta(tmp, write(tmp, value), result_files(tmp))
     return read(Entry(folder, read_meta(folder), computed=True))
+
+
+# ---- the cache as a whole: `layerscope cache` ----------------------------------------------
+
+LEFTOVER_AGE_S = 24 * 3600  # a temporary folder this old belongs to no running process
+
+
+def tree_size(path: Path) -> int:
+    """Bytes under ``path`` (a file or a folder; links not followed)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def is_leftover(path: Path, *, now: float | None = None) -> bool:
+    """A temporary file or folder of an interrupted write (``.<name>.tmp…``, ``.replay``,
+    ``.old-``), old enough (``LEFTOVER_AGE_S``) not to be a running process's work."""
+    name = path.name
+    temporary = name.startswith(".") and any(t in name for t in (".tmp", ".replay", ".old-"))
+    try:
+        age = (now or time.time()) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return temporary and age > LEFTOVER_AGE_S
+
+
+def survey() -> dict:
+    """What the cache holds: per kind, finished entries and their bytes; the corrupt entries
+    moved aside (``*.corrupt-*``), unfinished entries (no ``meta.json``: an interrupted
+    fine-tuning run resumes from it) and leftovers of interrupted writes (``is_leftover``),
+    each with its path and bytes."""
+    root = paths.cache_dir()
+    kinds: dict[str, dict] = {}
+    corrupt, unfinished, leftovers = [], [], []
+    for kind_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if kind_dir.name.startswith("."):  # .locks
+            continue
+        stats = kinds.setdefault(kind_dir.name, {"entries": 0, "bytes": 0})
+        for p in sorted(kind_dir.iterdir()):
+            size = tree_size(p)
+            if ".corrupt-" in p.name:
+                corrupt.append((p, size))
+            elif is_leftover(p):
+                leftovers.append((p, size))
+            elif p.name.startswith("."):
+                continue  # a write in progress
+            elif not (p / META).exists():
+                unfinished.append((p, size))
+            else:
+                stats["entries"] += 1
+                stats["bytes"] += size
+    return {"root": root, "kinds": kinds, "corrupt": corrupt, "unfinished": unfinished,
+            "leftovers": leftovers}
+
+
+def clean(report: dict | None = None) -> list[tuple[Path, int]]:
+    """Remove the corrupt entries moved aside and the leftovers of ``survey``; returns what
+    was removed. Finished and unfinished entries are kept (an unfinished one resumes)."""
+    report = report or survey()
+    removed = []
+    for p, size in report["corrupt"] + report["leftovers"]:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append((p, size))
+    return removed
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"

@@ -28,7 +28,7 @@ PRESET_NAMES = ("phang2021", "zhou2022", "demo", "smoke")
 ASSET_NAMES = ("brown", "minilm", "vader")
 # Commands that load no model library: they run without the quiet_libraries() block, which
 # itself imports transformers and datasets.
-LIGHT_COMMANDS = ("fetch", "tasks", "models", "gallery")
+LIGHT_COMMANDS = ("fetch", "tasks", "models", "gallery", "cache")
 # Modules that only an extra installs (pyproject.toml), for the message when one is missing.
 EXTRA_OF_MODULE = {
     "papermill": "sweep", "ipykernel": "sweep", "dask": "sweep", "distributed": "sweep",
@@ -69,6 +69,30 @@ def _cmd_models(args) -> int:
 
     for spec in MODELS.values():
         print(f"{spec.name:42s} {spec.source:8s} {spec.arch:8s} {spec.description}")
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from . import cache
+
+    report = cache.survey()
+    print(f"cache: {report['root']}")
+    for kind, st in report["kinds"].items():
+        print(f"  {kind:12s} {st['entries']:5d} entries  {cache.human_size(st['bytes']):>9s}")
+    for label, key in (("corrupt (moved aside, never used)", "corrupt"),
+                       ("unfinished (an interrupted run resumes from it)", "unfinished"),
+                       ("leftovers of interrupted writes", "leftovers")):
+        if report[key]:
+            total = sum(size for _, size in report[key])
+            print(f"{label}: {len(report[key])}, {cache.human_size(total)}")
+            for p, size in report[key]:
+                print(f"  {p}  {cache.human_size(size)}")
+    if args.clean:
+        removed = cache.clean(report)
+        print(f"removed {len(removed)} corrupt entries and leftovers, "
+              f"{cache.human_size(sum(size for _, size in removed))}")
+    elif report["corrupt"] or report["leftovers"]:
+        print("`layerscope cache --clean` removes the corrupt entries and leftovers")
     return 0
 
 
@@ -138,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List the models layerscope knows by name, with where they "
                                "come from and their architecture. Any hub id (org/name) or "
                                "local model folder works too.").set_defaults(func=_cmd_models)
+    c = sub.add_parser(
+        "cache", help="what the cache holds: sizes, corrupt entries moved aside, leftovers",
+        description="List the cache of the layerscope home: finished entries and their size "
+                    "per kind, corrupt entries moved aside (*.corrupt-*, never used again), "
+                    "unfinished ones (an interrupted fine-tuning run resumes from them) and "
+                    "leftovers of interrupted writes. --clean removes the corrupt entries and "
+                    "the leftovers; finished and unfinished entries are kept.")
+    c.add_argument("--clean", action="store_true",
+                   help="remove the corrupt entries and leftovers listed")
+    c.set_defaults(func=_cmd_cache)
     add_parsers(sub)  # `sweep GRID ...` and `gallery [SWEEP ...]`
     return p
 

@@ -10,12 +10,11 @@ does not depend on the order in which runs finished (the local and Dask backends
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from ..cache import atomic_write
 from ..errors import ConfigError
 from . import runner
 
@@ -108,24 +107,15 @@ def _isnan(v) -> bool:
     return isinstance(v, float) and v != v
 
 
-def _atomic(path: Path, write) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def write_table(rows: list[dict], sweep_dir: Path) -> dict[str, Path]:
     """``results.csv`` and ``results.parquet`` in ``sweep_dir`` (each written atomically)."""
     df = frame(rows)
     d = Path(sweep_dir)
-    return {"csv": _atomic(d / "results.csv", lambda p: df.to_csv(p, index=False)),
-            "parquet": _atomic(d / "results.parquet", lambda p: df.to_parquet(p, index=False))}
+    # atomic_write: mode from the umask (mkstemp's 0600 broke shared folders), no temp file
+    # left behind when the disk is full
+    return {"csv": atomic_write(d / "results.csv", lambda p: df.to_csv(p, index=False)),
+            "parquet": atomic_write(d / "results.parquet",
+                                    lambda p: df.to_parquet(p, index=False))}
 
 
 def read_table(sweep_dir: Path) -> pd.DataFrame:

@@ -17,7 +17,6 @@ version is in the file name, so a folder written with another plotly keeps its o
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 PLOTLYJS_DIR_ENV = "LAYERSCOPE_PLOTLYJS_DIR"  # set by batch.runner for a sweep's runs
@@ -31,14 +30,9 @@ def plotlyjs_name() -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from ..cache import atomic_write_bytes  # the one atomic write: umask mode, no temp left
+
+    atomic_write_bytes(path, data)
 
 
 def write_plotlyjs(folder: str | Path) -> Path:
