@@ -601,3 +601,58 @@ def test_multiple_choice_head(cls):
     assert torch.equal(per_layer[-1], model_logits(model, batch))
     with truncated(model, 2):
         torch.testing.assert_close(model_logits(model, batch), per_layer[2], rtol=0, atol=1e-6)
+
+
+# --- relative-position inputs: built once per batch, and they matter -------------------------
+
+_B_ONCE = {  # family -> (object, method) that the model's forward calls once per forward
+    "mpnet": (lambda m: m.mpnet.encoder, "compute_position_bias"),
+    "deberta": (lambda m: m.deberta.encoder, "get_rel_embedding"),
+    "deberta-v2": (lambda m: m.deberta.encoder, "get_rel_pos"),
+    "modernbert": (lambda m: m.model.rotary_emb, "forward"),  # once per attention type
+}
+
+
+@pytest.mark.parametrize("arch", list(_B_ONCE))
+def test_relative_inputs_built_once_per_batch_and_used(arch, monkeypatch):
+    """block_context builds the relative-position input once per batch, as the model's forward
+    does (ModernBERT: one rotary table per attention type), and the blocks really use it.
+
+    At the tiny models' initialisation (std 0.02) attention is nearly uniform, so positions
+    move the states by only ~1e-5 (DeBERTa) to ~1e-3 (MPNet): too close to the parity
+    tolerances to prove that the relative input is passed right. Here every Linear weight is
+    scaled by 4 (sharper attention): an altered relative input then moves the states by > 1e-3,
+    and the adapter still equals the model exactly, the span kernel the skipping contexts."""
+    torch.manual_seed(0)
+    model = models.load_for_task(f"tiny-{arch}", get_task("tiny-sentiment")).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.mul_(4.0)
+    batch = models.load_tokenizer(f"tiny-{arch}")(SENTENCES, padding=True, return_tensors="pt")
+    ad = EncoderAdapter(model)
+    owner, name = _B_ONCE[arch]
+    target, calls = owner(model), []
+    original = getattr(target, name)
+    monkeypatch.setattr(target, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    with torch.inference_mode():
+        states = ad.hidden_states(*_flat_inputs(batch))
+    assert len(calls) == (len(set(model.config.layer_types)) if arch == "modernbert" else 1)
+    monkeypatch.undo()
+    _check_adapter_reproduces(model, batch)
+    for (i, j), expected in all_span_skipping_logits(model, batch).items():
+        with skipped(model, range(i, j + 1)):
+            torch.testing.assert_close(model_logits(model, batch), expected, rtol=1e-5,
+                                       atol=1e-5)
+    with torch.inference_mode():
+        ctx = ad.block_context(batch["attention_mask"], states[0])
+        if arch == "mpnet":
+            ctx = ctx._replace(position_bias=ctx.position_bias.flip(-1))
+        elif arch == "modernbert":
+            ctx = ctx._replace(rotary={t: (c.flip(1), s.flip(1)) for t, (c, s) in
+                                       ctx.rotary.items()})
+        else:
+            ctx = ctx._replace(rel_embeddings=ctx.rel_embeddings.flip(0))
+        altered = ad.run_blocks(states[0], ctx, range(1, L + 1))
+    real = batch["attention_mask"].bool()
+    assert (altered[real] - states[L][real]).abs().max() > 1e-3
