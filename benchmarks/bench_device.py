@@ -43,7 +43,7 @@ from layerscope import devices, models, paths, surgery_kernels  # noqa: E402
 from layerscope.studies.common import evaluation  # noqa: E402
 from layerscope.tasks import get_task, load_split  # noqa: E402
 
-FULL = dict(task="movies", max_length=128, n_extract=2048, n_eval=512, ft_batch=32, ft_steps=30,
+FULL = dict(task="movies", max_length=128, n_extract=8192, n_eval=512, ft_batch=32, ft_steps=30,
             warmup_steps=3)
 SMALL = dict(task="tiny-sentiment", max_length=32, n_extract=24, n_eval=8, ft_batch=4,
              ft_steps=2, warmup_steps=1)
