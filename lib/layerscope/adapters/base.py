@@ -23,8 +23,10 @@ method below has a generic version, and these are the ones a new family usually 
   sequence, so that ``head(hidden_states[L]) == model(...).logits`` exactly.
 - ``layer_count_fields(n)``: the config fields the encoder's forward reads for its depth.
 
-Then run the parity tests over a tiny random config (``tests/test_adapter_families.py``: add a
-tiny config in ``models._TINY`` and the family name to the test's list).
+Then run the parity tests over a tiny random config: add the family to
+``models.FAMILY_TINY_ARCHS`` with its classes in ``models._TINY`` (config fields in
+``models._tiny_family_config``), and its name to ``FAMILIES`` in
+``tests/test_adapter_families.py``.
 """
 
 from __future__ import annotations
