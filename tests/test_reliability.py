@@ -314,3 +314,119 @@ def test_cache_command_lists_and_cleans_corrupt_entries(tmp_path, monkeypatch, c
     assert "removed 2 corrupt entries and leftovers" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "cache" / "activations").iterdir()) == ["good"]
     assert cache.lookup(cache.entry_dir("activations", "good")) is not None
+
+
+def _error_line(capsys) -> str:
+    """The command's ``error:`` line: the last on stderr (after any progress bar), the only
+    one, and no traceback."""
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1] if err else ""
+    assert last.startswith("error: ") and err.count("error: ") == 1, err
+    assert "Traceback" not in err, err
+    return last
+
+
+def test_bad_output_folders_and_grids_give_one_error_line(tmp_path, capsys, monkeypatch):
+    """--out that is a file or under a file, a read-only folder, a grid path that is a folder,
+    a non-UTF-8 grid, an empty sweep.json, --timeout 0: one ``error:`` line naming the path and
+    the cause, a non-zero exit (before: tracebacks, or messages naming no file)."""
+    from layerscope import cli
+
+    grid = _grid(tmp_path, "echoes")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out in (a_file, a_file / "sub"):
+        assert cli.main(["sweep", str(grid), "--out", str(out)]) == 2
+        assert f"{a_file} is a file, not a folder" in _error_line(capsys)
+    assert a_file.read_text() == "x"
+    for bad in ("0", "-1"):
+        assert cli.main(["sweep", str(grid), "--out", str(tmp_path / "o"), "--timeout", bad]) == 2
+        assert "more than 0" in _error_line(capsys)
+    assert cli.main(["sweep", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert f"grid {tmp_path} is a folder" in _error_line(capsys)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert cli.main(["sweep", str(latin), "--out", str(tmp_path / "o")]) == 2
+    assert f"grid file {latin} is not UTF-8 text" in _error_line(capsys)
+    empty = tmp_path / "emptysweep"
+    empty.mkdir()
+    (empty / "sweep.json").write_text("")
+    assert cli.main(["gallery", str(empty)]) == 2
+    assert f"{empty / 'sweep.json'} is damaged" in _error_line(capsys)
+    # a read-only folder (as root, chmod would not stop us: the refusal is injected)
+    real_mkdir = Path.mkdir
+    ro = tmp_path / "ro" / "out"
+
+    def refuse(self, *a, **k):
+        if self == ro:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert cli.main(["sweep", str(grid), "--out", str(ro)]) == 1
+    line = _error_line(capsys)
+    assert f"{ro}: Permission denied; no permission to write there" in line, line
+
+
+def test_a_full_disk_during_a_sweep_is_one_error_line(tmp_path, capsys, monkeypatch):
+    from layerscope import cache, cli
+
+    real = cache.atomic_write
+
+    def full(path, write):
+        if Path(path).name == "results.csv":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(cache, "atomic_write", full)
+    monkeypatch.setattr("layerscope.batch.table.atomic_write", full)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(_grid(tmp_path, "echoes")), "--out", str(out)]) == 1
+    line = _error_line(capsys)
+    assert f"{out / 'results.csv'}: No space left on device; the disk is full" in line, line
+    assert not list(out.glob(".results.csv*"))
+
+
+def test_an_unreachable_dask_scheduler_is_one_error_line(tmp_path, capsys):
+    import dask
+
+    from layerscope import cli
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code = cli.main(["sweep", str(_grid(tmp_path, "echoes")), "--out",
+                         str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in _error_line(capsys)
+
+
+def test_finetune_command_waits_passively(monkeypatch):
+    """``layerscope finetune`` sets OMP_WAIT_POLICY=passive before torch loads, as sweeps do."""
+    from layerscope import cli
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    seen = []
+    monkeypatch.setattr(cli, "_finetune_all",
+                        lambda *a: seen.append(os.environ.get("OMP_WAIT_POLICY")) or [])
+    assert cli.main(["finetune", "--task", "tiny-sentiment", "--model", "tiny-bert"]) == 0
+    assert seen == ["passive"]
+
+
+def test_ctrl_c_during_finetune_is_one_line_and_the_rerun_resumes(tmp_path):
+    """SIGINT while the command trains: "interrupted: ..." and exit 130, no traceback."""
+    import signal
+
+    home = _fresh_home(tmp_path)
+    cmd = [sys.executable, "-m", "layerscope.cli", "finetune", "--task", "tiny-sentiment",
+           "--model", "tiny-bert", "--preset", "smoke", "--max-steps", "3000"]
+    proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(home.glob("cache/finetune/*/checkpoints/checkpoint-*")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted: the fine-tuning run keeps its "
+                                                   "last Trainer checkpoint"), err[-3000:]

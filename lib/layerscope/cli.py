@@ -187,8 +187,13 @@ def _missing_extra(e: ModuleNotFoundError) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .batch.command import os_error_line
     from .errors import LayerscopeError  # no third-party imports
 
+    if args.command == "finetune":
+        # before torch loads (quiet_libraries imports it): idle OpenMP threads sleep instead
+        # of spinning, as in sweeps (runner.run_env); two runs on few cores crawl otherwise
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         if args.command in LIGHT_COMMANDS:
             return args.func(args)
@@ -206,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         # our errors name the value and the fix: one clean line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only folder or home: the path and the cause
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: " + (
+            "the fine-tuning run keeps its last Trainer checkpoint; the same command resumes "
+            "from it" if args.command == "finetune" else "run the same command to resume"),
+            file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ command handlers, when a command runs.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,26 @@ BACKENDS = ("local", "dask")  # = sweep.BACKENDS (sweep imports tqdm and pandas)
 OUT_HELP = "sweep folder (default: runs/GRID_NAME in the layerscope home folder)"
 DESCRIPTION = ("Run grids of notebooks x parameters with papermill (sweep), write their "
                "gallery pages (gallery), or run the main job (main).")
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for a failed read or write: the path, the cause and what to do (a full disk,
+    a read-only folder, a file where a folder should be)."""
+    path = f"{e.filename}" + (f" -> {e.filename2}" if getattr(e, "filename2", None) else "")
+    cause = e.strerror or str(e)
+    hint = {errno.ENOSPC: "the disk is full: free some space and run the same command again "
+                          "(finished work is kept; `layerscope cache --clean` frees damaged "
+                          "entries)",
+            errno.EDQUOT: "the disk quota is full: free some space and run it again",
+            errno.EACCES: "no permission to write there: choose a folder you can write "
+                          "(--out, or LAYERSCOPE_HOME for the cache)",
+            errno.EROFS: "the folder is on a read-only file system: choose another (--out, "
+                         "or LAYERSCOPE_HOME for the cache)",
+            errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+            errno.EISDIR: "a folder was given where a file is needed"}.get(e.errno, "")
+    hint = hint or ("no permission: choose a folder you can write"
+                    if e.errno == errno.EPERM else "")
+    return "; ".join(filter(None, [f"{path}: {cause}" if e.filename else cause, hint]))
 
 
 def _interrupt(signum, frame):  # SIGTERM (a batch system's kill) ends runs like Ctrl-C does
@@ -178,3 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LayerscopeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only folder: the path and the cause
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command to resume", file=sys.stderr)
+        return 130

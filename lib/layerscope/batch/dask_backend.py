@@ -67,7 +67,14 @@ def run_dask(runs: list[runner.Run], *, workers: int, on_done: Callable[[dict], 
     owned = []
     if client is None:
         if scheduler:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler)
+            except (OSError, TimeoutError) as e:  # refused, unknown host, timed out
+                from ..errors import ConfigError
+
+                raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} ({e}); "
+                                  "start it (`dask scheduler`) or check the address, or run "
+                                  "without --scheduler (a local cluster)") from e
             owned = [client]
         else:
             cluster = local_cluster(workers)

@@ -137,8 +137,13 @@ def load_grid(name_or_path: str | Path, *, notebooks_dir: str | Path | None = No
             raise unknown("grid", str(name_or_path), shipped,
                           "or give the path of a grid YAML file")
         path = shipped[str(name_or_path)]
+    if path.is_dir():
+        raise ConfigError(f"grid {path} is a folder: give a grid YAML file (or a shipped grid: "
+                          f"{', '.join(shipped_grids())})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"grid file {path} is not UTF-8 text ({e}); save it as UTF-8") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"grid file {path} is not valid YAML: {e}") from e
     return parse_grid(data, path, notebooks_dir=notebooks_dir)

@@ -29,7 +29,15 @@ def load_plan(sweep_dir: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path} not found: {sweep_dir} is not a sweep folder (run "
                           "`layerscope sweep GRID` first)")
-    return json.loads(path.read_text())
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(plan, dict) or not isinstance(plan.get("runs"), list):
+            raise ValueError("no list of runs")
+    except ValueError as e:  # empty, cut short, not UTF-8 or not a plan
+        raise ConfigError(f"{path} is damaged ({e}): it is written when a sweep starts; run "
+                          "the sweep again (`layerscope sweep GRID --out "
+                          f"{Path(sweep_dir)}`) to rewrite it, finished runs are kept") from e
+    return plan
 
 
 def plan_runs(sweep_dir: Path) -> list[runner.Run]:
