@@ -656,3 +656,8 @@ def test_relative_inputs_built_once_per_batch_and_used(arch, monkeypatch):
         altered = ad.run_blocks(states[0], ctx, range(1, L + 1))
     real = batch["attention_mask"].bool()
     assert (altered[real] - states[L][real]).abs().max() > 1e-3
+    if arch != "modernbert":  # freeze_bottom freezes the shared table (rotary has no weights)
+        enc = model.base_model.encoder
+        table = enc.relative_attention_bias if arch == "mpnet" else enc.rel_embeddings
+        frozen = {id(p) for p in ad.embeddings_module().parameters()}
+        assert id(table.weight) in frozen
