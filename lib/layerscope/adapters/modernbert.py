@@ -18,9 +18,8 @@ for flash attention, is gone; eager and SDPA on CPU take the masks below):
   ``config.layer_types[layer_idx]``: every ``global_attn_every_n_layers``-th layer global, the
   others local, Warner et al. 2024 "Alternating Attention"), never that of its position in the
   list, so a kept block keeps its attention type and rotary base in a truncated or skipped
-  model. Rotary phases and the window
-  depend on position differences only, so with right padding a padded batch gives each
-  sequence's real tokens what it gets alone.
+  model. Rotary phases and the window depend on position differences only, so with right
+  padding a padded batch gives each sequence's real tokens what it gets alone.
 - **Final norm.** The forward applies ``final_norm`` after the last block, and transformers 5's
   output capture replaces ``hidden_states[L]`` with that normed ``last_hidden_state``
   (``tie_last_hidden_states``, default on): the model's ``hidden_states[1..L-1]`` are raw block
