@@ -430,3 +430,62 @@ def test_ctrl_c_during_finetune_is_one_line_and_the_rerun_resumes(tmp_path):
     assert "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("interrupted: the fine-tuning run keeps its "
                                                    "last Trainer checkpoint"), err[-3000:]
+
+
+def test_a_run_of_fewer_than_ten_steps_logs_its_loss(tmp_path, monkeypatch):
+    """max_steps 1-9 logged no loss (logging_steps was 10), so notebook 01's check failed."""
+    from layerscope.finetune import FinetuneConfig, load_or_train
+
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path))
+    for steps in (1, 7):
+        curve = load_or_train(FinetuneConfig(**SMOKE, seed=7, max_steps=steps),
+                              verbose=False).learning_curve()
+        assert curve["train_loss"] and curve["train_step"][-1] <= steps, curve
+
+
+def test_an_interrupted_sweep_says_interrupted_and_writes_no_failed_marker(tmp_path):
+    """SIGINT to a sweep while its run works: "interrupted", exit 130, no marker (before: the
+    run was recorded as failed, "killed by signal 9"); the next sweep runs it."""
+    import signal
+
+    home = _fresh_home(tmp_path)
+    grid = tmp_path / "slow.yaml"
+    grid.write_text(yaml.safe_dump({"name": "slow", **ECHO, "notebooks": {
+        "echo": {"params": {"label": "hi", "sleep": 60.0}, "grid": {"x": [1]}}}}))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "layerscope.cli", "sweep", str(grid),
+                             "--out", str(out)], env=_env(home), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob("echo/*.log")) or "Executing" not in next(
+            out.glob("echo/*.log")).read_text():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted: unfinished runs left no marker" in err
+    assert "killed" not in err and "FAILED" not in err and "Traceback" not in err, err
+    assert not list(out.glob("echo/*.run.json")) and not list(out.glob("echo/*.partial*"))
+
+
+def test_a_folder_that_is_not_a_model_and_a_missing_path_are_said_so(tmp_path, monkeypatch):
+    """A folder without config.json or weights names what is missing (before: a tokenizer
+    message about sentencepiece); a relative path that does not exist is called a missing
+    folder, not looked up on the hub."""
+    from layerscope import models
+    from layerscope.errors import ConfigError
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a model")
+    with pytest.raises(ConfigError, match=r"is not a saved model: config.json, weights "
+                                          r"\(model.safetensors or pytorch_model.bin\), "
+                                          r"tokenizer files \(tokenizer.json, vocab.txt, ...\) "
+                                          r"missing; save one there"):
+        models.check_model_name(str(notes))
+    monkeypatch.chdir(tmp_path)
+    for missing in ("./mine", "notes/mine", "a/b/c"):
+        with pytest.raises(ConfigError, match=rf"model '{missing}': no such folder"):
+            models.check_model_name(missing)
+    assert models.check_model_name("org/name") == "org/name"  # still a hub id

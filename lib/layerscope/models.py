@@ -124,15 +124,47 @@ def check_model_name(name: str) -> str:
                               f"{'a local folder' if base not in MODELS else 'built in'} and "
                               f"fixed. Drop '@{rev}'")
         return name
-    if name in MODELS or Path(name).expanduser().is_dir():
+    if name in MODELS:
         return name
-    if "/" in name and not name.startswith((".", "/", "~")):
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        _check_model_folder(name, folder)
+        return name
+    # a hub id is exactly "org/name"; anything else with a separator is a path that is not there
+    looks_local = (name.startswith((".", "/", "~")) or name.count("/") > 1
+                   or ("/" in name and folder.parent.is_dir()))
+    if looks_local:
+        raise ConfigError(f"model {name!r}: no such folder ({folder.resolve()}); give the folder "
+                          "of a saved model (save_pretrained), a name from `layerscope models`, "
+                          "or a hub id written as 'org/name'")
+    if "/" in name:
         return name  # any hub id
     listed = [n for n in MODEL_NAMES if "bert_uncased_L" not in n]
     raise unknown("model", name, listed,
                   "Also: google/bert_uncased_L-{2..12}_H-{128..768}_A-{H/64}, a local model "
                   "directory, or any hub id written as 'org/name'. Offline (no hub): "
                   f"{', '.join(OFFLINE_MODEL_NAMES)}")
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def _check_model_folder(name: str, folder: Path) -> None:
+    """A local folder must hold a saved model's ``config.json`` (else transformers fails later
+    with a message about something else, e.g. a tokenizer's sentencepiece); the weights and
+    tokenizer it lacks too are named with it. A folder with only ``config.json`` is allowed: a
+    base model whose fine-tuned checkpoint is given is compared by its config alone."""
+    if (folder / "config.json").is_file():
+        return
+    missing = ["config.json"]
+    if not any(any(folder.glob(p)) for p in WEIGHT_PATTERNS):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                                 "vocab.txt", "vocab.json", "spiece.model")):
+        missing.append("tokenizer files (tokenizer.json, vocab.txt, ...)")
+    raise ConfigError(f"model {name!r}: folder {folder.resolve()} is not a saved model: "
+                      f"{', '.join(missing)} missing; save one there with "
+                      "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)")
 
 
 def model_identity(name: str, revision: str | None = None) -> dict:

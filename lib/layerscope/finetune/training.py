@@ -22,7 +22,7 @@ import torch
 import transformers as tr
 from safetensors.numpy import load_file
 
-from .. import cache, metrics, models, progress, surgery
+from .. import cache, devices, metrics, models, progress, surgery
 from ..adapters import EncoderAdapter
 from ..encoding import collator_for
 from .checkpoint import load_checkpoint, resumable_checkpoint
@@ -226,13 +226,20 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     resume_from = resumable_checkpoint(ckpt_dir, say=say)  # incomplete ones removed
     resume = resume_from is not None
     check_snapshots(folder / "steps", say=say)  # an earlier attempt's: checked before reuse
+    device = devices.resolve_device(cfg.device)
+    if device.type == "cuda":  # the Trainer trains on the current CUDA device
+        torch.cuda.set_device(device)
     args = tr.TrainingArguments(
         output_dir=str(ckpt_dir), per_device_train_batch_size=hp["batch_size"],
         per_device_eval_batch_size=max(32, hp["batch_size"]), learning_rate=hp["learning_rate"],
         weight_decay=0.0, optim="adamw_torch",  # weight_decay 0 makes AdamW plain Adam
         lr_scheduler_type="linear", warmup_steps=hp["warmup_steps"] or hp["warmup_ratio"],
         max_steps=hp["max_steps"], num_train_epochs=hp["num_epochs"], seed=cfg.seed,
-        data_seed=cfg.seed, logging_steps=max(1, min(10, hp["eval_every"] or 10)),
+        # log the loss at least once: a run shorter than 10 steps logged none (notebook 01's
+        # learning curve was then empty)
+        data_seed=cfg.seed, logging_steps=max(1, min(10, hp["eval_every"] or 10,
+                                                     hp["max_steps"] if hp["max_steps"] > 0
+                                                     else 10)),
         eval_strategy="steps" if hp["eval_every"] else "no", eval_steps=hp["eval_every"] or None,
         save_strategy="steps", save_steps=hp["checkpoint_every"], save_total_limit=1,
         report_to=[], disable_tqdm=not verbose, dataloader_num_workers=0,
@@ -240,7 +247,9 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         train_sampling_strategy="group_by_length" if hp["group_by_length"] else "random",
         # bf16 autocast; transformers refuses bf16 without a GPU unless use_cpu says CPU
         bf16=hp.get("precision") == "bf16",
-        use_cpu=hp.get("precision") == "bf16" and not torch.cuda.is_available(),
+        # device="cpu" on a machine with a GPU: say so (else the Trainer takes the GPU)
+        use_cpu=device.type == "cpu" and (hp.get("precision") == "bf16"
+                                          or devices.available_devices() != ("cpu",)),
     )
     trainer = tr.Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -272,6 +281,8 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         "global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
         "saved_steps": saved_steps(digests),
         "wall_seconds": round(time.time() - t0, 1), "versions": versions(),
+        "device": devices.device_record(device, "bfloat16" if hp.get("precision") == "bf16"
+                                        else "float32"),
     }
     meta = cache.write_meta(folder, meta, digests)
     return FinetuneResult(cfg, folder, meta)
