@@ -489,3 +489,27 @@ def test_a_folder_that_is_not_a_model_and_a_missing_path_are_said_so(tmp_path, m
         with pytest.raises(ConfigError, match=rf"model '{missing}': no such folder"):
             models.check_model_name(missing)
     assert models.check_model_name("org/name") == "org/name"  # still a hub id
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"task": "nope"}, r"run \{'seed': 1\}: unknown task 'nope'"),
+    ({"model": "nope"}, r"run \{'seed': 1\}: unknown model 'nope'"),
+    ({"max_steps": -3}, r"run \{'seed': 1\}: max_steps=-3 must be >= 1"),
+])
+def test_dry_run_builds_every_runs_config(tmp_path, capsys, params, match):
+    """An unknown task or model, or max_steps -3, is refused by --dry-run and before a sweep
+    runs anything (before: they passed and failed ~10 s into a kernel)."""
+    import re
+
+    from layerscope import cli
+
+    grid = tmp_path / "bad.yaml"
+    grid.write_text(yaml.safe_dump({
+        "name": "bad", "notebooks_dir": str(REPO / "notebooks"),
+        "params": {"task": "tiny-sentiment", "model": "tiny-bert", "preset": "smoke"},
+        "notebooks": {"01_finetune": {"grid": {"seed": [1]}, "params": params}}}))
+    for extra in (["--dry-run"], []):
+        assert cli.main(["sweep", str(grid), "--out", str(tmp_path / "o"), *extra]) == 2
+        line = _error_line(capsys)
+        assert re.search(r"error: notebook '01_finetune', " + match, line), line
+    assert not (tmp_path / "o").exists()

@@ -250,6 +250,51 @@ def available_notebooks(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
 
 
+# notebook -> the config its parameters cell builds ("module:class"): validation builds it for
+# every run, so a bad value (an unknown task or model, max_steps -3) is refused before anything
+# runs instead of ~10 s into a kernel. Notebooks not listed (a user's own) get the name and
+# type checks only.
+NOTEBOOK_CONFIGS = {
+    "01_finetune": "layerscope.finetune:FinetuneConfig",
+    "02_similarity": "layerscope.studies.similarity:SimilarityConfig",
+    "03_truncation": "layerscope.studies.truncation:TruncationConfig",
+    "04_skipping": "layerscope.studies.skipping:SkippingConfig",
+    "05_geometry": "layerscope.studies.geometry:GeometryConfig",
+}
+
+
+def build_config(notebook: str, params: dict[str, Any]):
+    """The config that notebook ``notebook`` builds from ``params`` (its fields among them;
+    the cells' empty values as ``StudyConfig.from_params`` reads them), or None for a notebook
+    not in ``NOTEBOOK_CONFIGS``. Raises what the config's checks raise."""
+    import dataclasses
+    import importlib
+
+    target = NOTEBOOK_CONFIGS.get(notebook)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in params.items() if k in fields}
+    if hasattr(cls, "from_params"):
+        return cls.from_params(values)
+    return cls(**{k: None if (k == "max_steps" and v == 0) else
+                  tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def check_configs(nb: NotebookGrid) -> None:
+    """``build_config`` for every run of ``nb``; the first failure as a ``ConfigError`` that
+    names the notebook entry and the run."""
+    for point in nb.points():
+        try:
+            build_config(nb.notebook, point)
+        except (ValueError, TypeError, KeyError) as e:
+            varying = {k: point[k] for k in nb.varying if k in point}
+            raise ConfigError(f"notebook {nb.name!r}" + (f", run {varying}" if varying else "")
+                              + f": {e}") from e
+
+
 def _type_ok(value, type_name: str) -> bool:
     ok = TYPES.get(type_name)
     if ok is None or value is None:  # unknown annotation or an explicit None: papermill decides
@@ -288,6 +333,7 @@ def validate(grid: Grid) -> dict[str, dict[str, dict]]:
                         if want == "list" and k in nb.axes else "")
                 raise ConfigError(f"notebook {nb.name!r}: parameter {k!r} is a {want} "
                                   f"(default {params[k]['default']}), got {bad[0]!r}{hint}")
+        check_configs(nb)
         found[nb.name] = params
     return found
 
