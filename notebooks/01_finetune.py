@@ -30,6 +30,7 @@ preset: str = "demo"  # demo | phang2021 | zhou2022 | smoke
 seed: int = 0  # fine-tuning seed (head initialisation and data order)
 max_steps: int = 0  # 0: the preset's number of steps
 trace: bool = False  # also save snapshots at steps 0, T/4, ..., T (drift in 02, geometry in 05)
+device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
 out_dir: str = ""  # folder for finetune.json + figures (sweeps set it); empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
@@ -44,7 +45,7 @@ from layerscope.studies.training import TrainingResult
 from layerscope.tasks import get_task
 
 cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed,
-                     max_steps=max_steps or None)
+                     max_steps=max_steps or None, device=device)
 if trace:  # snapshots are extra files of the same run: a cached model gets them by exact replay
     cfg = dataclasses.replace(cfg, save_steps=trace_steps(cfg))
 spec = get_task(task)

@@ -46,6 +46,7 @@ n_examples: int = 1000  # validation examples (random, seeded) fed to every mode
 n_boot: int = 200  # bootstrap resamples behind every finding's interval
 cross_model: str = ""  # another model to compare with (Phang et al. Fig. 7); empty: none
 checkpoint_steps: list | None = None  # None: the main job's snapshots (trace_steps); []: no drift; or steps
+device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
 out_dir: str = ""  # folder for HTML/PNG/JSON copies of the results; empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
@@ -58,7 +59,7 @@ cfg = SimilarityConfig(task=task, model=model, preset=preset, seeds=seeds, max_s
                        finetuned=finetuned, pooling=pooling, measure=measure, kernel=kernel,
                        debiased=debiased, rsa_dissimilarity=rsa_dissimilarity, n_examples=n_examples,
                        n_boot=n_boot, cross_model=cross_model or None,
-                       checkpoint_steps=checkpoint_steps)
+                       checkpoint_steps=checkpoint_steps, device=device)
 result = run_similarity(cfg)  # fine-tuning and representations are cached by content
 print(f"{result.n_rows} rows, {result.n_layers} blocks, {result.seconds} s")
 

@@ -49,6 +49,7 @@ drop_top: list = []  # Merchant et al.: fine-tune with the top k blocks removed,
 mark_blocks: bool = True  # mark the FT–FT CKA block boundary (notebook 02) on the figure
 save_truncated_to: str = ""  # folder for a shallower checkpoint (top blocks removed); empty: none
 truncate_at: int = 0  # blocks that checkpoint keeps; 0: the fewest that stay within tolerance
+device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
 out_dir: str = ""  # folder for HTML/PNG/JSON copies of the results; empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
@@ -62,7 +63,7 @@ cfg = TruncationConfig(task=task, model=model, preset=preset, seeds=seeds, finet
                        max_steps=max_steps or None, n_examples=n_examples, n_train=n_train,
                        head_lr=head_lr, head_max_epochs=head_max_epochs, n_boot=n_boot,
                        tolerance=tolerance, freeze_bottom=freeze_bottom, drop_top=drop_top,
-                       mark_blocks=mark_blocks)
+                       mark_blocks=mark_blocks, device=device)
 result = run_truncation(cfg)  # fine-tuning and features are cached by content
 print(f"{len(result.rows)} examples, {result.n_layers} blocks, {result.seconds} s")
 print("seconds by step:", result.timings)

@@ -36,6 +36,7 @@ max_steps: int = 0  # fine-tuning steps; 0: the preset's number
 n_examples: int = 1000  # validation examples (seeded subset, the same rows as notebooks 02, 03)
 n_boot: int = 200  # bootstrap resamples behind every interval
 tolerance: float = 0.01  # how far below the full model a single skip may be and still cost nothing
+device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
 out_dir: str = ""  # folder for HTML/PNG/JSON copies of the results; empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
@@ -48,7 +49,7 @@ from layerscope.surgery_kernels import spans
 
 cfg = SkippingConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
                      max_steps=max_steps or None, n_examples=n_examples, n_boot=n_boot,
-                     tolerance=tolerance)
+                     tolerance=tolerance, device=device)
 result = run_skipping(cfg)  # fine-tuning is cached by content
 print(f"{len(result.spans)} spans, {len(result.rows)} examples, {result.seconds} s")
 print("seconds by step:", result.timings)

@@ -57,6 +57,7 @@ out_of_domain: list = ["tweets", "amazon", "nyt"]  # sentence sets for Merchant 
 n_ood: int = 400  # sentences per set for the out-of-domain comparison
 n_boot: int = 100  # bootstrap resamples of the out-of-domain effect
 layer: int = -1  # layer shown in the figures (-1: top)
+device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
 out_dir: str = ""  # folder for HTML/PNG/JSON copies of the results; empty: none
 interactive: bool = True  # False for papermill / nbval runs: skips the widget cell
 
@@ -73,7 +74,7 @@ cfg = GeometryConfig(task=task, model=model, preset=preset, seeds=seeds, finetun
                      checkpoint_steps=checkpoint_steps, n_folds=n_folds,
                      probe_grid=probe_grid, probe_restarts=probe_restarts,
                      probe_layers=probe_layers, cross_task=cross_task,
-                     out_of_domain=out_of_domain, n_ood=n_ood, n_boot=n_boot)
+                     out_of_domain=out_of_domain, n_ood=n_ood, n_boot=n_boot, device=device)
 result = run_geometry(cfg)  # fine-tuning, snapshots and representations are cached by content
 print(f"{result.n_points} points, layers {result.layers}, states {result.states}, "
       f"{result.seconds} s")

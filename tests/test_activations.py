@@ -10,6 +10,7 @@ import torch
 
 from layerscope import activations as acts
 from layerscope import cache
+from layerscope.errors import ConfigError
 from layerscope.tasks import get_task
 
 SENTENCES = [
@@ -260,8 +261,12 @@ def test_an_encoder_source_loads_itself(bert):
             return bert
 
     assert isinstance(Source(), acts.EncoderSource)
-    assert acts.encoder_and_tokenizer(Source(), step=3, for_words=True) is bert
-    assert asked == [(3, True)]
+    model, tok = acts.encoder_and_tokenizer(Source(), step=3, for_words=True)
+    assert model is bert[0] and tok is bert[1] and asked == [(3, True)]
+    model, _ = acts.encoder_and_tokenizer(Source(), device="cpu")  # moved there (issue 16)
+    assert next(model.parameters()).device.type == "cpu"
+    with pytest.raises(ConfigError, match="device='gpu'|unknown device 'gpu'"):
+        acts.encoder_and_tokenizer(Source(), device="gpu")
     with pytest.raises(ValueError, match="needs a fine-tuned model"):
         acts.encoder_and_tokenizer("tiny-bert", step=3)
 

@@ -512,16 +512,22 @@ class EncoderSource(Protocol):
                               for_words: bool = False) -> tuple[torch.nn.Module, object]: ...
 
 
-def encoder_and_tokenizer(source, *, step: int | None = None, for_words: bool = False):
+def encoder_and_tokenizer(source, *, step: int | None = None, for_words: bool = False,
+                          device=None):
     """(model in eval mode, tokenizer) for a model name or an ``EncoderSource`` (a
-    ``finetune.FinetuneResult``).
+    ``finetune.FinetuneResult``), the model moved to ``device`` (a ``torch.device`` or a name
+    for ``devices.resolve_device``; None: where it loads, the CPU).
 
     ``step`` picks a snapshot saved during fine-tuning (``FinetuneConfig.save_steps``); the
     tokenizer of a fine-tuned model is the one saved with it. ``for_words``: see
     ``models.load_tokenizer``.
     """
     if isinstance(source, EncoderSource):
-        return source.encoder_and_tokenizer(step=step, for_words=for_words)
-    if step is not None:
+        model, tok = source.encoder_and_tokenizer(step=step, for_words=for_words)
+    elif step is not None:
         raise ValueError(f"step={step} needs a fine-tuned model (a FinetuneResult), not {source!r}")
-    return models.load_encoder(source), models.load_tokenizer(source, for_words=for_words)
+    else:
+        model, tok = models.load_encoder(source), models.load_tokenizer(source, for_words=for_words)
+    if device is not None:
+        model = model.to(devices.resolve_device(device))
+    return model, tok

@@ -105,6 +105,23 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(dev.type)  # 'cpu:0' -> 'cpu'
 
 
+def check_device_name(name) -> str:
+    """``name`` if it is a device name ``resolve_device`` understands (auto, cpu, cuda,
+    cuda:<index>, mps), else a ``ConfigError``; it does not ask whether this machine has it.
+
+    Configs check names with it when they are built (a typo fails at once, even in a sweep's
+    ``--dry-run``) and resolve them when they run: a config written on a laptop may run on a
+    GPU worker."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    try:
+        ok = key is not None and (key == "auto" or torch.device(key).type in ("cpu", "cuda", "mps"))
+    except (RuntimeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"device={name!r}: use one of {', '.join(DEVICE_CHOICES)}")
+    return name
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of ``model``'s parameters (the CPU for a model without parameters)."""
     for p in model.parameters():
@@ -195,7 +212,7 @@ def device_record(device: str | torch.device, dtype: str | torch.dtype | None = 
     else:
         name = platform.processor() or platform.machine() or "cpu"
     return {"device": str(dev), "device_type": dev.type, "device_name": name,
-            "compute_dtype": compute_dtype(dev, dtype), "torch": torch.__version__,
+            "compute_dtype": compute_dtype(dev, dtype), "torch": str(torch.__version__),
             "cuda": torch.version.cuda if dev.type == "cuda" else None}
 
 

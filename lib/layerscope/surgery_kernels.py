@@ -87,10 +87,12 @@ def _prepare(model: nn.Module, batch: Mapping) -> tuple[EncoderAdapter, dict, in
     return ad, flat, n_choices
 
 
-def _head(ad: EncoderAdapter, hidden: torch.Tensor, n_choices: int | None) -> torch.Tensor:
-    """Logits for rows of hidden states [R, T, H]: [R, C] (tokens: [R, T, C]; multiple choice:
+def _head(ad: EncoderAdapter, hidden: torch.Tensor, n_choices: int | None,
+          mask: torch.Tensor | None) -> torch.Tensor:
+    """Logits for rows of hidden states [R, T, H] with their attention mask [R, T] (mean-pooling
+    heads such as ModernBERT's read it): [R, C] (tokens: [R, T, C]; multiple choice:
     [R / n_choices, n_choices])."""
-    logits = ad.head(hidden)
+    logits = ad.head(hidden, attention_mask=mask)
     return logits if n_choices is None else logits.reshape(-1, n_choices)
 
 
@@ -118,7 +120,8 @@ def untuned_truncation_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
     ad, inputs, n_choices = _prepare(model, batch)
     with _evaluating(model):
         states = _base_states(ad, inputs)
-        return torch.stack([_head(ad, h, n_choices) for h in states])
+        mask = inputs["attention_mask"]
+        return torch.stack([_head(ad, h, n_choices, mask) for h in states])
 
 
 @torch.inference_mode()
@@ -151,10 +154,10 @@ def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int 
             logits = []
             for r in range(0, len(stacked), step):
                 h = stacked[r:r + step]
+                m = None if rows is None else rows[r:r + step]
                 if j < L:  # j == L: nothing after the span, the head reads hidden state i-1
-                    m = None if rows is None else rows[r:r + step]
                     h = ad.run_blocks(h, ad.block_context(m, h), range(j + 1, L + 1))
-                logits.append(ad.head(h))
+                logits.append(ad.head(h, attention_mask=m))
             per_span = torch.cat(logits).split(n)  # one [n, ...] chunk per span, in start order
             for i, lg in zip(starts, per_span, strict=True):
                 out[(i, j)] = lg if n_choices is None else lg.reshape(-1, n_choices)

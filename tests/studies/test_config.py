@@ -22,7 +22,7 @@ from layerscope.studies.truncation import TruncationConfig
 
 CONFIGS = (SimilarityConfig, TruncationConfig, SkippingConfig, GeometryConfig)
 SHARED = ("task", "model", "preset", "seeds", "finetuned", "max_steps", "max_length", "seed",
-          "n_boot")
+          "n_boot", "device")
 T = dict(task="tiny-sentiment", model="tiny-bert", preset="smoke")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # a notebook's own parameters (not its config's)
@@ -108,9 +108,12 @@ def test_checkpoint_steps_mean_one_thing():
 def _derived(c) -> dict:
     """Everything the run reads off a config: fine-tuning configs (their cache key's input),
     activation specs, steps; and the config's own values (its record)."""
+    def before_device(x) -> dict:  # ``device`` (issue 16) came after these digests
+        return {k: v for k, v in dataclasses.asdict(x).items() if k != "device"}
+
     def fts(cs):
-        return [cache.canonical_json(x) for x in cs]
-    d = {"asdict": json.loads(json.dumps(dataclasses.asdict(c), default=str)),
+        return [cache.canonical_json(before_device(x)) for x in cs]
+    d = {"asdict": json.loads(json.dumps(before_device(c), default=str)),
          "ft": fts(c.finetune_configs())}
     if isinstance(c, SimilarityConfig):
         d["spec"] = cache.canonical_json(c.activation_spec())
@@ -237,3 +240,22 @@ def test_checkpoint_steps_means_the_same_in_02_and_05():
     for cls in (SimilarityConfig, GeometryConfig):
         assert cls(**T, checkpoint_steps=None).traced_steps() == main_job, cls
         assert cls(**T, checkpoint_steps=[]).traced_steps() == (), cls
+
+
+def test_device_is_checked_at_once_passed_on_and_not_in_cache_keys():
+    """Issue 16: every config takes ``device``; a typo fails when the config is built (also in a
+    sweep's --dry-run), a device this machine lacks only when the run resolves it (a config
+    may be written here and run on a GPU worker), and the fine-tuning keys ignore it."""
+    from layerscope import finetune
+
+    with pytest.raises(ConfigError, match="device='gpu'"):
+        TruncationConfig(**T, device="gpu")
+    cfg = SkippingConfig(**T, device="cuda:3")
+    assert [c.device for c in cfg.finetune_configs()] == ["cuda:3"]
+    with pytest.raises(ConfigError, match="not available"):
+        cfg.resolved_device()
+    assert str(SkippingConfig(**T).resolved_device()) == "cpu"
+    assert finetune.cache_key(cfg.finetune_configs()[0]) == \
+        finetune.cache_key(SkippingConfig(**T).finetune_configs()[0])
+    with pytest.raises(ConfigError, match="device='tpu'"):
+        finetune.FinetuneConfig(**T, device="tpu")

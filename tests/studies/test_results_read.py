@@ -175,16 +175,21 @@ def test_the_config_is_rebuilt_as_saved_not_revalidated(made, tmp_path):
         type(a).read(tmp_path / path.name)
 
 
-def test_with_seconds_is_the_protocols(made):
+def test_finished_is_the_protocols(made):
+    """``finished`` sets the wall time and the device record (issue 16: every result records
+    where it ran); the runs here ran on the CPU and say so."""
     a, _ = made
+    assert a.device["device"] == "cpu" and a.device["device_type"] == "cpu", a.device
     if a.study == "finetune":  # the one result without a wall time
         with pytest.raises(TypeError, match="seconds"):
-            a.with_seconds(12.5)
+            a.finished(12.5, "cpu")
         return
-    b = a.with_seconds(12.5)
-    assert type(b) is type(a) and b.seconds == 12.5 and type(a).with_seconds is \
-        StudyResult.with_seconds
-    assert differences(a, b) == [f".seconds: 12.5, not {a.seconds!r}"]
+    b = a.finished(12.5, "cpu", "bfloat16")
+    assert type(b) is type(a) and b.seconds == 12.5 and type(a).finished is \
+        StudyResult.finished
+    assert differences(a, b) == [f".seconds: 12.5, not {a.seconds!r}",
+                                 ".device['compute_dtype']: 'bfloat16', not "
+                                 f"{a.device['compute_dtype']!r}"]
 
 
 def break_file(a, data: dict) -> tuple[str, ...]:

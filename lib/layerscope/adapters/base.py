@@ -155,8 +155,12 @@ class EncoderAdapter:
         (identity here: BERT-style encoders end with their last block)."""
         return hidden
 
-    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+    def head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """The task model's head applied to a full hidden-state sequence [B, T, H].
+
+        ``attention_mask`` [B, T]: for heads that pool over the real tokens (ModernBERT's
+        ``classifier_pooling="mean"``); the first-token heads here ignore it.
 
         Sequence classification / regression / multiple choice: [B, num_labels] (multiple
         choice: [B*C, 1], reshape to [B, C]); token classification: [B, T, num_labels].

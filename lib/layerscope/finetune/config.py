@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache, models
+from .. import cache, devices, models
 from ..errors import ConfigError
 from ..tasks import ResolvedTask, TaskSpec, data_identity
 
@@ -77,10 +77,14 @@ class FinetuneConfig(ResolvedTask):
     # An already fine-tuned model (local folder or hub id) used instead of training; ``model``
     # stays the base model it came from (ORIG). The preset still sets the evaluation encoding.
     checkpoint: str | None = None
+    # Where to train (``devices.resolve_device``: auto = CUDA, then MPS, then the CPU). Not part
+    # of the cache key: the same settings name the same model wherever it was trained.
+    device: str = "auto"
 
     def __post_init__(self):
         self._resolve_task()
         models.check_model_name(self.model)
+        devices.check_device_name(self.device)
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {PRESET_NAMES}")
         for name in ("seed", "freeze_bottom", "drop_top"):
@@ -145,7 +149,7 @@ def cache_key(cfg: FinetuneConfig) -> str:
     if cfg.checkpoint is not None:
         return checkpoint_key(cfg, models.local_folder(cfg.checkpoint))
     config = {k: v for k, v in dataclasses.asdict(cfg).items()
-              if k not in ("save_steps", "precision", "checkpoint")}
+              if k not in ("save_steps", "precision", "checkpoint", "device")}
     return cache.content_key({
         "config": config, "hyperparameters": cfg.hyperparameters(),
         "model": models.model_identity(cfg.model), "data": data_identity(cfg.task_spec),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cache, finetune
+from .. import cache, devices, finetune
 from ..errors import ConfigError
 from ..tasks import ResolvedTask, TaskSpec
 
@@ -189,7 +189,7 @@ def seed_configs(config, *, model: str | None = None,
                                                         or (None,) * len(config.seeds))
     return [finetune.FinetuneConfig(task=config.task_spec, model=model or config.model,
                                     preset=config.preset, seed=s, max_steps=config.max_steps,
-                                    checkpoint=c, **extra)
+                                    checkpoint=c, device=config.device, **extra)
             for s, c in zip(config.seeds, ckpts, strict=True)]
 
 
@@ -219,6 +219,10 @@ class StudyConfig(ResolvedTask):
             full model reproduce ``finetune.predictions``).
         seed: seeds the example subsets, the bootstrap and whatever else the study draws.
         n_boot: bootstrap resamples behind every interval (at least 2).
+        device: where the models run (``devices.resolve_device``): auto (CUDA, then MPS, then
+            the CPU), cpu, cuda, cuda:<index>, mps. Checked when the config is built, resolved
+            when it runs; the result records the resolved device (``devices.device_record``).
+            Fine-tuning runs there too; the cache keys do not depend on it.
     """
 
     task: str | TaskSpec = "movies"
@@ -230,6 +234,7 @@ class StudyConfig(ResolvedTask):
     max_length: int | None = None
     seed: int = 0
     n_boot: int = 200
+    device: str = "auto"
 
     # fields given as lists by papermill/YAML, kept as tuples of int / str (besides seeds)
     INT_TUPLES: ClassVar[tuple[str, ...]] = ()
@@ -250,6 +255,7 @@ class StudyConfig(ResolvedTask):
         object.__setattr__(self, "finetuned", check_finetuned(self.finetuned, self.seeds))
         training_only(self.finetuned, max_steps=self.max_steps,
                       **{name: getattr(self, name) for name in self.NEEDS_TRAINING})
+        devices.check_device_name(self.device)
         if not isinstance(self.n_boot, int) or self.n_boot < 2:
             raise ConfigError(f"n_boot={self.n_boot!r} must be an int >= 2 (bootstrap "
                               "resamples)")
@@ -257,6 +263,11 @@ class StudyConfig(ResolvedTask):
 
     def check(self) -> None:
         """The study's own checks (after the shared ones); raise ``ConfigError``."""
+
+    def resolved_device(self):
+        """The ``torch.device`` this run uses (``device``; a ConfigError if this machine lacks
+        it)."""
+        return devices.resolve_device(self.device)
 
     def total_steps(self) -> int:
         """Fine-tuning steps: ``max_steps`` or the preset's (<= 0: sized in epochs)."""
@@ -350,9 +361,12 @@ class StudyResult(ABC):
     def headline(self) -> dict[str, float]:
         return {}
 
-    def with_seconds(self, seconds: float):
-        """A copy with ``seconds`` (the run's wall time) set: the last step of a ``run_*``."""
-        return dataclasses.replace(self, seconds=seconds)
+    def finished(self, seconds: float, device, dtype: str = "float32"):
+        """A copy with ``seconds`` (the run's wall time) and ``device`` (where it ran, as
+        ``devices.device_record`` of the resolved device and the compute dtype) set: the last
+        step of a ``run_*``."""
+        return dataclasses.replace(self, seconds=seconds,
+                                   device=devices.device_record(device, dtype))
 
     # ---- reading back (``studies.results``: every study's class, the batch tools' reader)
     @classmethod

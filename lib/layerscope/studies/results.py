@@ -129,7 +129,11 @@ class Saved:
         become tuples). Not re-validated: the registries of the machine that reads it need
         not hold the model or task folder of the machine that ran it."""
         d = self.need(key, dict)
-        names = [f.name for f in dataclasses.fields(cls)]
+        fields = dataclasses.fields(cls)
+        names = [f.name for f in fields]
+        # a field added after the file was written takes its default (e.g. ``device``)
+        d = {**{f.name: f.default for f in fields
+                if f.name not in d and f.default is not dataclasses.MISSING}, **d}
         missing = [n for n in names if n not in d]
         unknown = [k for k in d if k not in names]
         if missing:

@@ -79,12 +79,14 @@ class TrainingResult(StudyResult):
     curve: dict
     found: dict = field(default_factory=dict)
     summary: str = ""
+    device: dict = field(default_factory=dict)  # where it trained (devices.device_record)
 
     @classmethod
     def of(cls, run: finetune.FinetuneResult, **kw) -> TrainingResult:
         return cls(config=run.config, finetune_key=run.path.name, metrics=dict(run.metrics),
                    baseline=dict(run.baseline), curve=run.learning_curve(),
-                   found=finetune_findings(run, **kw), summary=finetune.summary_line(run))
+                   found=finetune_findings(run, **kw), summary=finetune.summary_line(run),
+                   device=dict(run.meta.get("device", {})))
 
     def title(self) -> str:
         return self.summary
@@ -114,7 +116,7 @@ class TrainingResult(StudyResult):
     def to_dict(self) -> dict:
         return {"config": dataclasses.asdict(self.config), "finetune_key": self.finetune_key,
                 "metrics": self.metrics, "baseline": self.baseline, "curve": self.curve,
-                "summary": self.summary}  # (the findings are save()'s "findings")
+                "summary": self.summary, "device": self.device}  # (findings: save()'s)
 
     @classmethod
     def from_dict(cls, saved) -> TrainingResult:
@@ -123,7 +125,7 @@ class TrainingResult(StudyResult):
                    finetune_key=saved.need("finetune_key", str),
                    metrics=saved.need("metrics", dict), baseline=saved.need("baseline", dict),
                    curve=saved.need("curve", dict), found=saved.need("findings", dict),
-                   summary=saved.need("summary", str))
+                   summary=saved.need("summary", str), device=saved.get("device", {}))
 
     def problems(self) -> list[str]:
         """The learning curve's steps against its values, the cache key."""

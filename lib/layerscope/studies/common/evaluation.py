@@ -94,22 +94,27 @@ def _scatter(chunks: list[tuple[np.ndarray, np.ndarray]], n: int, axis: int) -> 
     return out
 
 
-def untuned_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto") -> np.ndarray:
+def untuned_logits(model: nn.Module, es: EvalSet, *, dtype: str = "float32") -> np.ndarray:
     """UNTUNED truncation at every depth: [L+1, n, C] (``untuned_truncation_logits`` per batch,
     one forward pass for all layers). A model without a task head raises ``MissingHeadError``.
-    dtype: compute dtype (``devices.autocast``; auto: bf16/fp16 on CUDA, float32 on the CPU)."""
-    with devices.autocast(devices.model_device(model), dtype):
-        chunks = [(pos, devices.to_numpy(surgery_kernels.untuned_truncation_logits(model, b)))
-                  for pos, b in counted(es.batches, "batch")]
+    dtype: compute dtype (``devices.autocast``): float32 (the default: the parity with
+    ``finetune.predictions`` stays exact on every device), bfloat16/float16, or auto (bf16/fp16
+    on CUDA, float32 on the CPU)."""
+    dev = devices.model_device(model)
+    with devices.autocast(dev, dtype):
+        chunks = [(pos, devices.to_numpy(surgery_kernels.untuned_truncation_logits(
+            model, devices.to_device(b, dev)))) for pos, b in counted(es.batches, "batch")]
     return _scatter(chunks, es.n, axis=1)
 
 
-def span_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto"
+def span_logits(model: nn.Module, es: EvalSet, *, dtype: str = "float32"
                 ) -> dict[tuple[int, int], np.ndarray]:
     """Every contiguous span skipped (``surgery_kernels.spans(L)``): {(i, j): [n, C]}.
     dtype: compute dtype, as in ``untuned_logits``."""
-    with devices.autocast(devices.model_device(model), dtype):
-        per_batch = [(pos, surgery_kernels.all_span_skipping_logits(model, b))
+    dev = devices.model_device(model)
+    with devices.autocast(dev, dtype):
+        per_batch = [(pos, surgery_kernels.all_span_skipping_logits(model,
+                                                                    devices.to_device(b, dev)))
                      for pos, b in counted(es.batches, "batch")]
     keys = list(per_batch[0][1])
     return {k: _scatter([(pos, devices.to_numpy(d[k])) for pos, d in per_batch], es.n, axis=0)
@@ -117,7 +122,7 @@ def span_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto"
 
 
 @torch.inference_mode()
-def full_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto") -> np.ndarray:
+def full_logits(model: nn.Module, es: EvalSet, *, dtype: str = "float32") -> np.ndarray:
     """The model itself with the empty set of blocks skipped (``surgery.skipped(model, ())``,
     i.e. nothing changed): [n, C]. Eval mode, restored afterwards. dtype: compute dtype, as in
     ``untuned_logits``."""
@@ -128,8 +133,10 @@ def full_logits(model: nn.Module, es: EvalSet, *, dtype: str = "auto") -> np.nda
     was = model.training
     model.eval()
     try:
-        with surgery.skipped(model, ()), devices.autocast(devices.model_device(model), dtype):
-            chunks = [(pos, devices.to_numpy(model(**b).logits)) for pos, b in es.batches]
+        dev = devices.model_device(model)
+        with surgery.skipped(model, ()), devices.autocast(dev, dtype):
+            chunks = [(pos, devices.to_numpy(model(**devices.to_device(b, dev)).logits))
+                      for pos, b in es.batches]
     finally:
         model.train(was)
     return _scatter(chunks, es.n, axis=0)

@@ -26,7 +26,7 @@ def head_result_dict(result, **fields) -> dict:
             "metric": result.metric, "higher_is_better": result.higher_is_better,
             "rows": result.rows.tolist(), "labels": result.labels.tolist(), **fields,
             "parity": list(result.parity), "finetune_runs": list(result.finetune_runs),
-            "timings": result.timings, "seconds": result.seconds,
+            "timings": result.timings, "seconds": result.seconds, "device": result.device,
             "dtypes": {"rows": str(result.rows.dtype), "labels": str(result.labels.dtype)}}
 
 
@@ -41,7 +41,8 @@ def head_result_fields(saved, config_cls) -> dict:
         labels=saved.array(saved.need("labels", list), "labels"),
         parity=tuple(saved.need("parity", list)),
         finetune_runs=tuple(saved.need("finetune_runs", list)),
-        timings=saved.need("timings", dict), seconds=saved.need("seconds"))
+        timings=saved.need("timings", dict), seconds=saved.need("seconds"),
+        device=saved.get("device", {}))
 
 
 def head_headline(result, parity_column: str) -> tuple[dict, float]:

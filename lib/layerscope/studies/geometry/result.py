@@ -70,6 +70,7 @@ class GeometryResult(StudyResult):
     activation_keys: dict[str, str] = field(default_factory=dict)
     finetune_runs: tuple[dict, ...] = ()
     seconds: float | None = None
+    device: dict = field(default_factory=dict)  # where it ran: devices.device_record
 
     # ---- arrays
     def labels_of(self, layer: int) -> str:
@@ -287,6 +288,7 @@ class GeometryResult(StudyResult):
                 "cross_task": self.cross_task, "out_of_domain": self.out_of_domain,
                 "activation_keys": self.activation_keys,
                 "finetune_runs": list(self.finetune_runs), "seconds": self.seconds,
+                "device": self.device,
                 # what read() needs beyond the above
                 "n_layers": self.n_layers, "spatial_why": list(self.spatial_why),
                 "probe_layers": list(self.probe_layers), "probe_why": list(self.probe_why),
@@ -325,7 +327,8 @@ class GeometryResult(StudyResult):
             fold_test_geometry=geometry("fold_test_geometry"),
             cross_task=saved.need("cross_task", dict), out_of_domain=ood,
             activation_keys=saved.need("activation_keys", dict),
-            finetune_runs=tuple(saved.need("finetune_runs", list)), seconds=saved.need("seconds"))
+            finetune_runs=tuple(saved.need("finetune_runs", list)), seconds=saved.need("seconds"),
+            device=saved.get("device", {}))
 
     def problems(self) -> list[str]:
         """States against steps, per-layer arrays against the analysed layers, label counts and

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, progress
+from ... import devices, finetune, progress
 from ...errors import ConfigError, UndefinedError
 from ...measures.probes import select_and_restart
 from ...tasks import TaskSpec
@@ -88,7 +88,8 @@ class _Extractor:
         spec = self.cfg.activation_spec(task, which, n)
         source = self.cfg.model if state.weights == "orig" else self.runs[state.seed]
         model, tok = acts.encoder_and_tokenizer(source, step=state.step,
-                                                for_words=spec.pooling in ("word", "pair"))
+                                                for_words=spec.pooling in ("word", "pair"),
+                                                device=self.cfg.resolved_device())
         return acts.load_or_extract(spec, model, tok, progress=self.verbose,
                                     task=self.specs[task])
 
@@ -283,7 +284,8 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
         activation_keys={**{f"train:{k.key}": v.key for k, v in raw.items()},
                          **{f"test:{k.key}": v.key for k, v in raw_test.items()}},
         finetune_runs=finetune_runs(ft, baseline=False),
-        seconds=round(time.time() - t0, 1))
+        seconds=round(time.time() - t0, 1),
+        device=devices.device_record(cfg.resolved_device(), cfg.dtype))
 
 
 def _names(task: TaskSpec, values: np.ndarray) -> list[str]:

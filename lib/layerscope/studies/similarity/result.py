@@ -62,6 +62,7 @@ class SimilarityResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     n_rows: int = 0
     seconds: float | None = None
+    device: dict = field(default_factory=dict)  # where it ran: devices.device_record
 
     @property
     def n_layers(self) -> int:
@@ -208,7 +209,7 @@ class SimilarityResult(StudyResult):
                 "effects": self.effects, "cell": self.cell,
                 "activation_keys": self.activation_keys,
                 "finetune_runs": list(self.finetune_runs), "n_rows": self.n_rows,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "device": self.device}
 
     @classmethod
     def from_dict(cls, saved) -> SimilarityResult:
@@ -227,7 +228,8 @@ class SimilarityResult(StudyResult):
                    effects=saved.need("effects", dict), cell=saved.need("cell", dict),
                    activation_keys=saved.need("activation_keys", dict),
                    finetune_runs=tuple(saved.need("finetune_runs", list)),
-                   n_rows=saved.need("n_rows", int), seconds=saved.need("seconds"))
+                   n_rows=saved.need("n_rows", int), seconds=saved.need("seconds"),
+                   device=saved.get("device", {}))
 
     def problems(self) -> list[str]:
         """Matrices against n_layers and the comparisons' table, NaN cells without a reason,

@@ -248,6 +248,7 @@ def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State
     [L+1, N, D] (the cross model: its own L' and D'). Cached extractions are loaded."""
     spec = cfg.activation_spec()
     task = acts.spec_task(spec)  # resolved once, for every extraction below
+    device = cfg.resolved_device()
     words = spec.pooling in ("word", "pair")
     sets: dict[str, acts.Activations] = {}
     n_sets = 2 + (len(ft) > 1) + (cfg.cross_model is not None) + len(cfg.checkpoint_steps)
@@ -255,7 +256,8 @@ def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State
 
     def extract(name: str, source, step: int | None = None) -> acts.Activations:
         log(f"[similarity] representations: {name} ({next(count)} of {n_sets})")
-        model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words)
+        model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words,
+                                                device=device)
         return acts.load_or_extract(spec, model, tok, progress=verbose, task=task)
 
     sets["orig"] = extract("orig", cfg.model)
@@ -367,4 +369,4 @@ def run_similarity(cfg: SimilarityConfig, *, verbose: bool = True) -> Similarity
         finetune_runs=finetune_runs(ft, baseline=True),
         n_rows=int(sets["orig"].states.shape[1]))
     result = _with_cell_bootstrap(cfg, result)
-    return result.with_seconds(round(time.time() - t0, 1))
+    return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), cfg.dtype)

@@ -57,6 +57,7 @@ class SkippingResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
+    device: dict = field(default_factory=dict)  # where it ran: devices.device_record
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
         return metrics.predictions_from_logits(self.config.task_spec, logits)

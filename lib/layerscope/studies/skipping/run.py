@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, metrics, progress
+from ... import adapters, finetune, metrics, models, progress
 from ...errors import ConfigError
 from ..base import StudyConfig, seed_configs
 from ..common import evaluation
@@ -78,7 +78,7 @@ def _seed_logits(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, log
     the full logits with each run's predictions, L blocks)."""
     spans, span_logits, full, parity = None, [], [], []
     for res in ft:
-        model, tok = acts.encoder_and_tokenizer(res)
+        model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
         es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
         log(f"[skipping] seed {res.config.seed}: the model as is, then every span")
         f = evaluation.full_logits(model, es)
@@ -129,7 +129,8 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     t0, times = time.time(), {}
     log = progress.logger(verbose)
     task = evaluation.check_sequence_task(cfg.task_spec, "skipping")
-    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    adapters.require_surgery(models.load_config(cfg.model), "the skipping study")  # before
+    ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]  # training
     times["finetune"] = time.time() - t0
     _, labels, rows = acts.task_inputs(cfg.spec(), task)
     t1 = time.time()
@@ -138,7 +139,7 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     progress.phase("skipping: statistics (bootstrap over examples)")
     result = _scored_result(cfg, task, ft, rows, labels, spans, span_logits, full, parity,
                             n_layers, times)
-    return result.with_seconds(round(time.time() - t0, 1))
+    return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), "float32")
 
 
 def _by_length(spans, span_t: np.ndarray, full_t: np.ndarray, scorer: Scorer) -> list[dict]:

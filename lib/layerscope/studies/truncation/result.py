@@ -69,6 +69,7 @@ class TruncationResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
+    device: dict = field(default_factory=dict)  # where it ran: devices.device_record
 
     def layers(self, line: str) -> list[int]:
         """Layers where ``line`` is defined (all seeds)."""

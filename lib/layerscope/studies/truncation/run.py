@@ -60,7 +60,8 @@ class TruncationConfig(StudyConfig):
             training runs: refused with them.
         n_examples, split, dtype: the evaluation rows and CLS features
             (``activations.ActivationSpec``, with ``max_length`` and ``seed``). ``dtype``
-            applies to the cached features only; the UNTUNED pass runs in float32. ``seed``
+            applies to the cached features only (and is what the result records with its
+            device); the UNTUNED pass runs in float32 on every device. ``seed``
             also seeds the bootstrap and head training.
         n_train: training examples whose CLS features train the TUNED/TUNEDORIG heads.
         head_lr, head_batch_size, head_max_epochs, head_patience, head_holdout: Adam learning
@@ -212,7 +213,7 @@ def _untuned_features(cfg: TruncationConfig, task, specs: tuple, verbose: bool
     """The untuned encoder's first-token features (cached when there) for ``specs`` (validation,
     train): validation [L+1, n, D] and train [L+1, n_train, D]."""
     val_spec, train_spec = specs
-    orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model)
+    orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model, device=cfg.resolved_device())
     orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose, task=task)
     orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose,
                                       task=task)
@@ -238,12 +239,12 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     TUNEDORIG heads of every defined layer."""
     (orig_val, orig_train), (val_spec, train_spec) = orig, specs
     L = orig_val.n_layers
-    model, tok = acts.encoder_and_tokenizer(res)
+    model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
     if s == 0:
         check_ablations(cfg, model)
     log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
     es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
-    u = evaluation.untuned_logits(model, es)  # [L+1, n, C]
+    u = evaluation.untuned_logits(model, es)  # [L+1, n, C], float32 on every device
     ref = finetune.predictions(res, cfg.split)
     out.parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
     clock.lap("untuned")
@@ -356,7 +357,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     clock.lap("ablations")
     progress.phase("truncation: statistics (bootstrap over examples)")
     result = _scored_result(cfg, task, ft, out, rows, labels, undefined, ablations, clock)
-    return result.with_seconds(round(time.time() - t0, 1))
+    return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), cfg.dtype)
 
 
 def _metrics(task, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:

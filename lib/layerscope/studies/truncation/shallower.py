@@ -31,11 +31,11 @@ def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
     if not 0 <= seed_index < len(cfg.seeds):
         raise ConfigError(f"seed_index={seed_index}: the result has seeds {cfg.seeds}")
     res = finetune.load_or_train(cfg.finetune_configs()[seed_index], verbose=False)
-    model, tok = acts.encoder_and_tokenizer(res)
+    model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
     surgery.check_depth(k, L, "truncate_at")
     path = surgery.save_truncated(model, k, directory, tokenizer=tok)
     task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
-    small = models.task_model_class(task).from_pretrained(str(path)).eval()
+    small = models.task_model_class(task).from_pretrained(str(path)).eval().to(model.device)
     es = evaluation.eval_set(cfg.task_spec, cfg.split, result.rows, tok, cfg.resolved_max_length())
     got = evaluation.full_logits(small, es)
     want = result.logits["untuned"][seed_index, k]
