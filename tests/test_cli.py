@@ -113,7 +113,7 @@ def test_help_of_every_command_imports_nothing_heavy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == str(sorted(
-        ["main", "finetune", "fetch", "tasks", "models", "sweep", "gallery"]))
+        ["main", "finetune", "fetch", "tasks", "models", "cache", "sweep", "gallery"]))
     r = subprocess.run([sys.executable, "-m", "layerscope.cli", "--help"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "usage: layerscope" in r.stdout and "finetune" in r.stdout

@@ -14,7 +14,10 @@ no faster than threads free up, so a death is not blamed on runs merely queued b
 that killed the worker. Workers must see the sweep folder
 and the layerscope home (``LAYERSCOPE_HOME``, the cache) at the same paths: a shared
 filesystem. Sharing the cache is safe: entries are content-addressed and written by atomic
-rename, so two workers computing the same entry both write a complete copy and one wins.
+rename, so two workers computing the same entry both write a complete copy and one wins; a
+fine-tuning run, built in place, and a sweep run are locked (``cache.locked``, ``fcntl.flock``,
+which needs a filesystem whose locks all hosts see, e.g. NFSv4 or Lustre with flock): the
+second worker waits and reuses the result.
 """
 
 from __future__ import annotations
