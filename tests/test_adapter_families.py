@@ -267,13 +267,18 @@ def test_truncation_and_skipping_studies_run(fam, private_home):
     assert list(by_span.spans) == spans(L) and by_span.parity[0]["max_abs_logit_diff"] < 1e-5
     assert np.isfinite(by_span.span_logits).all()
     truncation = trunc.TruncationConfig(**shared, n_examples=16, n_train=40, drop_top=(1,))
-    if not _has_first_token_head(fam.seq):  # TUNED/TUNEDORIG need one (the test below)
-        with pytest.raises(UnsupportedModelError, match="TUNED/TUNEDORIG"):
-            trunc.run_truncation(truncation, verbose=False)
-        return
     cut = trunc.run_truncation(truncation, verbose=False)
     assert cut.n_layers == L and cut.parity[0]["max_abs_logit_diff"] < 1e-5
     assert [(a["kind"], a["k"]) for a in cut.ablations] == [("drop_top", 1)]
+    assert np.isfinite(cut.logits["untuned"][:, 1:]).all() and cut.check() == []
+    if not _has_first_token_head(fam.seq):  # TUNED/TUNEDORIG need one: UNTUNED only, saying so
+        for line in ("tuned", "tunedorig"):
+            assert np.isnan(cut.logits[line]).all() and sorted(cut.undefined[line]) == \
+                list(range(L + 1))
+            assert all("TUNED/TUNEDORIG are undefined" in w for w in cut.undefined[line].values())
+        assert cut.findings()["tunedorig_below_tuned"]["verdict"] == "UNDEFINED"
+        assert cut.figure() is not None and "UNDEFINED" in cut.verdict()
+        return
     for line in trunc.LINES:
         assert np.isfinite(cut.logits[line][:, 1:]).all()
 

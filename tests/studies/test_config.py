@@ -230,7 +230,7 @@ def test_checkpoint_steps_means_the_same_in_02_and_05():
         text = (NOTEBOOKS.parent.parent / "notebooks" / f"{stem}.py").read_text()
         cell = [ln for ln in text.splitlines() if ln.startswith("checkpoint_steps:")]
         assert len(cell) == 1 and cell[0].split("#")[0].strip() == \
-            "checkpoint_steps: list | None = None", (stem, cell)
+            "checkpoint_steps: list = None", (stem, cell)
         assert "checkpoint_steps=checkpoint_steps," in text or \
             "checkpoint_steps=checkpoint_steps)" in text, stem
     from layerscope.finetune import trace_steps

@@ -232,7 +232,7 @@ def _empty_lines(n_seeds: int, orig: tuple, task) -> _Lines:
 
 def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tuple,
                 rows: np.ndarray, labels: np.ndarray, out: _Lines, clock: _Clock, log,
-                verbose: bool) -> None:
+                verbose: bool, tuned_heads: bool = True) -> None:
     """Seed ``s`` (fine-tuned run ``res``) of every line into ``out``: UNTUNED logits
     [L+1, n, C] from one pass (parity of row L with the run's predictions), the fine-tuned
     features (validation rows checked against ``rows``/``labels``), then the TUNED and
@@ -262,6 +262,8 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
                        dtype=np.float64)
         out.blocks = block_structure((m + m.T) / 2)
     clock.lap("features")
+    if not tuned_heads:
+        return
     init = heads.head_params(model)  # TUNED and TUNEDORIG both start from it
     for line, train, val in (("tuned", ft_train, ft_val),
                              ("tunedorig", orig_train, orig_val)):
@@ -273,10 +275,13 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     clock.lap("heads")
 
 
-def _undefined(logits: dict[str, np.ndarray]) -> dict[str, dict[int, str]]:
-    """Line -> {layer: why} for the layers whose logits [S, L+1, n, C] are not all finite."""
+def _undefined(logits: dict[str, np.ndarray], no_heads: str | None = None
+               ) -> dict[str, dict[int, str]]:
+    """Line -> {layer: why} for the layers whose logits [S, L+1, n, C] are not all finite
+    (``no_heads``: why TUNED/TUNEDORIG were not trained at all, for every layer)."""
     n_layers = next(iter(logits.values())).shape[1]
-    return {k: {i: "the first-token vector is the same for every example"
+    return {k: {i: (no_heads if no_heads and k != "untuned" else
+                    "the first-token vector is the same for every example")
                 for i in range(n_layers) if not np.isfinite(v[:, i]).all()}
             for k, v in logits.items()}
 
@@ -340,8 +345,14 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     t0 = time.time()
     clock, log = _Clock(t0), progress.logger(verbose)
     task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
-    adapters.require_surgery(models.load_config(cfg.model), "the truncation study",
-                             tuned_heads=True)  # before any fine-tuning
+    family = adapters.require_surgery(models.load_config(cfg.model),
+                                      "the truncation study")  # before any fine-tuning
+    # TUNED/TUNEDORIG retrain the head as act(x W1 + b1) W2 + b2 on the first token; a family
+    # whose head is not of that form (ModernBERT: final norm and a LayerNorm inside) runs
+    # UNTUNED only, and its two other lines are undefined, saying why
+    no_heads = None if family.has_first_token_head() else (
+        f"TUNED/TUNEDORIG are undefined for {family.family}: its head is not a first-token "
+        "dense + activation + linear head that can be retrained on layer k's features")
     specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     clock.lap("finetune")
@@ -351,8 +362,9 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     out = _empty_lines(len(ft), orig, task)
     clock.lap("features")
     for s, res in enumerate(ft):
-        _seed_lines(cfg, task, specs, s, res, orig, rows, labels, out, clock, log, verbose)
-    undefined = _undefined(out.logits)
+        _seed_lines(cfg, task, specs, s, res, orig, rows, labels, out, clock, log, verbose,
+                    tuned_heads=no_heads is None)
+    undefined = _undefined(out.logits, no_heads)
     ablations = _ablations(cfg, rows, orig[0].n_layers, verbose)
     clock.lap("ablations")
     progress.phase("truncation: statistics (bootstrap over examples)")
