@@ -411,8 +411,9 @@ def test_finetune_command_waits_passively(monkeypatch):
     assert seen == ["passive"]
 
 
-def test_ctrl_c_during_finetune_is_one_line_and_the_rerun_resumes(tmp_path):
-    """SIGINT while the command trains: "interrupted: ..." and exit 130, no traceback."""
+def test_ctrl_c_during_finetune_is_one_line_and_keeps_the_checkpoint(tmp_path):
+    """SIGINT while the command trains: "interrupted: ..." and exit 130, no traceback; the
+    Trainer checkpoint stays for the rerun to resume from (resuming: test_finetune.py)."""
     import signal
 
     home = _fresh_home(tmp_path)
@@ -421,7 +422,7 @@ def test_ctrl_c_during_finetune_is_one_line_and_the_rerun_resumes(tmp_path):
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not list(home.glob("cache/finetune/*/checkpoints/checkpoint-*")):
+    while not list(home.glob("cache/finetune/*/checkpoints/checkpoint-*/trainer_state.json")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -430,6 +431,7 @@ def test_ctrl_c_during_finetune_is_one_line_and_the_rerun_resumes(tmp_path):
     assert "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("interrupted: the fine-tuning run keeps its "
                                                    "last Trainer checkpoint"), err[-3000:]
+    assert list(home.glob("cache/finetune/*/checkpoints/checkpoint-*/trainer_state.json"))
 
 
 def test_a_run_of_fewer_than_ten_steps_logs_its_loss(tmp_path, monkeypatch):
