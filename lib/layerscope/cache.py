@@ -34,6 +34,12 @@ from typing import Any, TypeVar
 import torch
 
 from . import devices, paths
+from .files import atomic_write as atomic_write  # re-exported: callers write through cache.*
+from .files import atomic_write_bytes as atomic_write_bytes
+from .files import atomic_write_text as atomic_write_text
+from .files import current_umask as current_umask
+from .files import share_tree as share_tree
+from .files import shared_mode as shared_mode
 
 META = "meta.json"
 T = TypeVar("T")
@@ -70,71 +76,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where the OS allows (``os.umask`` sets
-    it, so reading it that way briefly gives other threads' new files mode 0666)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def shared_mode(path: Path | str, *, folder: bool = False) -> None:
-    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0666/0777 less the umask):
-    ``mkstemp``/``mkdtemp`` make 0600/0700, and results are meant to be shared (a multi-user
-    or Dask cache)."""
-    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
-
-
-def share_tree(folder: Path) -> None:
-    """``shared_mode`` for every file and folder under ``folder``: libraries that save through
-    their own temp files (transformers' ``save_pretrained`` writes ``model.safetensors`` 0600)
-    would otherwise leave a cache entry other users of a shared cache cannot read."""
-    for p in Path(folder).rglob("*"):
-        if not p.is_symlink():
-            shared_mode(p, folder=p.is_dir())
-
-
-def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> Path:
-    """Write ``path`` through ``write(tmp)`` into a temp file beside it, then rename: readers
-    never see half a file, the mode honours the umask, and when ``write`` fails (a full disk,
-    ``ENOSPC``) the temp file is removed and ``path`` keeps what it had. Every file layerscope
-    writes outside a temporary folder goes through here.
-
-        atomic_write(folder / "results.csv", lambda tmp: df.to_csv(tmp, index=False))
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        shared_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> str:
-    """``atomic_write`` of ``data``; returns the sha256 of the bytes written (hashed from
-    memory as they are written, never re-read from disk: what is recorded is what was meant)."""
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    return hashlib.sha256(data).hexdigest()
-
-
-def atomic_write_text(path: Path | str, text: str) -> str:
-    """``atomic_write`` of ``text`` (UTF-8); returns its sha256 (``atomic_write_bytes``)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

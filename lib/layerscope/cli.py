@@ -25,7 +25,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 # Literal here so that building the parser imports nothing; tests/test_cli.py checks them
 # against finetune.PRESET_NAMES and assets.ASSETS.
 PRESET_NAMES = ("phang2021", "zhou2022", "demo", "smoke")
-ASSET_NAMES = ("brown", "minilm", "vader")
+ASSET_NAMES = ("brown", "minilm", "vader")  # fetched by default
+ON_DEMAND = ("mpnet",)  # fetched when named (or on first use): the 12-layer mpnet-base, 405 MB
 # Commands that load no model library: they run without the quiet_libraries() block, which
 # itself imports transformers and datasets.
 LIGHT_COMMANDS = ("fetch", "tasks", "models", "gallery", "cache")
@@ -48,10 +49,11 @@ def _cmd_fetch(args) -> int:
     from . import assets
     from .errors import check_choice
 
-    for name in args.assets:
-        check_choice(name, ASSET_NAMES, "asset")
-    for name in args.assets or ASSET_NAMES:
-        print(f"{name}: {assets.extracted(name)}")
+    names = [assets.MODEL_ASSETS.get(n, n) for n in args.assets]  # mpnet-base -> mpnet
+    for name in names:
+        check_choice(name, ASSET_NAMES + ON_DEMAND, "asset")
+    for name in names or ASSET_NAMES:  # every extracted file's sha256, damaged ones repaired
+        print(f"{name}: {assets.fetch(name)}")
     return 0
 
 
@@ -65,10 +67,21 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_models(args) -> int:
+    from .adapters import family_table
     from .models import MODELS
 
     for spec in MODELS.values():
         print(f"{spec.name:42s} {spec.source:8s} {spec.arch:8s} {spec.description}")
+    print("\nFamilies (any model that returns hidden_states runs fine-tuning, similarity, "
+          "probes and geometry;\ntruncation, skipping and the ablations need the family's "
+          "adapter, lib/layerscope/adapters/):")
+    for row in family_table():
+        if not row["surgery"]:
+            what = "hidden-state studies only (add an adapter: adapters/base.py)"
+        else:
+            what = "all studies" + ("" if row["tuned_heads"] else
+                                    "; truncation UNTUNED only (head not dense+act+linear)")
+        print(f"  {row['family']:11s} {', '.join(row['model_types']):32s} {what}")
     return 0
 
 
@@ -96,12 +109,13 @@ def _cmd_cache(args) -> int:
     return 0
 
 
-def _finetune_all(task, model, preset, seeds, max_steps) -> list:
+def _finetune_all(task, model, preset, seeds, max_steps, device="auto") -> list:
     from .finetune import FinetuneConfig, load_or_train, summary_line, trace_steps
 
     results = []
     for i, seed in enumerate(seeds):
-        cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps)
+        cfg = FinetuneConfig(task=task, model=model, preset=preset, seed=seed, max_steps=max_steps,
+                             device=device)
         if i == 0:  # snapshots of the first seed, for drift (02) and geometry over training (05)
             cfg = dataclasses.replace(cfg, save_steps=trace_steps(cfg))
         res = load_or_train(cfg, verbose=sys.stderr.isatty())
@@ -111,12 +125,16 @@ def _finetune_all(task, model, preset, seeds, max_steps) -> list:
 
 
 def _cmd_finetune(args) -> int:
-    _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps)
+    _finetune_all(args.task, args.model, args.preset, args.seeds, args.max_steps, args.device)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .batch.command import add_main_parser, add_parsers  # argparse only (see its docstring)
+    from .batch.command import (  # argparse only (see its docstring)
+        add_device_argument,
+        add_main_parser,
+        add_parsers,
+    )
 
     p = argparse.ArgumentParser(prog="layerscope", description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"layerscope {__version__}")
@@ -144,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seeds, one run each (default: 0)")
     f.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="stop training after N steps (default: what the preset says)")
+    add_device_argument(f)
     f.set_defaults(func=_cmd_finetune)
     fe = sub.add_parser(
         "fetch", help="download the offline model and data and check them",
@@ -152,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "itself on first use anyway; this does it up front (e.g. before going "
                     "offline).")
     fe.add_argument("assets", nargs="*", metavar="ASSET",
-                    help=f"only these: {', '.join(ASSET_NAMES)} (default: all)")
+                    help=f"only these: {', '.join(ASSET_NAMES)}, or {', '.join(ON_DEMAND)} "
+                         "(mpnet-base, the 12-layer model, ≈405 MB: only when named; default: "
+                         f"{', '.join(ASSET_NAMES)})")
     fe.set_defaults(func=_cmd_fetch)
     sub.add_parser("tasks", help="list the tasks: name, data source, kind, metrics",
                    description="List the tasks by name, with where their data comes from "

@@ -65,8 +65,9 @@ def test_runs_are_explicit_parameter_sets(tmp_path):
         g.validate(real({"notebooks": {"01_finetune": {"runs": [{"nope": 1}]}}}))
 
 
-def test_the_five_grids_ship():
-    assert set(g.shipped_grids()) == {"demo", "smoke", "phang2021", "zhou2022", "merchant2020"}
+def test_the_six_grids_ship():
+    assert set(g.shipped_grids()) == {"demo", "smoke", "phang2021", "zhou2022", "merchant2020",
+                                      "offline-12layer"}
 
 
 def test_demo_is_offline_and_covers_every_notebook():

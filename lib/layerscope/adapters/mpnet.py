@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .base import EncoderAdapter
+from .bert import RobertaAdapter
 
 
 class MPNetContext(NamedTuple):
@@ -75,13 +76,8 @@ class MPNetAdapter(EncoderAdapter):
         pooler = getattr(self.base, "pooler", None)
         return hidden[:, 0] if pooler is None else pooler(hidden)
 
-    def sequence_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.classifier(hidden)  # MPNetClassificationHead takes <s> itself
-
-    def choice_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        return m.classifier(m.dropout(self.pool(hidden)))
-
-    def first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
-        head = self.model.classifier
-        return head.dense, "tanh", head.out_proj
+    # The heads are RoBERTa's, module for module (MPNetClassificationHead takes <s> itself;
+    # multiple choice: dropout + classifier on the pooled state, through this pool)
+    sequence_head = RobertaAdapter.sequence_head
+    choice_head = RobertaAdapter.choice_head
+    first_token_head = RobertaAdapter.first_token_head

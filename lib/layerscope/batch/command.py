@@ -67,6 +67,7 @@ def cmd_sweep(args) -> int:
     from . import grid as grids
 
     grid = grids.load_grid(args.grid, notebooks_dir=args.notebooks).only(args.only)
+    grid = grid.with_params({"device": args.device} if args.device else {})
     if args.dry_run:
         return print_dry_run(grid, args.out)
     from .sweep import run_sweep
@@ -111,10 +112,31 @@ def cmd_main(args) -> int:
     if args.dry_run:
         from . import grid as grids
 
-        return print_dry_run(grids.load_grid(args.grid).only(args.only), args.out)
+        grid = grids.load_grid(args.grid).only(args.only)
+        return print_dry_run(grid.with_params({"device": args.device} if args.device else {}),
+                             args.out)
     from .main_job import run_main_job  # papermill + the gallery: only when it runs
 
-    return run_main_job(args.grid, out=args.out, workers=args.workers, only=args.only)
+    return run_main_job(args.grid, out=args.out, workers=args.workers, only=args.only,
+                        device=args.device)
+
+
+def add_device_argument(p, *, for_grid: bool = False) -> None:
+    """``--device`` (checked here, resolved when the run starts: ``devices.resolve_device``)."""
+    def device(value: str) -> str:
+        from ..devices import check_device_name  # torch: only when the option is given
+        from ..errors import ConfigError
+
+        try:
+            return check_device_name(value)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    p.add_argument("--device", type=device, default=None if for_grid else "auto",
+                   help="where models run: auto (CUDA, then MPS, then the CPU), cpu, cuda, "
+                        "cuda:1, mps" + (" — sets every notebook's device parameter (default: "
+                                         "the grid's, else auto)" if for_grid else
+                                         " (default: auto)"))
 
 
 def _dry_run_option(p) -> None:
@@ -142,6 +164,7 @@ def add_main_parser(sub) -> argparse.ArgumentParser:
                    help="runs at once (the demo's notebooks wait on 01's models: keep 1)")
     m.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
                    help="run only these notebooks of the grid")
+    add_device_argument(m, for_grid=True)
     _dry_run_option(m)
     m.set_defaults(func=cmd_main)
     return m
@@ -170,6 +193,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
                    help="run only these notebooks of the grid")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per run")
+    add_device_argument(s, for_grid=True)
     _dry_run_option(s)
     s.add_argument("--no-gallery", action="store_true", help="write the table only")
     s.set_defaults(func=cmd_sweep)

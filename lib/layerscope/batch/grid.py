@@ -105,6 +105,18 @@ class Grid:
     source: str
     notebooks: tuple[NotebookGrid, ...]
 
+    def with_params(self, params: dict[str, Any]) -> Grid:
+        """The grid with ``params`` fixed in every notebook (over the grid's own values; e.g.
+        ``device`` from the command line). ``validate`` checks them like any grid value."""
+        if not params:
+            return self
+        return Grid(self.name, self.description, self.source, tuple(
+            NotebookGrid(nb.name, nb.path, {**nb.params, **params},
+                         {k: v for k, v in nb.axes.items() if k not in params},
+                         tuple({k: v for k, v in r.items() if k not in params}
+                               for r in nb.runs))
+            for nb in self.notebooks))
+
     def only(self, names: list[str] | None) -> Grid:
         """The grid restricted to ``names``: entries (``02_similarity@pos``) or notebooks
         (``02_similarity``: all its entries); each must be in the grid."""

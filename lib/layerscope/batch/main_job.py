@@ -152,9 +152,10 @@ def training_rows(rows: list[dict]) -> list[dict]:
 
 def run_main_job(grid: str | Path = "demo", *, out: str | Path | None = None,
                  workers: int = 1, only: list[str] | None = None, heartbeat: float = 30.0,
-                 out_fn=print) -> int:
-    """Run the grid's unfinished runs, print where it is, write table + gallery; exit code."""
-    g = grids.load_grid(grid).only(only)
+                 out_fn=print, device: str | None = None) -> int:
+    """Run the grid's unfinished runs, print where it is, write table + gallery; exit code.
+    ``device``: every notebook's ``device`` parameter (None: the grid's, else auto)."""
+    g = grids.load_grid(grid).only(only).with_params({"device": device} if device else {})
     n = sum(len(nb.points()) for nb in g.notebooks)
     out_fn(f"layerscope main job: grid {g.name!r}, {n} runs of "
            f"{', '.join(nb.name for nb in g.notebooks)}\n  {g.description}", flush=True)

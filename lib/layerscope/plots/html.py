@@ -30,7 +30,7 @@ def plotlyjs_name() -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    from ..cache import atomic_write_bytes  # the one atomic write: umask mode, no temp left
+    from ..files import atomic_write_bytes  # the one atomic write: umask mode, no temp left
 
     atomic_write_bytes(path, data)
 

@@ -4,17 +4,26 @@ result reads back on any machine sharing the cache), the seed and the validation
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
-from ... import finetune
+from ... import finetune, models
 
 
 def finetune_runs(runs: list[finetune.FinetuneResult], *, baseline: bool) -> tuple[dict, ...]:
-    """Per run {seed, key, metrics} (+ the majority-class ``baseline``'s metrics when asked:
-    studies 02 and 03 keep them, 04 and 05 do not), in the order of ``runs``."""
+    """Per run {seed, key, metrics, model} (+ the majority-class ``baseline``'s metrics when
+    asked: studies 02 and 03 keep them, 04 and 05 do not), in the order of ``runs``. ``model``
+    is what identifies the starting weights (``models.model_identity``): for a hub model the
+    revision asked for and the commit it resolved to, which the run's cache key holds too."""
+    identity = {}
+    for r in runs:  # one lookup per base model (a hub model's commit may cost a request)
+        if r.config.model not in identity:
+            identity[r.config.model] = json.loads(json.dumps(
+                models.model_identity(r.config.model), default=str))
     return tuple({"seed": r.config.seed, "key": r.path.name, "metrics": r.metrics,
-                  **({"baseline": r.baseline} if baseline else {})} for r in runs)
+                  **({"baseline": r.baseline} if baseline else {}),
+                  "model": identity[r.config.model]} for r in runs)
 
 
 def head_result_dict(result, **fields) -> dict:
