@@ -25,7 +25,9 @@ TINY_MAIN = {
 
 
 @pytest.mark.slow
-def test_main_job_runs_the_grid_prints_where_it_is_and_resumes(tmp_path, capsys):
+def test_main_job_runs_the_grid_prints_where_it_is_and_resumes(tmp_path, capsys, private_home):
+    """Its own cache home: a fine-tune of the same settings cached by another test would leave
+    no training progress line to see."""
     grid = tmp_path / "tinymain.yaml"
     grid.write_text(yaml.safe_dump(TINY_MAIN))
     lines: list[str] = []
