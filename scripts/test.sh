@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: ruff, unit tests and notebook tests (papermill --prepare-only + nbval), offline.
 # Sets up the environment first if it is missing. Extra arguments go to pytest, e.g.
-#   bash scripts/test.sh -m "not slow"     # the fast inner loop (about 1.5 minutes)
+#   bash scripts/test.sh -m "not slow"     # the fast inner loop (under 3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
