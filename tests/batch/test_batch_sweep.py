@@ -104,7 +104,8 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_run_killed_halfway_is_not_taken_as_finished(write_grid, tmp_path):
-    path = write_grid({"notebooks": {"echo": {"params": {"x": 5, "sleep": 15.0}}}})
+    # killed 2 s after it starts, while its 6 s cell (after the kernel's start) still runs
+    path = write_grid({"notebooks": {"echo": {"params": {"x": 5, "sleep": 6.0}}}})
     d = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "layerscope.batch", "sweep", str(path),
                              "--out", str(d), "--no-gallery"],
@@ -134,7 +135,7 @@ def test_a_run_killed_halfway_is_not_taken_as_finished(write_grid, tmp_path):
 def test_a_run_over_its_time_limit_is_stopped_and_recorded(write_grid, tmp_path):
     path = write_grid({"notebooks": {"echo": {"params": {"sleep": 120.0}}}})
     t0 = time.time()
-    report = run_sweep(load_grid(path), out=tmp_path / "slow", timeout=20, progress=False,
+    report = run_sweep(load_grid(path), out=tmp_path / "slow", timeout=8, progress=False,
                        gallery=False)
     assert time.time() - t0 < 90
     (row,) = report.rows
