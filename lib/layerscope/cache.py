@@ -60,8 +60,6 @@ def content_key(obj: Any, length: int = 20) -> str:
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over parameter/buffer names, dtypes, shapes and bytes (order-independent)."""
-    import torch
-
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()

@@ -65,6 +65,22 @@ def available_devices() -> tuple[str, ...]:
     return tuple(out)
 
 
+def _parse(name) -> torch.device | str | None:
+    """``"auto"``, the ``torch.device`` of a cpu/cuda/mps name, or None for anything else."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        return None
+    key = name.strip().lower()
+    if key == "auto":
+        return key
+    try:
+        dev = torch.device(key)
+    except (RuntimeError, ValueError):
+        return None
+    return dev if dev.type in ("cpu", "cuda", "mps") else None
+
+
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """The ``torch.device`` for ``name``: ``auto`` (CUDA, then MPS, then the CPU), ``cpu``,
     ``cuda`` (the current CUDA device), ``cuda:<index>``, ``mps``, or a ``torch.device``.
@@ -72,20 +88,14 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     A device this machine does not have raises ``ConfigError`` naming it and the available ones
     (no silent fallback to the CPU: a run asked to use a GPU should not quietly take hours).
     """
-    if isinstance(name, torch.device):
-        name = str(name)
-    if not isinstance(name, str):
+    if not isinstance(name, (str, torch.device)):
         raise ConfigError(f"device={name!r}: use a string, one of {', '.join(DEVICE_CHOICES)}")
-    key = name.strip().lower()
-    if key == "auto":
+    dev = _parse(name)
+    if dev == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("mps") if _mps_available() else torch.device("cpu")
-    try:
-        dev = torch.device(key)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+    if dev is None:
         raise ConfigError(f"unknown device {name!r}; valid values: {', '.join(DEVICE_CHOICES)} "
                           f"(available here: {', '.join(available_devices())})")
     if dev.type == "cuda":
@@ -112,12 +122,7 @@ def check_device_name(name) -> str:
     Configs check names with it when they are built (a typo fails at once, even in a sweep's
     ``--dry-run``) and resolve them when they run: a config written on a laptop may run on a
     GPU worker."""
-    key = name.strip().lower() if isinstance(name, str) else None
-    try:
-        ok = key is not None and (key == "auto" or torch.device(key).type in ("cpu", "cuda", "mps"))
-    except (RuntimeError, ValueError):
-        ok = False
-    if not ok:
+    if not isinstance(name, str) or _parse(name) is None:
         raise ConfigError(f"device={name!r}: use one of {', '.join(DEVICE_CHOICES)}")
     return name
 
@@ -149,7 +154,7 @@ def compute_dtype(device: str | torch.device, dtype: str | torch.dtype | None = 
     except (KeyError, TypeError):
         raise ConfigError(f"unknown compute dtype {dtype!r}; valid values: "
                           f"{', '.join(COMPUTE_DTYPES)} (or fp32, bf16, fp16)") from None
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    dev = torch.device(device)
     if name == "auto":
         if dev.type != "cuda":
             return "float32"
@@ -167,7 +172,7 @@ def autocast(device: str | torch.device, dtype: str | torch.dtype | None = "auto
     ones); bfloat16/float16 are ``torch.autocast(device.type, dtype=...)``: matrix products in
     half precision, reductions and softmax kept in float32 by torch's autocast op lists.
     """
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    dev = torch.device(device)
     name = compute_dtype(dev, dtype)
     if name == "float32":
         return contextlib.nullcontext()
@@ -187,7 +192,7 @@ def batch_size_for(device: str | torch.device, default: int) -> int:
     """
     if isinstance(default, bool) or not isinstance(default, int) or default < 1:
         raise ConfigError(f"default batch size {default!r}: use a positive int")
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    dev = torch.device(device)
     if dev.type != "cuda":
         return default
     free, _total = torch.cuda.mem_get_info(dev)
@@ -204,7 +209,7 @@ def device_record(device: str | torch.device, dtype: str | torch.dtype | None = 
     {device: "cuda:0", device_type: "cuda", device_name: "NVIDIA H200" (the CPU: the platform's
     processor name), compute_dtype: "bfloat16", torch: "2.13.0", cuda: "12.8" or None}.
     """
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    dev = torch.device(device)
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     elif dev.type == "mps":

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import importlib
 
-from torch import nn
-
 from ..errors import UnsupportedModelError
 from .base import HEAD_KINDS, EncoderAdapter, Layout
 
@@ -36,7 +34,7 @@ FAMILIES: dict[str, str] = {
 SUPPORTED: tuple[str, ...] = tuple(FAMILIES)  # model types with an adapter
 
 __all__ = ["FAMILIES", "HEAD_KINDS", "SUPPORTED", "EncoderAdapter", "Layout", "adapter_class",
-           "adapter_for", "family_table", "require_surgery", "supports_surgery",
+           "family_table", "require_surgery", "supports_surgery",
            "unsupported_error"]
 
 
@@ -91,11 +89,6 @@ def require_surgery(model_or_config, needed_for: str, *, tuned_heads: bool = Fal
             f"{needed_for} trains TUNED/TUNEDORIG heads of the form act(x W1 + b1) W2 + b2 on "
             f"the first token, and the {cls.family} head is not of that form")
     return cls
-
-
-def adapter_for(model: nn.Module) -> EncoderAdapter:
-    """The family's adapter on ``model`` (same as ``EncoderAdapter(model)``)."""
-    return adapter_class(model)(model)
 
 
 def _family_rows() -> list[dict]:

@@ -122,15 +122,12 @@ class AlbertAdapter(BertAdapter):
     def _pooler_dense(self, pooler: nn.Module) -> nn.Linear:
         return pooler  # ALBERT's pooler is the Linear itself (tanh is pooler_activation)
 
-    def kept_layout(self, kept: list[int]) -> Layout:
+    def layer_count_fields(self, n: int) -> dict[str, int]:
         """``AlbertTransformer.forward`` applies ``albert_layer_groups[int(i / (L / G))]`` for
         i < L = ``num_hidden_layers``, G = ``num_hidden_groups``. Groups = [group applied by
-        each kept block] and L = G = n make the rule ``int(i / 1.0) = i``: exactly the kept
-        blocks, in order, for any G."""
-        modules = nn.ModuleList([self.block(i) for i in kept])
-        n = len(kept)
-        return (self.base.encoder, "albert_layer_groups", modules,
-                {"num_hidden_layers": n, "num_hidden_groups": n})
+        each kept block] (``kept_layout``) and L = G = n make the rule ``int(i / 1.0) = i``:
+        exactly the kept blocks, in order, for any G."""
+        return {"num_hidden_layers": n, "num_hidden_groups": n}
 
     def prefix_layout(self, k: int) -> Layout:
         """``num_hidden_layers = k`` over the groups that blocks 1..k use. With one group (every

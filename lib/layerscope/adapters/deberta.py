@@ -140,10 +140,6 @@ class DebertaAdapter(EncoderAdapter):
         pooler = getattr(self.model, "pooler", None)
         return hidden[:, 0] if pooler is None else pooler(hidden)
 
-    def sequence_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        return m.classifier(m.dropout(self.pool(hidden)))
-
     def first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
         act = self.model.pooler.config.pooler_hidden_act
         if act not in _FIRST_TOKEN_ACTIVATIONS:
@@ -182,5 +178,4 @@ class DebertaV2Adapter(DebertaAdapter):
         _, _, modules, fields = layout
         view = copy.copy(enc)  # shallow: parameters and buffers are the same tensors
         view._modules = dict(enc._modules, layer=modules, conv=None)
-        view.conv = None
         return self.base, "encoder", view, fields

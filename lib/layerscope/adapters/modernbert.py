@@ -146,7 +146,7 @@ class ModernBertAdapter(EncoderAdapter):
     # --- surgery ----------------------------------------------------------------------------
 
     def kept_layout(self, kept: list[int]) -> Layout:
-        owner, attr = self.block_list()
-        modules = nn.ModuleList([self.block(i) for i in kept])
-        return owner, attr, modules, {"num_hidden_layers": len(kept),
+        """Each kept block keeps its own attention type: ``layer_types`` follows the blocks."""
+        owner, attr, modules, fields = super().kept_layout(kept)
+        return owner, attr, modules, {**fields,
                                       "layer_types": [m.attention_type for m in modules]}

@@ -36,7 +36,6 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .base import EncoderAdapter
 from .bert import RobertaAdapter
 
 
@@ -47,9 +46,11 @@ class MPNetContext(NamedTuple):
     position_bias: torch.Tensor  # [B, heads, T, T], from encoder.relative_attention_bias
 
 
-class MPNetAdapter(EncoderAdapter):
+class MPNetAdapter(RobertaAdapter):
     """MPNet: ``mpnet.encoder.layer``; relative position bias once per batch; RoBERTa-style
     sequence head on ``<s>``."""
+    # pooling and heads are RoBERTa's, module for module (the pooler where the model has one,
+    # MPNetClassificationHead on <s>, multiple choice on the pooled state): inherited
 
     family = "MPNet"
 
@@ -70,14 +71,3 @@ class MPNetAdapter(EncoderAdapter):
     def run_block(self, i: int, hidden: torch.Tensor, ctx: MPNetContext) -> torch.Tensor:
         # MPNetEncoder.forward: layer_module(hidden_states, attention_mask, position_bias)
         return self.block(i)(hidden, ctx.mask, ctx.position_bias)[0]
-
-    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The base model's pooler (dense + tanh on ``<s>``) where it has one, else ``<s>``."""
-        pooler = getattr(self.base, "pooler", None)
-        return hidden[:, 0] if pooler is None else pooler(hidden)
-
-    # The heads are RoBERTa's, module for module (MPNetClassificationHead takes <s> itself;
-    # multiple choice: dropout + classifier on the pooled state, through this pool)
-    sequence_head = RobertaAdapter.sequence_head
-    choice_head = RobertaAdapter.choice_head
-    first_token_head = RobertaAdapter.first_token_head

@@ -80,9 +80,8 @@ class _Extractor:
     ``task``'s ``which`` split ("train" | "test", n examples) from the model in ``state``
     (the untuned model, or a fine-tuned run / its snapshot), [L+1, N, D]."""
 
-    def __init__(self, cfg: GeometryConfig, runs: dict, specs: dict[str, TaskSpec],
-                 verbose: bool):
-        self.cfg, self.runs, self.specs, self.verbose = cfg, runs, specs, verbose
+    def __init__(self, cfg: GeometryConfig, runs: dict, verbose: bool):
+        self.cfg, self.runs, self.verbose = cfg, runs, verbose
 
     def __call__(self, task: str, which: str, state: State, n: int | None = None):
         spec = self.cfg.activation_spec(task, which, n)
@@ -90,8 +89,7 @@ class _Extractor:
         model, tok = acts.encoder_and_tokenizer(source, step=state.step,
                                                 for_words=spec.pooling in ("word", "pair"),
                                                 device=self.cfg.resolved_device())
-        return acts.load_or_extract(spec, model, tok, progress=self.verbose,
-                                    task=self.specs[task])
+        return acts.load_or_extract(spec, model, tok, progress=self.verbose)  # spec.task_spec
 
 
 class _Geometry:
@@ -248,7 +246,7 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     pair = orig, ftd = states[0], states[-1]
     replicates = [State.ft(cfg.model, r.config.seed, replicate=True) for r in ft[1:]]
     specs = {t: cfg.spec_of(t) for t in (cfg.task, *cfg.other_tasks())}
-    extract = _Extractor(cfg, {r.config.seed: r for r in ft}, specs, verbose)
+    extract = _Extractor(cfg, {r.config.seed: r for r in ft}, verbose)
     geo = _Geometry(cfg)
 
     log("[geometry] representations: train and test points of the untuned and fine-tuned "

@@ -247,7 +247,6 @@ def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State
     "cross" (a cross model), and each drift snapshot under its State key; each set's states are
     [L+1, N, D] (the cross model: its own L' and D'). Cached extractions are loaded."""
     spec = cfg.activation_spec()
-    task = acts.spec_task(spec)  # resolved once, for every extraction below
     device = cfg.resolved_device()
     words = spec.pooling in ("word", "pair")
     sets: dict[str, acts.Activations] = {}
@@ -258,7 +257,7 @@ def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State
         log(f"[similarity] representations: {name} ({next(count)} of {n_sets})")
         model, tok = acts.encoder_and_tokenizer(source, step=step, for_words=words,
                                                 device=device)
-        return acts.load_or_extract(spec, model, tok, progress=verbose, task=task)
+        return acts.load_or_extract(spec, model, tok, progress=verbose)  # spec.task_spec
 
     sets["orig"] = extract("orig", cfg.model)
     sets["ft"] = extract("ft", ft[0])

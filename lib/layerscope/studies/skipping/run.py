@@ -128,11 +128,11 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
     t0, times = time.time(), {}
     log = progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task_spec, "skipping")
+    task = cfg.task_spec  # a sequence task: SkippingConfig.check
     adapters.require_surgery(models.load_config(cfg.model), "the skipping study")  # before
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]  # training
     times["finetune"] = time.time() - t0
-    _, labels, rows = acts.task_inputs(cfg.spec(), task)
+    _, labels, rows = acts.task_inputs(cfg.spec())
     t1 = time.time()
     spans, span_logits, full, parity, n_layers = _seed_logits(cfg, task, ft, rows, log)
     times["spans"] = time.time() - t1

@@ -208,15 +208,14 @@ class _Lines:
     blocks: object = None
 
 
-def _untuned_features(cfg: TruncationConfig, task, specs: tuple, verbose: bool
+def _untuned_features(cfg: TruncationConfig, specs: tuple, verbose: bool
                       ) -> tuple[acts.Activations, acts.Activations]:
     """The untuned encoder's first-token features (cached when there) for ``specs`` (validation,
     train): validation [L+1, n, D] and train [L+1, n_train, D]."""
     val_spec, train_spec = specs
     orig_model, orig_tok = acts.encoder_and_tokenizer(cfg.model, device=cfg.resolved_device())
-    orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose, task=task)
-    orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose,
-                                      task=task)
+    orig_val = acts.load_or_extract(val_spec, orig_model, orig_tok, progress=verbose)
+    orig_train = acts.load_or_extract(train_spec, orig_model, orig_tok, progress=verbose)
     return orig_val, orig_train
 
 
@@ -249,8 +248,8 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     out.parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
     clock.lap("untuned")
     progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
-    ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose, task=task)
-    ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose, task=task)
+    ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
+    ft_train = acts.load_or_extract(train_spec, model, tok, progress=verbose)
     out.keys.update({f"ft{s}_val": ft_val.key, f"ft{s}_train": ft_train.key})
     if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
         raise RuntimeError("validation rows of the features and of the predictions differ "
@@ -344,7 +343,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
     t0 = time.time()
     clock, log = _Clock(t0), progress.logger(verbose)
-    task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
+    task = cfg.task_spec  # a sequence task: TruncationConfig.check
     family = adapters.require_surgery(models.load_config(cfg.model),
                                       "the truncation study")  # before any fine-tuning
     # TUNED/TUNEDORIG retrain the head as act(x W1 + b1) W2 + b2 on the first token; a family
@@ -357,7 +356,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     clock.lap("finetune")
     log("[truncation] untuned encoder features")
-    orig = _untuned_features(cfg, task, specs, verbose)
+    orig = _untuned_features(cfg, specs, verbose)
     rows, labels = orig[0].ids[:, 0].copy(), np.asarray(orig[0].labels)
     out = _empty_lines(len(ft), orig, task)
     clock.lap("features")

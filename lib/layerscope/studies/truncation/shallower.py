@@ -34,7 +34,7 @@ def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
     model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
     surgery.check_depth(k, L, "truncate_at")
     path = surgery.save_truncated(model, k, directory, tokenizer=tok)
-    task = evaluation.check_sequence_task(cfg.task_spec, "truncation")
+    task = cfg.task_spec  # a sequence task: TruncationConfig.check
     small = models.task_model_class(task).from_pretrained(str(path)).eval().to(model.device)
     es = evaluation.eval_set(cfg.task_spec, cfg.split, result.rows, tok, cfg.resolved_max_length())
     got = evaluation.full_logits(small, es)
