@@ -62,11 +62,6 @@ def figure_json(path: Path) -> str | None:
     return f'{{"data":{args[1]},"layout":{args[2]}}}'
 
 
-def study_files(run: runner.Run) -> list[results.SavedFile]:
-    """The results the run saved (``<study>.json``), each read by its study's class with what
-    is wrong in it (``studies.results.read_folder``: a damaged file is one of them)."""
-    return runner.saved_results(run.run_dir)
-
 
 def figure_files(run: runner.Run, studies: list[results.SavedFile]) -> list[Path]:
     """HTML figures of the run: each study's main figure first, then the others by name."""
@@ -149,7 +144,7 @@ def write_gallery(sweep_dir: str | Path) -> Path:
     plan = table.load_plan(sweep_dir)
     runs = table.plan_runs(sweep_dir)
     rows = [table.row_of(r, runner.read_outcome(r)) for r in runs]
-    saved = [study_files(r) if row["status"] == runner.OK else []
+    saved = [runner.saved_results(r.run_dir) if row["status"] == runner.OK else []
              for r, row in zip(runs, rows, strict=True)]
     for i, studies in enumerate(saved):
         damage = [s.damage() for s in studies if not s.ok]

@@ -167,7 +167,7 @@ def unreadable_results(run: Run) -> list[str]:
     reads but fails its ``check()`` is not listed: running it again would give the same."""
     if not run.run_dir.is_dir():
         return []
-    return [f.damage() for f in saved_results(run.run_dir) if f.result is None]
+    return [f.damage() for f in saved_results(run.run_dir, checked=False) if f.result is None]
 
 
 def clear(run: Run) -> None:
@@ -181,12 +181,13 @@ def clear(run: Run) -> None:
         shutil.rmtree(run.run_dir)
 
 
-def saved_results(folder: Path) -> list:
+def saved_results(folder: Path, *, checked: bool = True) -> list:
     """Every result ``StudyResult.save`` wrote in ``folder``, read by its study's class
-    (``studies.results.read_folder``: each with its problems; damaged files included)."""
+    (``studies.results.read_folder``: each with its problems unless not ``checked``; damaged
+    files included)."""
     from ..studies import results  # light; a study's classes only when its file is read
 
-    return results.read_folder(folder)
+    return results.read_folder(folder, checked=checked)
 
 
 def collect_records(folder: Path) -> tuple[list[dict], list[str]]:

@@ -138,6 +138,19 @@ def verdict_lines(title: str, findings: dict) -> str:
     return "\n".join(lines)
 
 
+def verdicts_of(findings: dict) -> dict[str, str | None]:
+    """Claim id -> its verdict (None for an entry that is no finding)."""
+    return {cid: f.get("verdict") if isinstance(f, dict) else None
+            for cid, f in findings.items()}
+
+
+def verdict_mismatches(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
+    """(claim id, a's verdict, b's verdict) where two claim id -> verdict maps disagree, by
+    claim id (a claim one side lacks counts as None there)."""
+    return [(cid, a.get(cid), b.get(cid)) for cid in sorted(set(a) | set(b))
+            if a.get(cid) != b.get(cid)]
+
+
 def verdict_summary(findings: dict) -> str:
     """One line: the claim ids grouped by verdict, e.g. "SUPPORTED: a, b · INCONCLUSIVE: c"
     (what a widget shows above the figure; ``verdict_lines`` has the numbers)."""
@@ -476,12 +489,9 @@ class StudyResult(ABC):
                for k, v in record.items()
                if v is not None and not isinstance(v, (str, int, float, bool))]
         columns = {k[len("verdict."):]: v for k, v in record.items() if k.startswith("verdict.")}
-        for cid in sorted(set(columns) | set(found)):
-            want = found.get(cid, {}).get("verdict") if isinstance(found.get(cid), dict) else None
-            if columns.get(cid) != want:
-                out.append(f"record column verdict.{cid} is {columns.get(cid)!r} but the "
-                           f"finding's verdict is {want!r}")
-        return out
+        return out + [f"record column verdict.{cid} is {column!r} but the finding's verdict is "
+                      f"{want!r}" for cid, column, want in verdict_mismatches(
+                          columns, verdicts_of(found))]
 
     def extra_figures(self) -> dict:
         """{file stem: (plotly figure, png writer or None)} saved beside the main figure."""

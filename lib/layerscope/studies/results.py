@@ -233,7 +233,9 @@ def read_file(path: str | Path) -> SavedFile:
     return _checked(saved)
 
 
-def _checked(saved: Saved) -> SavedFile:
+def _checked(saved: Saved, checked: bool = True) -> SavedFile:
+    """``saved`` read by its class; with ``checked``, what ``check()`` and the saved verdicts
+    say is wrong with it (without: only whether it reads)."""
     p = saved.path
     try:
         result = read_saved(saved)
@@ -242,6 +244,8 @@ def _checked(saved: Saved) -> SavedFile:
     except Exception as e:  # damage the reader's own checks did not foresee
         return SavedFile(p, str(saved.data["study"]), None,
                          (f"cannot be read: {type(e).__name__}: {e}",))
+    if not checked:
+        return SavedFile(p, result.study, result)
     problems = list(result.check())
     if not problems:
         problems += saved_verdict_problems(saved.get("findings"), result.findings())
@@ -252,19 +256,18 @@ def saved_verdict_problems(saved, found: dict) -> list[str]:
     """Where the file's saved findings disagree with the findings its result gives."""
     if not isinstance(saved, dict):
         return ["no saved findings (the 'findings' key)"]
-    out = []
-    for cid in sorted(set(saved) | set(found)):
-        a = saved.get(cid, {}).get("verdict") if isinstance(saved.get(cid), dict) else None
-        b = found.get(cid, {}).get("verdict")
-        if a != b:
-            out.append(f"saved verdict of {cid!r} is {a!r} but the result gives {b!r}")
-    return out
+    from .base import verdict_mismatches, verdicts_of  # base is the heavier module
+
+    return [f"saved verdict of {cid!r} is {a!r} but the result gives {b!r}"
+            for cid, a, b in verdict_mismatches(verdicts_of(saved), verdicts_of(found))]
 
 
-def read_folder(folder: str | Path) -> list[SavedFile]:
+def read_folder(folder: str | Path, *, checked: bool = True) -> list[SavedFile]:
     """Every saved result in a run folder (its ``*.json``), in name order. A JSON file that
     parses but is no saved result (no "study") is not one of them; one that does not parse
-    is, as damaged (save() writes only results there, so it is one cut short)."""
+    is, as damaged (save() writes only results there, so it is one cut short). ``checked``
+    False: only whether each reads (no ``check()``, findings or verdicts: a runner asking
+    whether a run is finished)."""
     folder = Path(folder)
     out = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -274,7 +277,7 @@ def read_folder(folder: str | Path) -> list[SavedFile]:
             out.append(read_file(p))  # says what is wrong
             continue
         if isinstance(data, dict) and "study" in data:
-            out.append(_checked(Saved(p, data)))
+            out.append(_checked(Saved(p, data), checked))
     return out
 
 
