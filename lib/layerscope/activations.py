@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from . import cache, devices, models
 from .errors import CacheError, ConfigError
 from .progress import counted
-from .tasks import ResolvedTask, TaskSpec, data_identity, load_split
+from .tasks import ResolvedTask, TaskSpec, data_identity, key_name, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -407,9 +407,11 @@ def activation_key(spec: ActivationSpec, weights: str, tokenizer: str,
                    task: TaskSpec | None = None) -> str:
     """Cache key of ``spec`` extracted with the given weights and tokenizer fingerprints
     (``task``: ``spec``'s resolved task, if the caller has it)."""
+    task = spec_task(spec, task)
+    fields = {**dataclasses.asdict(spec), "task": key_name(task)}  # a file task: by content
     return cache.content_key({  # the same data identity fine-tuning keys on
-        "spec": dataclasses.asdict(spec), "weights": weights, "tokenizer": tokenizer,
-        "data": data_identity(spec_task(spec, task)), "code": ACTIVATIONS_VERSION,
+        "spec": fields, "weights": weights, "tokenizer": tokenizer,
+        "data": data_identity(task), "code": ACTIVATIONS_VERSION,
     })
 
 

@@ -303,6 +303,17 @@ def offline_source(spec: TaskSpec) -> str:
     return spec.corpus
 
 
+REGISTRY_SOURCES = ("hub", "offline", "fixture")
+
+
+def key_name(task: TaskSpec) -> str:
+    """What cache keys hold in place of the task's name: the name of a registry task (so keys
+    made before user tasks existed stay valid), the bare source kind for a user task (file,
+    saved dataset, task card), whose ``data_identity`` — content digest plus column mapping —
+    identifies it: the same rows under another file name are the same entry."""
+    return task.name if task.source in REGISTRY_SOURCES else task.source
+
+
 def data_identity(task: TaskSpec) -> dict:
     """What identifies a task's data in cache keys: pinned split digests, or the hub source.
 

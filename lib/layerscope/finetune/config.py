@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import cache, devices, models
 from ..errors import ConfigError
-from ..tasks import ResolvedTask, TaskSpec, data_identity
+from ..tasks import ResolvedTask, TaskSpec, data_identity, key_name
 
 FINETUNE_VERSION = 1  # bump when training semantics change: old cache entries stop matching
 CHECKPOINT_VERSION = 1  # bump when how a checkpoint is evaluated changes
@@ -150,6 +150,7 @@ def cache_key(cfg: FinetuneConfig) -> str:
         return checkpoint_key(cfg, models.local_folder(cfg.checkpoint))
     config = {k: v for k, v in dataclasses.asdict(cfg).items()
               if k not in ("save_steps", "precision", "checkpoint", "device")}
+    config["task"] = key_name(cfg.task_spec)  # a file task: by its content (data_identity)
     return cache.content_key({
         "config": config, "hyperparameters": cfg.hyperparameters(),
         "model": models.model_identity(cfg.model), "data": data_identity(cfg.task_spec),
@@ -163,7 +164,7 @@ def checkpoint_key(cfg: FinetuneConfig, folder: Path) -> str:
     nor any training setting: the same files on the same task are the same entry."""
     hp = cfg.hyperparameters()
     return cache.content_key({
-        "checkpoint": models.model_identity(str(folder)), "task": cfg.task,
+        "checkpoint": models.model_identity(str(folder)), "task": key_name(cfg.task_spec),
         "data": data_identity(cfg.task_spec),
         "evaluation": {k: hp[k] for k in ("max_length", "max_eval_examples",
                                           "max_train_examples")},
