@@ -26,7 +26,10 @@ _WRAP = widgets.Layout(display="flex", flex_flow="row wrap", align_items="center
 
 
 def task_control(value: str) -> widgets.Dropdown:
-    return widgets.Dropdown(options=tasks.TASK_NAMES, value=value, description="task")
+    """The registry's tasks, and ``value`` itself when it is not one of them (the user's own
+    data: a file, a task card), so a notebook on a user task opens its explorer on it."""
+    options = tasks.TASK_NAMES if value in tasks.TASK_NAMES else (value, *tasks.TASK_NAMES)
+    return widgets.Dropdown(options=options, value=value, description="task")
 
 
 def model_control(value: str) -> widgets.Combobox:

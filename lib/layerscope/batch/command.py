@@ -67,7 +67,7 @@ def cmd_sweep(args) -> int:
     from . import grid as grids
 
     grid = grids.load_grid(args.grid, notebooks_dir=args.notebooks).only(args.only)
-    grid = grid.with_params({"device": args.device} if args.device else {})
+    grid = grid.with_params(overrides(args))
     if args.dry_run:
         return print_dry_run(grid, args.out)
     from .sweep import run_sweep
@@ -119,6 +119,29 @@ def cmd_main(args) -> int:
 
     return run_main_job(args.grid, out=args.out, workers=args.workers, only=args.only,
                         device=args.device)
+
+
+def overrides(args) -> dict:
+    """The parameters the command line sets in every notebook of a grid: ``--device``,
+    ``--task`` (a path relative to the current folder made absolute, as the kernels run
+    elsewhere)."""
+    from .grid import local_task
+
+    out = {}
+    if getattr(args, "device", None):
+        out["device"] = args.device
+    if getattr(args, "task", None):
+        out["task"] = local_task(args.task, Path.cwd())
+    return out
+
+
+def add_task_argument(p) -> None:
+    """``--task`` of a sweep: one task for every notebook of the grid."""
+    p.add_argument("--task", default=None, metavar="TASK",
+                   help="run every notebook of the grid on this task instead of the grid's: a "
+                        "task name (`layerscope tasks`), the path of your data (CSV, TSV, "
+                        "JSONL, Parquet, CoNLL-U, STREUSLE .conllulex, a save_to_disk folder) "
+                        "or of a task card (.yaml)")
 
 
 def add_device_argument(p, *, for_grid: bool = False) -> None:
@@ -194,6 +217,7 @@ def add_parsers(sub) -> None:
                    help="run only these notebooks of the grid")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per run")
     add_device_argument(s, for_grid=True)
+    add_task_argument(s)
     _dry_run_option(s)
     s.add_argument("--no-gallery", action="store_true", help="write the table only")
     s.set_defaults(func=cmd_sweep)

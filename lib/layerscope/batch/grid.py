@@ -206,6 +206,32 @@ def check_folder_name(name: str, what: str, source: Path) -> str:
     return name
 
 
+# parameters that name tasks: a value that is a path (a data file, a saved dataset folder or a
+# task card) is read relative to the grid file, like notebooks_dir and path
+TASK_PARAMS = ("task", "cross_task", "out_of_domain")
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".conllu", ".conllulex",
+                 ".yaml", ".yml")
+
+
+def local_task(value: Any, base: Path) -> Any:
+    """``value`` with a relative path of a task's data (it has a ``/`` or a data file's
+    suffix, and exists relative to ``base``) made absolute; registry names, hub ids and
+    anything else as they are. Lists: each item."""
+    if isinstance(value, list):
+        return [local_task(v, base) for v in value]
+    if not isinstance(value, str) or Path(value).is_absolute():
+        return value
+    looks_like_path = "/" in value or value.lower().endswith(DATA_SUFFIXES)
+    if looks_like_path and (base / value).exists():
+        return str((base / value).resolve())
+    return value
+
+
+def _local_tasks(values: dict[str, Any], base: Path, *, axes: bool = False) -> dict[str, Any]:
+    return {k: ([local_task(v, base) for v in vs] if axes else local_task(vs, base))
+            if k in TASK_PARAMS else vs for k, vs in values.items()}
+
+
 def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = None) -> Grid:
     """A ``Grid`` from the loaded YAML ``data`` of file ``source`` (structure checks only)."""
     if not isinstance(data, dict):
@@ -246,7 +272,10 @@ def parse_grid(data: dict, source: Path, *, notebooks_dir: str | Path | None = N
         params = {k: v for k, v in {**common, **_mapping(spec.get("params"),
                                                          f"notebooks.{name}.params")}.items()
                   if k not in axes}
-        notebooks.append(NotebookGrid(str(name), path, params, axes, runs))
+        base = source.parent
+        notebooks.append(NotebookGrid(str(name), path, _local_tasks(params, base),
+                                      _local_tasks(axes, base, axes=True),
+                                      tuple(_local_tasks(r, base) for r in runs)))
     name = check_folder_name(str(data.get("name") or source.stem), "name", source)
     return Grid(name, str(data.get("description") or ""), str(source), tuple(notebooks))
 
