@@ -9,7 +9,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
-from .tasks import TaskSpec
+from .tasks import TOKEN_KINDS, TaskSpec
 
 
 def predictions_from_logits(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def majority_prediction(task: TaskSpec, train_labels):
     """The baseline's one prediction: the most frequent training label (regression: the mean
     training target, the "mean predictor"; its correlation metrics are undefined)."""
     train = np.asarray(train_labels).reshape(-1)
-    if task.kind == "tagging":
+    if task.kind in TOKEN_KINDS:  # -100 (ignored token) and -1 (no target word) are no label
         train = train[train >= 0]
     if task.kind == "regression":
         return float(train.mean())
@@ -69,7 +69,7 @@ def majority_prediction(task: TaskSpec, train_labels):
 def majority_baseline(task: TaskSpec, train_labels, eval_labels) -> dict[str, float]:
     """Metrics of always predicting the most frequent training label (regression: the mean)."""
     evals = np.asarray(eval_labels).reshape(-1)
-    if task.kind == "tagging":
+    if task.kind in TOKEN_KINDS:
         evals = evals[evals >= 0]
     pred = np.full(evals.shape, majority_prediction(task, train_labels))
     if task.kind == "regression":

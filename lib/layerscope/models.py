@@ -290,13 +290,28 @@ _TASK_MODEL_CLASSES = {
 
 
 def task_model_class(task: TaskSpec):
-    """The AutoModelFor... class for ``task``'s kind (head shape and loss)."""
+    """The class of ``task``'s model (head shape and loss): an ``AutoModelFor...`` class, or
+    for a token_pair task ``finetune.pair_model.TokenPairClassifier`` (transformers has no
+    pair head); each has ``from_pretrained(folder, output_loading_info=...)``."""
+    if task.kind == "token_pair":
+        from .finetune.pair_model import TokenPairClassifier  # imported late: finetune imports us
+
+        return TokenPairClassifier
     return _TASK_MODEL_CLASSES[task.kind]
 
 
 def load_for_task(name: str, task: TaskSpec, *,
                   revision: str | None = None) -> tr.PreTrainedModel:
-    """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if any)."""
+    """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if any).
+    A token_pair task gets a ``TokenPairClassifier`` on the encoder (a fresh head: Zhou &
+    Srikumar 2022's linear layer on the two words' concatenated states)."""
+    if task.kind == "token_pair":
+        from .finetune.pair_model import TokenPairClassifier
+
+        encoder = _from_pretrained(tr.AutoModel, name, revision, num_labels=task.num_labels,
+                                   id2label=dict(enumerate(task.label_names)),
+                                   label2id={n: i for i, n in enumerate(task.label_names)})
+        return TokenPairClassifier(encoder.config, encoder)
     kwargs: dict = {}
     if task.kind != "multiple_choice":
         kwargs["num_labels"] = task.num_labels

@@ -19,7 +19,7 @@ import transformers as tr
 from .. import cache, metrics, models
 from ..encoding import collator_for
 from ..errors import ConfigError, MissingHeadError
-from ..tasks import TaskSpec
+from ..tasks import TOKEN_KINDS, TaskSpec
 from .config import FinetuneConfig, checkpoint_key
 from .data import eval_dataset, label_array, predict_metrics, train_dataset
 from .record import FinetuneResult, versions
@@ -95,7 +95,7 @@ def _evaluate(cfg: FinetuneConfig, folder: Path, task: TaskSpec, key: str, *,
                           f"AutoTokenizer.from_pretrained({cfg.model!r}).save_pretrained(folder)")
     t0, hp = time.time(), cfg.hyperparameters()
     model = _checkpoint_model(cfg, folder, task)
-    tokenizer = models.load_tokenizer(str(folder), for_words=task.kind == "tagging")
+    tokenizer = models.load_tokenizer(str(folder), for_words=task.kind in TOKEN_KINDS)
     if verbose:
         print(f"[finetune] evaluating checkpoint {cfg.checkpoint} on {cfg.task} (no training)")
     train_ds = train_dataset(cfg, task, tokenizer)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..encoding import encode_split
-from ..tasks import TaskSpec, load_split
+from ..tasks import TOKEN_KINDS, TaskSpec, load_split
 from .config import FinetuneConfig
 
 
@@ -32,17 +32,19 @@ def eval_dataset(cfg: FinetuneConfig, task: TaskSpec, tokenizer):
 
 
 def predict_metrics(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> dict:
-    """The task's metrics of the Trainer's logits (tagging: labelled sub-words only)."""
+    """The task's metrics of the Trainer's logits (tagging: labelled sub-words only;
+    token_pair: labelled pairs only, logits [N, P, C] against labels [N, P], -100 = padding)."""
     preds = metrics.predictions_from_logits(task, logits)
-    if task.kind == "tagging":
+    if task.kind in TOKEN_KINDS:
         keep = labels != -100
         return metrics.compute(task, preds[keep], labels[keep])
     return metrics.compute(task, preds, labels)
 
 
 def label_array(ds) -> np.ndarray:
-    """An encoded split's labels as one array (tagging: every token's, -100 included)."""
+    """An encoded split's labels as one array (tagging: every token's, -100 included;
+    token_pair: every pair's)."""
     labels = ds["labels"]
     if isinstance(labels[0], list):
-        return np.concatenate([np.asarray(x) for x in labels])
+        return np.concatenate([np.asarray(x, dtype=np.int64) for x in labels])
     return np.asarray(labels)

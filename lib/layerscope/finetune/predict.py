@@ -11,7 +11,7 @@ import transformers as tr
 
 from .. import cache, metrics
 from ..encoding import collator_for, encode_split, subset
-from ..tasks import load_split
+from ..tasks import TOKEN_KINDS, load_split
 from .record import FinetuneResult, load_finetuned
 
 PREDICTIONS_VERSION = 1
@@ -20,7 +20,9 @@ FILES = ("predictions.npy", "labels.npy", "logits.npy")
 
 @dataclass(frozen=True)
 class Predictions:
-    """Per-example outputs of a fine-tuned model on one split (tagging: one row per word).
+    """Per-example outputs of a fine-tuned model on one split (tagging: one row per labelled
+    word; token_pair: one row per (head, dependent) pair kept after ``max_length``, in split
+    order, each sentence's pairs in their order).
 
     predictions: [n] class ids (regression: scores); labels: [n]; logits: [n, C] (regression:
     [n, 1]); baseline: the majority-class (regression: mean) prediction of the training labels.
@@ -67,14 +69,15 @@ def _predict(result: FinetuneResult, split: str) -> Predictions:
         out = tr.Trainer(model=load_finetuned(result), args=args,
                          data_collator=collator_for(task, tokenizer)).predict(ds)
     logits, labels = np.asarray(out.predictions), np.asarray(out.label_ids)
-    if task.kind == "tagging":  # one row per labelled word (first sub-word)
+    if task.kind in TOKEN_KINDS:  # one row per labelled word (first sub-word) or pair
         keep = labels != -100
         logits, labels = logits[keep], labels[keep]
     logits = logits.reshape(len(labels), -1)
     preds = metrics.predictions_from_logits(task, logits)
     train_rows = subset(load_split(task, "train"), hp["max_train_examples"], seed=0)
-    train_labels = (np.concatenate([np.asarray(t) for t in train_rows["tags"]])
-                    if task.kind == "tagging" else np.asarray(train_rows["label"]))
+    column = {"tagging": "tags", "token_pair": "pair_labels"}.get(task.kind, "label")
+    train_labels = (np.concatenate([np.asarray(t, dtype=np.int64) for t in train_rows[column]])
+                    if task.kind in TOKEN_KINDS else np.asarray(train_rows[column]))
     baseline = metrics.majority_prediction(task, train_labels)
     baseline = float(baseline) if task.kind == "regression" else int(baseline)
     return Predictions(preds, labels, logits, baseline)

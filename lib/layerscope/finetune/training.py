@@ -25,6 +25,7 @@ from safetensors.numpy import load_file
 from .. import cache, devices, metrics, models, progress, surgery
 from ..adapters import EncoderAdapter
 from ..encoding import collator_for
+from ..tasks import TOKEN_KINDS
 from .checkpoint import load_checkpoint, resumable_checkpoint
 from .config import FinetuneConfig, cache_key
 from .data import eval_dataset, label_array, predict_metrics, train_dataset
@@ -214,7 +215,7 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     hp = cfg.hyperparameters()
     t0 = time.time()
     tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
-    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind == "tagging")
+    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind in TOKEN_KINDS)
     model = models.load_for_task(cfg.model, task)
     _apply_ablations(model, cfg)
     train_ds = train_dataset(cfg, task, tokenizer)
@@ -269,7 +270,10 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     out_metrics = {k[5:]: v for k, v in final.items() if k[5:] in task.metrics}
     baseline = metrics.majority_baseline(task, label_array(train_ds), label_array(eval_ds))
     with cache.atomic_dir(folder / "model", replace=True) as tmp_model:
-        trainer.save_model(str(tmp_model))
+        if isinstance(trainer.model, tr.PreTrainedModel):
+            trainer.save_model(str(tmp_model))
+        else:  # TokenPairClassifier: the Trainer would save its weights without a config
+            trainer.model.save_pretrained(str(tmp_model))
         tokenizer.save_pretrained(str(tmp_model))
         digests = cache.folder_digests(tmp_model, prefix="model/")  # as written, privately
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # resume state is no longer needed
