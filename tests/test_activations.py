@@ -175,8 +175,10 @@ CHANGES = {"task": "tiny-pos", "split": "test", "n_examples": 17, "pooling": "me
 
 
 def test_every_key_field_changes_the_key(monkeypatch):
-    """Spec fields, weights, tokenizer and code version all enter the cache key."""
-    assert set(CHANGES) == {f.name for f in dataclasses.fields(acts.ActivationSpec)}
+    """Spec fields, weights, tokenizer and code version all enter the cache key
+    (``word_vector``, which only word and pair poolings read: test_word_vector_key)."""
+    assert set(CHANGES) | {"word_vector"} == {f.name for f in
+                                              dataclasses.fields(acts.ActivationSpec)}
     base = acts.activation_key(SPEC, "w", "t")
     assert acts.activation_key(SPEC, "w", "t") == base
     keys = {acts.activation_key(dataclasses.replace(SPEC, **{k: v}), "w", "t")
@@ -185,6 +187,24 @@ def test_every_key_field_changes_the_key(monkeypatch):
     monkeypatch.setattr(acts, "ACTIVATIONS_VERSION", acts.ACTIVATIONS_VERSION + 1)
     keys.add(acts.activation_key(SPEC, "w", "t"))
     assert base not in keys and len(keys) == len(CHANGES) + 3
+
+
+# Keys computed before ``word_vector`` existed (commit 9c80449): its default leaves them as
+# they were, so caches made then are still found.
+PINNED_KEYS = {("tiny-sentiment", "cls"): "a187eda12a133074be48",
+               ("tiny-pos", "word"): "4511e52c163564999343"}
+
+
+def test_word_vector_key():
+    """word_vector="mean" (the default) and any word_vector on a sentence pooling leave the
+    key as it was before the field existed; "first" on word pooling makes a new key."""
+    word = acts.ActivationSpec("tiny-pos", n_examples=16, max_length=32, pooling="word")
+    assert acts.activation_key(SPEC, "w", "t") == PINNED_KEYS[("tiny-sentiment", "cls")]
+    assert acts.activation_key(word, "w", "t") == PINNED_KEYS[("tiny-pos", "word")]
+    assert acts.activation_key(dataclasses.replace(SPEC, word_vector="first"), "w", "t") == \
+        PINNED_KEYS[("tiny-sentiment", "cls")]
+    first = dataclasses.replace(word, word_vector="first")
+    assert acts.activation_key(first, "w", "t") not in PINNED_KEYS.values()
 
 
 def test_a_resolved_task_is_the_named_one():
@@ -229,6 +249,10 @@ def test_bfloat16_is_close_and_stored_as_float32(bert):
     ({"task": "tiny-sentiment", "dtype": "float16"}, "unknown dtype 'float16'"),
     ({"task": "tiny-sentiment", "split": "dev"}, "no split 'dev'"),
     ({"task": "tiny-pos", "pooling": "pair", "pair_offset": 0}, "pair_offset=0"),
+    ({"task": "tiny-pos", "pooling": "word", "word_vector": "last"},
+     "unknown word_vector 'last'"),
+    ({"task": "tiny-dep", "pooling": "word"}, "pooling 'word' needs per-word labels.*'pair'"),
+    ({"task": "tiny-dep", "pooling": "pair", "pair_offset": 2}, "pair_offset=2: a token_pair"),
 ])
 def test_bad_specs_raise_clear_errors(kwargs, match):
     """Each bad value is named in the error, with the valid choices."""

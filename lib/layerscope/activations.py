@@ -10,11 +10,26 @@ Poolings (what one row of a layer's [n, d] matrix is):
   compare. At layer 0 it is the same for every sentence in BERT-style models (token embedding +
   position 0 + segment 0), so similarity measures with it are undefined (see ``cka``).
 * ``mean``: the attention-masked mean over all tokens, special tokens included.
-* ``word`` (token tasks): the mean of each word's sub-words (Zhou & Srikumar 2022, §3); one row
-  per word; words cut by ``max_length`` are dropped (listed in ``ids``).
-* ``pair`` (token tasks): the concatenation [word_i ; word_{i+k}] of two complete words of one
-  sentence with ``k = pair_offset`` (default 1: adjacent words), the "pair tasks concatenate two
-  token vectors" representation of Zhou & Srikumar (2022); label = tag_i * n_tags + tag_{i+k}.
+* ``word`` (tagging tasks): one row per word, the word's vector (below); words cut by
+  ``max_length`` are dropped (listed in ``ids``), and so are words tagged -1 ("not a target
+  word": STREUSLE's PS-role/PS-fxn label single-token prepositions only). A token_pair task
+  has no per-word labels: ``word`` pooling on one is refused (use ``pair``).
+* ``pair`` on a token_pair task (Zhou & Srikumar 2022's DEP): one row per (head, dependent)
+  pair of the sentence whose two words are complete after ``max_length``, the concatenation
+  [v_head ; v_dep] (§3.2: "We concatenate their contextualized representations"); label =
+  the pair's relation; ids = (row, pair index in the row's ``pairs``).
+* ``pair`` on a tagging task: the concatenation [word_i ; word_{i+k}] of two complete words of
+  one sentence with ``k = pair_offset`` (default 1: adjacent words), neither tagged -1;
+  label = tag_i * n_tags + tag_{i+k}; ids = (row, i).
+
+A word's vector (``word_vector``, used by ``word`` and ``pair``): "mean" of its sub-words (Zhou
+& Srikumar 2022, §3; the default) or its "first" sub-word (the usual fine-tuning choice, as
+``finetune.pair_model`` reads a pair).
+
+Truncation is never silent: every extraction counts the examples whose tokens were cut by
+``max_length`` and the words and pairs dropped with them, prints one line saying how many and
+the fix (raise max_length), and keeps the counts in ``Activations.meta["truncation"]`` (and
+the cache entry's meta).
 
 What is encoded per task kind: ``text`` (classification, regression), ``text`` + ``text_pair``
 as one segment pair (pair tasks), the pre-split ``tokens`` (tagging), and for multiple choice
@@ -35,6 +50,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -46,9 +62,10 @@ from tqdm.auto import tqdm
 from . import cache, devices, models
 from .errors import CacheError, ConfigError
 from .progress import counted
-from .tasks import ResolvedTask, TaskSpec, data_identity, key_name, load_split
+from .tasks import TOKEN_KINDS, ResolvedTask, TaskSpec, data_identity, key_name, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
+WORD_VECTORS: tuple[str, ...] = ("mean", "first")  # a word's vector: sub-words' mean, or the first
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 ACTIVATIONS_VERSION = 1  # bump when extraction semantics change: old cache entries stop matching
 _FILES = ("states.npy", "labels.npy", "ids.npy")
@@ -67,7 +84,12 @@ class ActivationSpec(ResolvedTask):
         dtype: compute dtype, one of ``DTYPES`` (``devices.autocast``); stored as float32.
         max_length: tokens per example after truncation, special tokens included.
         seed: seed of the example subset.
-        pair_offset: ``pair`` pooling pairs word i with word i + pair_offset.
+        pair_offset: ``pair`` pooling of a tagging task pairs word i with word i + pair_offset
+            (a token_pair task's pairs are its own: leave it at 1).
+        word_vector: a word's vector for ``word``/``pair`` pooling, one of ``WORD_VECTORS``:
+            "mean" of its sub-words (Zhou & Srikumar 2022 §3) or its "first" sub-word. Left
+            out of the cache key at "mean" and for sentence poolings (keys made before it
+            existed still hold).
     """
 
     task: str | TaskSpec
@@ -78,6 +100,7 @@ class ActivationSpec(ResolvedTask):
     max_length: int = 128
     seed: int = 0
     pair_offset: int = 1
+    word_vector: str = "mean"
 
     def __post_init__(self):
         spec = self._resolve_task()
@@ -86,10 +109,22 @@ class ActivationSpec(ResolvedTask):
                              f"use one of {list(spec.splits)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {POOLINGS}")
-        if self.pooling in ("word", "pair") and spec.kind != "tagging":
+        if self.pooling in ("word", "pair") and spec.kind not in TOKEN_KINDS:
             raise ValueError(f"pooling {self.pooling!r} needs a token task (kind 'tagging', e.g. "
-                             f"brown-pos or tiny-pos); task {self.task!r} is {spec.kind!r}: use "
-                             f"pooling 'cls' or 'mean'")
+                             f"brown-pos or tiny-pos, or 'token_pair' for 'pair', e.g. "
+                             f"tiny-dep); task {self.task!r} is {spec.kind!r}: use pooling "
+                             f"'cls' or 'mean'")
+        if self.pooling == "word" and spec.kind == "token_pair":
+            raise ValueError(f"pooling 'word' needs per-word labels; task {self.task!r} is "
+                             f"token_pair (labels on (head, dependent) pairs): use pooling "
+                             f"'pair' (the two words' vectors concatenated)")
+        if spec.kind == "token_pair" and self.pair_offset != 1:
+            raise ValueError(f"pair_offset={self.pair_offset!r}: a token_pair task's pairs are "
+                             f"its own (head, dependent) pairs, not words k apart; leave "
+                             f"pair_offset at 1")
+        if self.word_vector not in WORD_VECTORS:
+            raise ValueError(f"unknown word_vector {self.word_vector!r}; use one of "
+                             f"{WORD_VECTORS}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; use one of {DTYPES}")
         if self.n_examples is not None and (not isinstance(self.n_examples, int)
@@ -111,10 +146,13 @@ class Activations:
         states: [L+1, n, d] float32 (memory-mapped, read-only, when loaded from the cache).
         labels: [n] task labels (int64; float32 for regression; -1 when the task has none
             at this granularity, e.g. a sentence pooling of a tagging task).
-        ids: [n, 2] int64: (row index in the split, word index; -1 for sentence poolings).
+        ids: [n, 2] int64: (row index in the split, word index; the pair index in the row's
+            ``pairs`` for ``pair`` pooling of a token_pair task; -1 for sentence poolings).
         spec: what was extracted.
         key: the cache key (content hash).
         path: the cache folder (None when not cached).
+        meta: the cache entry's meta; ``meta["truncation"]`` counts what ``max_length`` cut
+            (``TRUNCATION_FIELDS``).
     """
 
     states: np.ndarray
@@ -174,7 +212,8 @@ def task_inputs(spec: ActivationSpec, task: TaskSpec | None = None
 
     Returns:
         (examples, labels, rows): examples are ``str``, ``(text, text_pair)`` tuples or word
-        lists (tagging); labels [n] (per example; for tagging, an object array of tag lists);
+        lists (token tasks); labels [n] (per example; for tagging, an object array of tag
+        lists; for token_pair, of ``{"pairs": [[head, dep]], "pair_labels": [int]}`` dicts);
         rows [n] int64 indices into the split, ascending.
     """
     examples, labels, rows = _task_inputs(spec, cache.canonical_json(
@@ -199,6 +238,11 @@ def _task_inputs(spec: ActivationSpec, data: str) -> tuple[list, np.ndarray, np.
         examples = [list(t) for t in ds["tokens"]]
         labels = np.empty(len(examples), dtype=object)
         labels[:] = [list(t) for t in ds["tags"]]
+    elif task.kind == "token_pair":
+        examples = [list(t) for t in ds["tokens"]]
+        labels = np.empty(len(examples), dtype=object)
+        labels[:] = [{"pairs": [list(p) for p in ps], "pair_labels": list(ys)}
+                     for ps, ys in zip(ds["pairs"], ds["pair_labels"], strict=True)]
     elif task.kind == "multiple_choice":  # context + first choice: see module docstring
         examples = [(c, ch[0]) for c, ch in zip(ds["context"], ds["choices"], strict=True)]
         labels = np.asarray(ds["label"], dtype=np.int64)
@@ -213,7 +257,8 @@ def _task_inputs(spec: ActivationSpec, data: str) -> tuple[list, np.ndarray, np.
 
 
 def _tokenize(tokenizer, examples: list, max_length: int) -> list[dict]:
-    """Per example: input_ids, token_type_ids (or None), word_ids (or None), word sizes."""
+    """Per example: input_ids, token_type_ids (or None), word_ids (or None), word sizes (or
+    None) and ``cut``: whether ``max_length`` cut the example's tokens."""
     words = bool(examples) and isinstance(examples[0], list)
     if words and getattr(tokenizer, "add_prefix_space", None) is False:
         raise ValueError("this byte-level BPE tokenizer encodes pre-split words without their "
@@ -222,11 +267,14 @@ def _tokenize(tokenizer, examples: list, max_length: int) -> list[dict]:
         enc = tokenizer(examples, is_split_into_words=True, truncation=True, max_length=max_length)
         # sub-words per word without truncation: a word cut by max_length is incomplete
         full = tokenizer(examples, is_split_into_words=True, add_special_tokens=False)
-    elif examples and isinstance(examples[0], tuple):
-        enc = tokenizer([a for a, _ in examples], [b for _, b in examples], truncation=True,
-                        max_length=max_length)
+        longer = None
     else:
-        enc = tokenizer(list(examples), truncation=True, max_length=max_length)
+        pairs = bool(examples) and isinstance(examples[0], tuple)
+        args = ([a for a, _ in examples], [b for _, b in examples]) if pairs else (list(examples),)
+        enc = tokenizer(*args, truncation=True, max_length=max_length)
+        # one token more than allowed: longer than max_length exactly when the text was cut
+        # (and no "sequence too long" warning, which an untruncated call would print)
+        longer = tokenizer(*args, truncation=True, max_length=max_length + 1)["input_ids"]
     out = []
     for i in range(len(examples)):
         item = {"input_ids": enc["input_ids"][i],
@@ -236,49 +284,98 @@ def _tokenize(tokenizer, examples: list, max_length: int) -> list[dict]:
             item["word_ids"] = enc.word_ids(i)
             item["word_sizes"] = np.bincount([w for w in full.word_ids(i) if w is not None],
                                              minlength=len(examples[i]))
+            item["complete"] = _complete(item)
+            item["cut"] = not all(item["complete"])
+        else:
+            item["cut"] = len(longer[i]) > len(enc["input_ids"][i])
         out.append(item)
     return out
 
 
-def _rows(item: dict, pooling: str, pair_offset: int) -> list[tuple[int, int]]:
-    """Rows one example contributes: (word index or -1, partner word index or -1)."""
-    if pooling in ("cls", "mean"):
-        return [(-1, -1)]
+def _complete(item: dict) -> list[bool]:
+    """[n_words] whether each word kept all its sub-words after truncation."""
     kept = np.bincount([w for w in item["word_ids"] if w is not None],
                        minlength=len(item["word_sizes"]))
-    complete = [w for w in range(len(kept)) if kept[w] and kept[w] == item["word_sizes"][w]]
+    return [bool(kept[w]) and kept[w] == item["word_sizes"][w] for w in range(len(kept))]
+
+
+Row = tuple[int, int, int]  # (word, partner word or -1, id: word index or pair index)
+
+
+def _rows(item: dict, pooling: str, pair_offset: int, pairs: list | None = None,
+          words: set | None = None) -> tuple[list[Row], int, int]:
+    """Rows one example contributes, and the words and pairs ``max_length`` dropped from it.
+
+    ``pairs``: the example's (head, dependent) pairs (token_pair tasks; ``pair`` pooling reads
+    these instead of offset pairs); ``words``: the words that may give rows (tagging: those not
+    tagged -1; None: all)."""
+    if pooling in ("cls", "mean"):
+        return [(-1, -1, -1)], 0, 0
+    complete = item["complete"]
+    n = len(complete)
+    wanted = [w for w in range(n) if words is None or w in words]
     if pooling == "word":
-        return [(w, -1) for w in complete]
-    ok = set(complete)
-    return [(w, w + pair_offset) for w in complete if w + pair_offset in ok]
+        rows = [(w, -1, w) for w in wanted if complete[w]]
+        return rows, len(wanted) - len(rows), 0
+    if pairs is not None:
+        candidates = [(h, d, j) for j, (h, d) in enumerate(pairs)]
+    else:
+        ok = set(wanted)
+        candidates = [(w, w + pair_offset, w) for w in wanted if w + pair_offset in ok]
+    rows = [r for r in candidates if complete[r[0]] and complete[r[1]]]
+    cut_words = sum(1 for w in {w for r in candidates for w in r[:2]} if not complete[w])
+    return rows, cut_words, len(candidates) - len(rows)
+
+
+TRUNCATION_FIELDS = ("max_length", "n_examples", "examples_cut", "words_dropped",
+                     "pairs_dropped")
+
+
+def truncation_line(counts: dict, what: str = "") -> str | None:
+    """The one line saying what ``max_length`` cut (``counts``: ``TRUNCATION_FIELDS``), or
+    None when nothing was cut."""
+    if not counts.get("examples_cut"):
+        return None
+    lost = []
+    if counts.get("words_dropped"):
+        lost.append(f"{counts['words_dropped']} word(s)")
+    if counts.get("pairs_dropped"):
+        lost.append(f"{counts['pairs_dropped']} pair(s)")
+    dropped = (f"; {' and '.join(lost)} dropped" if lost else "; their tail is not represented")
+    return (f"[activations] warning: {what + ': ' if what else ''}{counts['examples_cut']} of "
+            f"{counts['n_examples']} examples are longer than max_length={counts['max_length']}"
+            f" tokens and were cut{dropped}; raise max_length to keep them")
 
 
 # --------------------------------------------------------------------------- extraction
-def _pool(hs: torch.Tensor, mask: torch.Tensor, items: list[dict], rows: list[list],
-          pooling: str) -> torch.Tensor:
+def _pool(hs: torch.Tensor, mask: torch.Tensor, items: list[dict], rows: list[list[Row]],
+          pooling: str, word_vector: str = "mean") -> torch.Tensor:
     """hs: [L+1, B, T, H] float32, mask: [B, T] -> pooled rows of the batch [L+1, R, H or 2H]."""
     if pooling == "cls":
         return hs[:, :, 0]
     if pooling == "mean":
         m = mask.to(hs.dtype)
         return (hs * m[None, :, :, None]).sum(2) / m.sum(1)[None, :, None]
-    # word / pair: averaging matrix A [R, B*T] with 1/size at each sub-word of a row's word
+    # word / pair: averaging matrix A [W, B*T] with 1/size at each sub-word of a word (mean),
+    # or 1 at its first sub-word (first)
     B, T = mask.shape
-    words = sorted({(b, w) for b, r in enumerate(rows) for pair in r for w in pair if w >= 0})
+    words = sorted({(b, w) for b, r in enumerate(rows) for row in r for w in row[:2] if w >= 0})
     index = {bw: k for k, bw in enumerate(words)}
     a = torch.zeros(len(words), B * T)
+    seen: set[int] = set()
     for b, item in enumerate(items):
         for t, w in enumerate(item["word_ids"]):
-            if w is not None and (b, w) in index:
-                a[index[(b, w)], b * T + t] = 1.0
+            k = index.get((b, w)) if w is not None else None
+            if k is not None and (word_vector == "mean" or k not in seen):
+                a[k, b * T + t] = 1.0
+                seen.add(k)
     a /= a.sum(1, keepdim=True)
     flat = hs.reshape(hs.shape[0], B * T, hs.shape[-1])
     wv = torch.einsum("wk,lkh->lwh", a.to(flat.device), flat)  # [L+1, W, H]; a built on the CPU
+    first = [index[(b, w)] for b, r in enumerate(rows) for w, _, _ in r]
     if pooling == "word":
-        sel = [index[(b, w)] for b, r in enumerate(rows) for w, _ in r]
-        return wv[:, sel]
-    first = [index[(b, w)] for b, r in enumerate(rows) for w, _ in r]
-    second = [index[(b, v)] for b, r in enumerate(rows) for _, v in r]
+        return wv[:, first]
+    second = [index[(b, v)] for b, r in enumerate(rows) for _, v, _ in r]
     return torch.cat([wv[:, first], wv[:, second]], dim=-1)
 
 
@@ -312,7 +409,9 @@ def model_max_length(model: torch.nn.Module, tokenizer) -> int:
 
 def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str = "cls",
             dtype: str = "float32", max_length: int = 128, batch_size: int = 32,
-            pair_offset: int = 1, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            pair_offset: int = 1, progress: bool = True, word_vector: str = "mean",
+            pairs: list | None = None, words: list | None = None,
+            return_counts: bool = False):
     """Pooled hidden states of every layer for ``examples`` (no caching).
 
     Args:
@@ -320,8 +419,15 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         tokenizer: the model's (fast) tokenizer.
         examples: ``str`` (one segment), ``(text, text_pair)`` tuples, or lists of words
             (pre-split; required by ``word``/``pair`` pooling).
-        pooling, max_length, pair_offset: see ``ActivationSpec``; ``max_length`` is capped at
-            what the model takes (``model_max_length``).
+        pooling, max_length, pair_offset, word_vector: see ``ActivationSpec``; ``max_length``
+            is capped at what the model takes (``model_max_length``).
+        pairs: per example, its (head, dependent) word pairs: ``pair`` pooling then gives one
+            row per pair whose two words are complete (a token_pair task) instead of offset
+            pairs.
+        words: per example, the word indices that may give rows (a set or list; tagging: the
+            words not tagged -1); None: every word.
+        return_counts: also return what ``max_length`` cut (``TRUNCATION_FIELDS``); without
+            it, a cut is said on one line (stderr).
         dtype: compute dtype; ``bfloat16`` runs the forward under ``devices.autocast``.
         batch_size: examples per forward pass (sorted by length, padded per batch). On 2 CPU
             cores 16-32 was fastest for minilm-l6; 64 and more ran 10-30% slower (the
@@ -329,7 +435,8 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
 
     Returns:
         (states, ids): states [L+1, n_rows, d] float32 (d doubled for ``pair``); ids
-        [n_rows, 2] int64 = (position in ``examples``, word index or -1).
+        [n_rows, 2] int64 = (position in ``examples``, word index, pair index with ``pairs``,
+        or -1); with ``return_counts``, (states, ids, counts).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
@@ -339,13 +446,25 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         raise ValueError("no examples to encode")
     if pooling in ("word", "pair") and not isinstance(examples[0], list):
         raise ValueError(f"pooling {pooling!r} needs pre-split words (lists of str) per example")
+    if word_vector not in WORD_VECTORS:
+        raise ValueError(f"unknown word_vector {word_vector!r}; use one of {WORD_VECTORS}")
+    for name, per in (("pairs", pairs), ("words", words)):
+        if per is not None and len(per) != len(examples):
+            raise ValueError(f"{name}: {len(per)} lists for {len(examples)} examples")
     base = getattr(model, "base_model", model)
-    items = _tokenize(tokenizer, examples, min(max_length, model_max_length(base, tokenizer)))
-    rows = [_rows(x, pooling, pair_offset) for x in items]
+    limit = min(max_length, model_max_length(base, tokenizer))
+    items = _tokenize(tokenizer, examples, limit)
+    planned = [_rows(x, pooling, pair_offset, None if pairs is None else pairs[i],
+                     None if words is None else set(words[i])) for i, x in enumerate(items)]
+    rows = [r for r, _, _ in planned]
+    counts = {"max_length": int(limit), "n_examples": len(items),
+              "examples_cut": sum(bool(x["cut"]) for x in items),
+              "words_dropped": sum(w for _, w, _ in planned),
+              "pairs_dropped": sum(p for _, _, p in planned)}
     starts = np.cumsum([0] + [len(r) for r in rows])
     if starts[-1] == 0:
         raise ValueError(f"no complete {pooling} rows: every word is cut by max_length="
-                         f"{max_length}; raise max_length")
+                         f"{max_length} (or no word has a label); raise max_length")
     n_states = base.config.num_hidden_layers + 1
     width = base.config.hidden_size * (2 if pooling == "pair" else 1)
     states = np.empty((n_states, int(starts[-1]), width), dtype=np.float32)
@@ -367,7 +486,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
                 out = base(**batch, output_hidden_states=True)
                 hs = torch.stack(out.hidden_states).float()  # [L+1, B, T, H]
                 pooled = devices.to_numpy(_pool(hs, batch["attention_mask"],
-                    [items[i] for i in idx], [rows[i] for i in idx], pooling))
+                    [items[i] for i in idx], [rows[i] for i in idx], pooling, word_vector))
                 k = 0
                 for i in idx:  # scatter the batch's rows back to example order
                     r = len(rows[i])
@@ -375,7 +494,13 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
                     k += r
     finally:
         base.train(was_training)
-    ids = np.asarray([(i, w) for i, r in enumerate(rows) for w, _ in r], dtype=np.int64)
+    ids = np.asarray([(i, j) for i, r in enumerate(rows) for _, _, j in r],
+                     dtype=np.int64).reshape(-1, 2)
+    if return_counts:
+        return states, ids, counts
+    line = truncation_line(counts)
+    if line:
+        print(line, file=sys.stderr, flush=True)
     return states, ids
 
 
@@ -409,6 +534,8 @@ def activation_key(spec: ActivationSpec, weights: str, tokenizer: str,
     (``task``: ``spec``'s resolved task, if the caller has it)."""
     task = spec_task(spec, task)
     fields = {**dataclasses.asdict(spec), "task": key_name(task)}  # a file task: by content
+    if spec.word_vector == "mean" or spec.pooling in ("cls", "mean"):
+        del fields["word_vector"]  # at its default (or unused): the keys made before it existed
     return cache.content_key({  # the same data identity fine-tuning keys on
         "spec": fields, "weights": weights, "tokenizer": tokenizer,
         "data": data_identity(task), "code": ACTIVATIONS_VERSION,
@@ -421,6 +548,8 @@ def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray,
         if labels.dtype == object:  # tagging task pooled per sentence: no sentence label
             return np.full(len(ids), -1, dtype=np.int64)
         return labels
+    if spec_task(spec, task).kind == "token_pair":  # ids: (position, pair index)
+        return np.asarray([labels[i]["pair_labels"][j] for i, j in ids], dtype=np.int64)
     tags = [labels[i][w] for i, w in ids]
     if spec.pooling == "word":
         return np.asarray(tags, dtype=np.int64)
@@ -450,28 +579,49 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
     task = spec_task(spec, task)
     key = activation_key(spec, weights, tokenizer_fingerprint(tokenizer), task)
 
-    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict]:
         examples, labels, rows = task_inputs(spec, task)
-        states, ids = extract(model, tokenizer, examples, pooling=spec.pooling,
-                              dtype=spec.dtype, max_length=spec.max_length,
-                              batch_size=batch_size, pair_offset=spec.pair_offset,
-                              progress=progress)
+        pairs, words = row_filters(task, labels, spec.pooling)
+        states, ids, counts = extract(
+            model, tokenizer, examples, pooling=spec.pooling, dtype=spec.dtype,
+            max_length=spec.max_length, batch_size=batch_size, pair_offset=spec.pair_offset,
+            progress=progress, word_vector=spec.word_vector, pairs=pairs, words=words,
+            return_counts=True)
         labels = _labels_for(spec, labels, ids, task)
         ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
-        return states, labels, ids, len(rows)
+        return states, labels, ids, len(rows), counts
 
     def write(tmp: Path, value: tuple) -> dict:
-        states, labels, ids, n_examples = value
+        states, labels, ids, n_examples, counts = value
         for name, arr in zip(_FILES, (states, labels, ids), strict=True):
             np.save(tmp / name, arr)
         return {"spec": dataclasses.asdict(spec), "key": key,
                 "model_type": base.config.model_type, "n_layers": int(states.shape[0] - 1),
                 "shape": list(states.shape), "n_examples": int(n_examples),
-                "code": ACTIVATIONS_VERSION, "weights": weights}
+                "code": ACTIVATIONS_VERSION, "weights": weights, "truncation": counts}
 
     # another process may finish first: its entry is kept (cache.atomic_dir)
-    return cache.load_or_compute("activations", key, compute=compute, write=write,
-                                 read=lambda e: _open(e.folder, spec, key, e.meta))
+    out = cache.load_or_compute("activations", key, compute=compute, write=write,
+                                read=lambda e: _open(e.folder, spec, key, e.meta))
+    line = truncation_line(out.meta.get("truncation", {}), f"task {task.name!r}, "
+                           f"{spec.split} split, {spec.pooling} pooling")
+    if line:  # on a cache hit too: every run that uses the rows says what they lack
+        print(line, file=sys.stderr, flush=True)
+    return out
+
+
+def row_filters(task: TaskSpec, labels: np.ndarray, pooling: str
+                ) -> tuple[list | None, list | None]:
+    """(pairs, words) for ``extract`` from ``task_inputs``' labels: a token_pair task's
+    (head, dependent) pairs per example; a tagging task's words not tagged -1 (Zhou &
+    Srikumar's PS tasks label prepositions only). (None, None) for sentence poolings."""
+    if pooling in ("cls", "mean"):
+        return None, None
+    if task.kind == "token_pair":
+        return [lab["pairs"] for lab in labels], None
+    if any(t < 0 for tags in labels for t in tags):
+        return None, [[w for w, t in enumerate(tags) if t >= 0] for tags in labels]
+    return None, None
 
 
 def load(key: str, task: TaskSpec | None = None) -> Activations:

@@ -22,6 +22,8 @@ study):
 * ``checkpoint``: a model fine-tuned elsewhere, checked and evaluated (``load_checkpoint``).
 * ``training``: the training loop, ``load_or_train``, ``train``, ``add_snapshots``.
 * ``predict``: per-example ``predictions`` of a fine-tuned model (``Predictions``).
+* ``pair_model``: ``TokenPairClassifier``, the token_pair task model (transformers has none),
+  imported by ``models.load_for_task`` (it imports nothing of this package).
 
 The names below are the package's interface (``from layerscope import finetune;
 finetune.load_or_train(...)``); callers outside the package use them, not the modules.
@@ -43,6 +45,7 @@ from .config import (
     checkpoint_key,
     trace_steps,
 )
+from .pair_model import TokenPairClassifier
 from .predict import PREDICTIONS_VERSION, Predictions, predictions
 from .record import FinetuneResult, load_finetuned, summary_line
 from .training import add_snapshots, load_or_train, max_weight_difference, train
@@ -50,6 +53,7 @@ from .training import add_snapshots, load_or_train, max_weight_difference, train
 __all__ = [
     "CHECKPOINT_VERSION", "FINETUNE_VERSION", "PRECISIONS", "PREDICTIONS_VERSION",
     "PRESET_NAMES", "PRESETS", "TOKENIZER_FILES", "TRAINING_ONLY", "FinetuneConfig",
+    "TokenPairClassifier",
     "FinetuneResult", "Predictions", "Preset", "add_snapshots", "cache_key",
     "check_against_base", "checkpoint_key", "load_checkpoint", "load_finetuned",
     "load_or_train", "max_weight_difference", "predictions", "summary_line", "trace_steps",
