@@ -17,9 +17,12 @@ from ... import finetune
 from ...errors import ConfigError, check_choice
 from ...measures.directprobe import TESTS
 from ...measures.probes import ZHOU_ALPHAS, ZHOU_HIDDEN
+from ...tasks import TOKEN_KINDS
 from ..base import StudyConfig, seed_configs
 
 # Zhou & Srikumar §2.1: hidden sizes {32..256}^2 x a log L2 grid, 5 restarts of the best.
+# kinds with class labels for DirectProbe to cluster (sentence, word or word-pair labels)
+LABELLED_KINDS = ("classification", "pair", "tagging", "token_pair")
 PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
     "demo": (((64, 64),), (1e-4, 1e-2)),
     "zhou": (ZHOU_HIDDEN, ZHOU_ALPHAS),
@@ -38,8 +41,12 @@ class GeometryConfig(StudyConfig):
         finetuned: as in ``StudyConfig`` (``model``: ORIG). They have no training snapshots:
             the states are ORIG and FT only (said in ``result.notes()``), and explicit
             ``checkpoint_steps`` are refused.
-        pooling: "cls" (sentence tasks) or "word" (token tasks such as brown-pos: sub-words
-            averaged per word, Zhou & Srikumar §3).
+        pooling: "cls" or "mean" (sentence tasks), "word" (tagging tasks such as brown-pos:
+            one point per word, words tagged -1 left out) or "pair" (token_pair tasks such as
+            Zhou & Srikumar's DEP: one point per (head, dependent) pair, the two words'
+            vectors concatenated, §3.2).
+        word_vector: a word's vector for word and pair pooling: "mean" of its sub-words (Zhou
+            & Srikumar §3) or its "first" sub-word (``activations.WORD_VECTORS``).
         n_train: training examples (sentences) whose points DirectProbe clusters.
         n_test: validation examples: test points (train/test spatial similarity, Table 2;
             nearest-cluster and probe accuracy). 1,000 = the similarity study's rows (cached).
@@ -62,7 +69,8 @@ class GeometryConfig(StudyConfig):
         probe_layers: layers that get the MLP probe and nearest-cluster accuracy; (): all.
         cross_task: other tasks whose labels are read off the fine-tuned model (Zhou §4.4).
         out_of_domain: sentence tasks to compare with in-domain change (Merchant et al. 2020),
-            e.g. ("tweets", "amazon", "nyt") for movies.
+            e.g. ("tweets", "amazon", "nyt") for movies; sentence vectors only, so a token
+            task (pooling word or pair) is refused with it.
         n_ood: examples per set for the out-of-domain comparison (in-domain: test rows).
         n_boot: bootstrap resamples of the out-of-domain effect (each recomputes CKA and RSA of
             the top layers on every set: 100 take ~30 s for 4 sets of ~400 sentences).
@@ -89,6 +97,7 @@ class GeometryConfig(StudyConfig):
     n_ood: int = 400
     n_boot: int = 100
     dtype: str = "float32"
+    word_vector: str = "mean"
 
     INT_TUPLES: ClassVar[tuple[str, ...]] = ("layers", "probe_layers")
     STR_TUPLES: ClassVar[tuple[str, ...]] = ("cross_task", "out_of_domain")
@@ -108,10 +117,16 @@ class GeometryConfig(StudyConfig):
             raise ConfigError(f"n_folds={self.n_folds} folds of {n_points} points leave fewer "
                               "than 4 points a fold; lower n_folds or raise n_train")
         spec = self.task_spec
-        if spec.kind not in ("classification", "pair", "tagging"):
+        if spec.kind not in LABELLED_KINDS:
             raise ConfigError(f"task {self.task!r} is {spec.kind!r}: geometry needs class "
                               "labels (DirectProbe clusters points by label); use movies, "
-                              "brown-genre or brown-pos")
+                              "brown-genre, brown-pos or a token_pair task such as tiny-dep")
+        token_pooling = {"tagging": "word", "token_pair": "pair"}.get(spec.kind)
+        if token_pooling and self.pooling != token_pooling:
+            raise ConfigError(f"task {self.task!r} is {spec.kind}: its labels are on "
+                              f"{'words' if spec.kind == 'tagging' else '(head, dependent) pairs'}"
+                              f", so pooling {self.pooling!r} has none to cluster; use "
+                              f"pooling={token_pooling!r}")
         try:
             self.finetune_configs()  # validates model, preset, max_steps
         except ValueError as e:
@@ -121,13 +136,18 @@ class GeometryConfig(StudyConfig):
             if t == self.task:
                 raise ConfigError(f"cross_task {t!r} is the fine-tuning task itself; name "
                                   "other tasks (e.g. brown-genre, brown-pos)")
-            if self.spec_of(t).kind not in ("classification", "pair", "tagging"):
+            if self.spec_of(t).kind not in LABELLED_KINDS:
                 raise ConfigError(f"cross_task {t!r} has no class labels; use a "
-                                  "classification or tagging task")
+                                  "classification, tagging or token_pair task")
         for t in self.out_of_domain:
-            if t == self.task or self.spec_of(t).kind == "tagging":
+            if t == self.task or self.spec_of(t).kind in TOKEN_KINDS:
                 raise ConfigError(f"out_of_domain {t!r}: name sentence tasks other than "
                                   f"{self.task!r} (e.g. tweets, amazon, nyt for movies)")
+        if self.out_of_domain and token_pooling:
+            raise ConfigError(f"out_of_domain={self.out_of_domain!r}: the out-of-domain "
+                              "comparison (Merchant et al. 2020) is of sentence vectors on "
+                              f"sentence tasks; task {self.task!r} is {spec.kind} (pooling "
+                              f"{token_pooling!r}), which has none: leave out_of_domain empty")
         if self.out_of_domain and self.pooling not in ("cls", "mean"):
             raise ConfigError(f"out_of_domain compares sentence vectors; pooling "
                               f"{self.pooling!r} needs pooling 'cls' or 'mean'")
@@ -152,9 +172,13 @@ class GeometryConfig(StudyConfig):
                 for i, c in enumerate(base)]
 
     def pooling_for(self, task: str) -> str:
-        """Token tasks are read per word; sentence tasks with this config's sentence pooling."""
-        if self.spec_of(task).kind == "tagging":
+        """Tagging tasks are read per word, token_pair tasks per pair; sentence tasks with this
+        config's sentence pooling (CLS when it has none)."""
+        kind = self.spec_of(task).kind
+        if kind == "tagging":
             return "word"
+        if kind == "token_pair":
+            return "pair"
         return self.pooling if self.pooling in ("cls", "mean") else "cls"
 
     def activation_spec(self, task: str, which: str, n: int | None = None) -> acts.ActivationSpec:
@@ -166,6 +190,6 @@ class GeometryConfig(StudyConfig):
             return acts.ActivationSpec(task=self.spec_of(task), split="train" if which == "train"
                                        else "validation", n_examples=n or default,
                                        pooling=pooling, dtype=self.dtype, max_length=max_length,
-                                       seed=self.seed)
+                                       seed=self.seed, word_vector=self.word_vector)
         except ValueError as e:
             raise ConfigError(str(e)) from None

@@ -32,13 +32,13 @@ def geometry_controls(default: GeometryConfig, n_layers: int,
 
 
 def config_for(default: GeometryConfig, *, task: str, model: str, seed: int) -> GeometryConfig:
-    """``default`` with the widget values (token tasks read per word, sentence tasks by CLS);
-    cross-task and out-of-domain sets that the new task rules out are dropped."""
-    tagging = get_task(task).kind == "tagging"
-    pooling = "word" if tagging else (default.pooling if default.pooling in ("cls", "mean")
-                                      else "cls")
+    """``default`` with the widget values (tagging tasks read per word, token_pair tasks per
+    pair, sentence tasks by CLS); cross-task and out-of-domain sets that the new task rules
+    out are dropped."""
+    token = {"tagging": "word", "token_pair": "pair"}.get(get_task(task).kind)
+    pooling = token or (default.pooling if default.pooling in ("cls", "mean") else "cls")
     seeds = (seed, *[s for s in default.seeds[1:] if s != seed])
-    ood = () if tagging else tuple(t for t in default.out_of_domain if t != task)
+    ood = () if token else tuple(t for t in default.out_of_domain if t != task)
     return dataclasses.replace(default, task=task, model=model, seeds=seeds, pooling=pooling,
                                cross_task=tuple(t for t in default.cross_task if t != task),
                                out_of_domain=ood)

@@ -48,8 +48,10 @@ class SimilarityConfig(StudyConfig):
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
         finetuned: as in ``StudyConfig`` (``model`` is ORIG); drift (``checkpoint_steps``) and a
             fine-tuned cross model need training runs and are refused with them.
-        pooling, n_examples, split, dtype: see ``activations.ActivationSpec`` (with
-            ``max_length``, ``seed``). Phang et al. use CLS on validation examples.
+        pooling, n_examples, split, dtype, word_vector: see ``activations.ActivationSpec``
+            (with ``max_length``, ``seed``). Phang et al. use CLS on validation examples; a
+            token_pair task (Zhou & Srikumar's DEP) compares its pair vectors with "pair"
+            (one row per (head, dependent) pair), a tagging task its words with "word".
         measure: "cka" (Kornblith et al. 2019) or "rsa" (Merchant et al. 2020).
         kernel, debiased: CKA kernel ("linear" | "rbf") and unbiased HSIC estimator.
         rsa_dissimilarity: how RSA compares two examples ("correlation": 1 - Pearson r,
@@ -79,6 +81,7 @@ class SimilarityConfig(StudyConfig):
     checkpoint_steps: tuple[int, ...] | None = ()
     ci_cell: tuple[str, int, int] | None = ("ft_orig", -1, -1)
     n_perm: int = 100
+    word_vector: str = "mean"
 
     NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("checkpoint_steps",)
 
@@ -114,7 +117,7 @@ class SimilarityConfig(StudyConfig):
         return acts.ActivationSpec(task=self.task_spec, split=self.split,
                                    n_examples=self.n_examples, pooling=self.pooling,
                                    dtype=self.dtype, max_length=self.resolved_max_length(),
-                                   seed=self.seed)
+                                   seed=self.seed, word_vector=self.word_vector)
 
     def finetune_configs(self, model: str | None = None) -> list[finetune.FinetuneConfig]:
         """One config per seed; the first seed carries ``checkpoint_steps`` as snapshots.
