@@ -202,12 +202,28 @@ def test_encode_split_pair_index_and_cut_warning(bert, capsys):
                 for r, e in zip(short, enc, strict=True))
     err = capsys.readouterr().err
     assert dropped > 0 and n_cut > 0
-    assert (f"task 'tiny-dep': {n_cut} of 10 sentences are longer than max_length=6" in err
+    assert (f"task 'tiny-dep': {n_cut} of 10 examples are longer than max_length=6" in err
             and f"{dropped} (head, dependent) pair(s) dropped" in err)
     batch = encoding.collator_for(DEP, tok)([short[i] for i in range(4)])
     p = max(len(short[i]["labels"]) for i in range(4))
     assert batch["pair_index"].shape == (4, p, 2) and batch["labels"].shape == (4, p)
     assert ((batch["pair_index"] == -1).all(-1) == (batch["labels"] == -100)).all()
+
+
+def test_encode_split_says_how_many_texts_were_cut(bert, capsys):
+    """Sequence tasks too: the count of texts longer than max_length (counted here from the
+    untruncated encodings), no line when none is."""
+    _, tok = bert
+    task = get_task("tiny-sentiment")
+    ds = load_split(task, "validation").select(range(20))
+    lengths = [len(tok(t)["input_ids"]) for t in ds["text"]]
+    encoding.encode_split(task, ds, tok, max(lengths))
+    assert "warning" not in capsys.readouterr().err
+    limit = sorted(lengths)[10]
+    encoding.encode_split(task, ds, tok, limit)
+    n = sum(x > limit for x in lengths)
+    assert n and (f"task 'tiny-sentiment': {n} of 20 examples are longer than "
+                  f"max_length={limit}" in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])

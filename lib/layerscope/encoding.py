@@ -9,11 +9,11 @@ A token_pair task (Zhou & Srikumar's DEP) gives per sentence ``pair_index`` [P, 
 positions of the head's and the dependent's first sub-word, and ``labels`` [P]; the model
 (``finetune.pair_model.TokenPairClassifier``) scores the concatenation of those two states.
 
-Truncation by ``max_length`` is never silent for token tasks: a word cut by it (any of its
-sub-words beyond the limit) loses its label (tagging) or its pairs (token_pair), and
-``encode_split`` prints one warning line naming the task, how many sentences were cut, what
-was dropped and the fix (raise max_length). Sequence tasks are truncated as usual (Phang et
-al. 2021 §3 truncate to 256 tokens), keeping the start of the text.
+Truncation by ``max_length`` is never silent: ``encode_split`` prints one warning line naming
+the task, how many examples were cut, what was lost and the fix (raise max_length). A token
+task's word cut by it (a sub-word beyond the limit) loses its pairs (token_pair), a tagging
+word wholly beyond it its label; a sequence task's text keeps its first ``max_length`` tokens
+(as Phang et al. 2021 §3 truncate to 256).
 """
 
 from __future__ import annotations
@@ -46,22 +46,32 @@ def encode_split(task: TaskSpec, ds: datasets.Dataset, tokenizer, max_length: in
     Tagging: ``labels`` [T] per token (the first sub-word of a word tagged t >= 0 gets t, every
     other token -100). token_pair: ``pair_index`` [P, 2] (first sub-word positions of the
     head and the dependent) and ``labels`` [P], the pairs with a word cut by ``max_length``
-    dropped. Token tasks print one warning line when sentences were cut (``report_cut``).
+    dropped. One warning line says how many examples ``max_length`` cut (``report_cut``).
     """
     ds = subset(ds, max_examples, seed)
     kind = task.kind
 
+    def cut(*texts) -> list[int]:
+        """Per example 1 when ``max_length`` cuts it: one token more allowed gives a longer
+        encoding exactly then (and no "sequence too long" warning, as an untruncated call)."""
+        short = tokenizer(*texts, truncation=True, max_length=max_length)["input_ids"]
+        longer = tokenizer(*texts, truncation=True, max_length=max_length + 1)["input_ids"]
+        return [int(len(b) > len(a)) for a, b in zip(short, longer, strict=True)]
+
     def encode(batch):
         if kind in ("classification", "regression") and "text_pair" not in batch:
             enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            enc["_cut"] = cut(batch["text"])
         elif kind in ("pair", "regression"):
             enc = tokenizer(batch["text"], batch["text_pair"], truncation=True,
                             max_length=max_length)
+            enc["_cut"] = cut(batch["text"], batch["text_pair"])
         elif kind == "multiple_choice":
             firsts = [c for c, ch in zip(batch["context"], batch["choices"], strict=True)
                       for _ in ch]
             seconds = [x for ch in batch["choices"] for x in ch]
             flat = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
+            flat["_cut"] = cut(firsts, seconds)
             sizes = [len(ch) for ch in batch["choices"]]
             enc = {}
             for k, v in flat.items():
@@ -70,6 +80,7 @@ def encode_split(task: TaskSpec, ds: datasets.Dataset, tokenizer, max_length: in
                     out.append(v[i:i + n])
                     i += n
                 enc[k] = out
+            enc["_cut"] = [int(any(c)) for c in enc["_cut"]]  # any choice cut
         elif kind in ("tagging", "token_pair"):
             enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True,
                             max_length=max_length)
@@ -102,14 +113,13 @@ def encode_split(task: TaskSpec, ds: datasets.Dataset, tokenizer, max_length: in
         else:
             raise ValueError(f"unknown task kind {kind!r}")
         enc["labels"] = batch["label"]
+        enc["_cut_words"] = enc["_cut_pairs"] = [0] * len(batch["label"])
         return enc
 
     out = ds.map(encode, batched=True, remove_columns=ds.column_names)
-    if _CUT[2] in out.column_names:
-        report_cut(task, max_length, int(np.sum(out["_cut"])), len(out),
-                   int(np.sum(out["_cut_words"])), int(np.sum(out["_cut_pairs"])))
-        out = out.remove_columns(list(_CUT))
-    return out
+    report_cut(task, max_length, int(np.sum(out["_cut"])), len(out),
+               int(np.sum(out["_cut_words"])), int(np.sum(out["_cut_pairs"])))
+    return out.remove_columns(list(_CUT))
 
 
 def word_sizes(word_ids: list[int | None], n_words: int) -> np.ndarray:
@@ -155,8 +165,9 @@ def report_cut(task: TaskSpec, max_length: int, n_cut: int, n: int, words: int,
     if not n_cut:
         return None
     lost = (f"{pairs} (head, dependent) pair(s) dropped" if task.kind == "token_pair"
-            else f"{words} labelled word(s) dropped")
-    line = (f"[encoding] warning: task {task.name!r}: {n_cut} of {n} sentences are longer "
+            else f"{words} labelled word(s) dropped" if task.kind == "tagging"
+            else "the model sees only their first max_length tokens")
+    line = (f"[encoding] warning: task {task.name!r}: {n_cut} of {n} examples are longer "
             f"than max_length={max_length} tokens and were cut ({lost}); raise max_length "
             f"to keep them")
     (say or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
