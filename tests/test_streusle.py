@@ -16,8 +16,8 @@ MINI = Path(__file__).parent / "fixtures" / "streusle" / "mini.conllulex"
 
 def test_targets_are_the_single_token_prepositions():
     sents = streusle.read(MINI)
-    assert [s["sent_id"] for s in sents] == [f"reviews-000001-000{i}" for i in (1, 2, 3, 4)]
-    assert [s["line"] for s in sents] == [6, 19, 32, 45]
+    assert [s["sent_id"] for s in sents] == [f"reviews-000001-000{i}" for i in range(1, 6)]
+    assert [s["line"] for s in sents] == [6, 19, 32, 45, 58]
     # "to" construes a Recipient as a Goal (role != function); "about" has no construal (the
     # label twice); the verb and noun supersenses are no targets
     assert sents[0]["targets"] == [(2, "p.Recipient", "p.Goal"), (4, "p.Topic", "p.Topic")]
@@ -27,11 +27,14 @@ def test_targets_are_the_single_token_prepositions():
     assert sents[2]["targets"] == [(0, "p.Possessor", "p.Possessor"), (2, "p.Locus", "p.Locus")]
     # "with" continues a weak MWE (have experience ~ with) but is its own strong expression
     assert sents[3]["targets"] == [(5, "p.Topic", "p.Topic")]
+    # "??" (an unclear usage, SS2 "_") is no target; "my" construes a SocialRel as a Possessor
+    assert sents[4]["targets"] == [(3, "p.SocialRel", "p.Possessor")]
 
 
 def test_prepositions_only():
     sents = streusle.read(MINI, lexcats=("P",))
     assert sents[2]["targets"] == [(2, "p.Locus", "p.Locus")]
+    assert sents[4]["targets"] == []
     with pytest.raises(ConfigError, match=r"lexcats \['PP'\] have no single-token"):
         streusle.read(MINI, lexcats=("P", "PP"))
 
@@ -40,12 +43,13 @@ def test_role_and_function_rows():
     sents = streusle.read(MINI)
     role = streusle.tagging_rows(sents, "role")
     fxn = streusle.tagging_rows(sents, label="fxn")
-    assert len(role) == len(fxn) == 3  # the sentence without a target is left out
+    assert len(role) == len(fxn) == 4  # the sentence without a target is left out
     assert role[0]["tokens"] == ["They", "talked", "to", "me", "about", "the", "price", "."]
     assert role[0]["tags"] == [None, None, "p.Recipient", None, "p.Topic", None, None, None]
     assert fxn[0]["tags"] == [None, None, "p.Goal", None, "p.Topic", None, None, None]
     assert role[1]["tags"][:3] == ["p.Possessor", None, "p.Locus"]
-    assert [r["tags"] for r in role[1:]] == [r["tags"] for r in fxn[1:]]
+    assert [r["tags"] for r in role[1:3]] == [r["tags"] for r in fxn[1:3]]
+    assert (role[3]["tags"][3], fxn[3]["tags"][3]) == ("p.SocialRel", "p.Possessor")
     with pytest.raises(ConfigError, match="unknown STREUSLE label 'function'"):
         streusle.tagging_rows(sents, "function")
 
