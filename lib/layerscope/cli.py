@@ -58,11 +58,26 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_tasks(args) -> int:
+    # light: the registry and the cards only (no torch; a card's data is not read here)
+    from .task_cards import Card, cards_dir, list_cards
     from .tasks import TASKS
 
     for spec in TASKS.values():
         print(f"{spec.name:15s} {spec.source:8s} {spec.kind:16s} {','.join(spec.metrics):22s} "
               f"{spec.description}")
+    cards = list_cards()
+    print(f"\nYour task cards ({cards_dir()}):" if cards else
+          f"\nNo task cards in {cards_dir()} (a card there, NAME.yaml, is the task NAME). Any "
+          "--task / task parameter also takes a path: a .csv, .tsv, .jsonl, .json, .parquet, "
+          ".conllu or .conllulex file, a dataset folder, or a card (.yaml).")
+    for name, path, card in cards:
+        if not isinstance(card, Card):
+            print(f"{name:15s} card     ERROR: {card}")
+            continue
+        kind = card.options.get("kind", "(from data)")
+        metrics = ",".join(card.options.get("metrics", ["(default)"]))
+        print(f"{name:15s} card     {kind:16s} {metrics:22s} "
+              f"{card.description or card.location or path.name}")
     return 0
 
 
@@ -149,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "The first seed also keeps a few snapshots taken during training (the "
                     "notebooks compare them).")
     f.add_argument("--task", default="movies",
-                   help="the task to train on (default: movies, offline); `layerscope tasks` "
-                        "lists them")
+                   help="the task to train on (default: movies, offline): a name from "
+                        "`layerscope tasks` (the registry and your task cards), or your own "
+                        "data by path: a .csv/.tsv/.jsonl/.json/.parquet/.conllu/.conllulex "
+                        "file, a dataset folder, or a task card (.yaml)")
     f.add_argument("--model", default="minilm-l6",
                    help="the model to start from: a name from `layerscope models`, a hub id "
                         "(org/name) or a local folder (default: minilm-l6, offline)")
@@ -178,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list the tasks: name, data source, kind, metrics",
                    description="List the tasks by name, with where their data comes from "
                                "(offline, the hub, or a test fixture), their kind, metrics "
-                               "and a description.").set_defaults(func=_cmd_tasks)
+                               "and a description; then your task cards in "
+                               "$LAYERSCOPE_HOME/tasks (a broken card with its error)."
+                   ).set_defaults(func=_cmd_tasks)
     sub.add_parser("models", help="list the models by name: hub, offline and tiny test models",
                    description="List the models layerscope knows by name, with where they "
                                "come from and their architecture. Any hub id (org/name) or "

@@ -20,6 +20,14 @@ Hub tasks (Phang et al. 2021 §2; Merchant et al. 2020; Zhou & Srikumar 2022) ar
 ``LAYERSCOPE_HUB_DATA`` (or ``hub_data_dir=``) at a folder laid out as
 ``<hub path with "/" as "__">/<config or "default">/<hub split>.{jsonl,json,csv,parquet}``
 holding rows in the hub's own format.
+
+A task is also the user's own data (``user_tasks``): ``get_task``/``resolve_task`` take, in
+this order, a registry name (``sst2``, ``sst2@<revision>``), the name of a task card in
+``$LAYERSCOPE_HOME/tasks/*.yaml``, ``hub:org/name`` (a hub dataset), or the path of a file
+(CSV, TSV, JSONL, JSON, Parquet, CoNLL-U, STREUSLE .conllulex), a folder (``save_to_disk``, or
+data files) or a card (.yaml); ``TaskSpec.from_file``/``from_dataset`` build one in code. Such
+a spec's ``name`` resolves to it again in any process (configs keep only the name). This module
+only dispatches to ``user_tasks``; nothing here imports torch (``layerscope tasks`` is light).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from typing import Literal
 
 import datasets
 
-from . import hub, offline_data
+from . import hub
 from .brown_tags import UNIVERSAL_TAGS
 from .errors import ConfigError, HubUnavailableError, unknown
 
@@ -45,6 +53,12 @@ KINDS: tuple[str, ...] = ("classification", "pair", "regression", "multiple_choi
                           "token_pair")
 # kinds whose examples are words (tagging) or pairs of words (token_pair) of a sentence
 TOKEN_KINDS: tuple[str, ...] = ("tagging", "token_pair")
+# our split names (= offline_data.SPLITS; literal here so that listing tasks imports no torch
+# through offline_data -> assets -> cache; tests/test_user_tasks.py checks they agree)
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+REGISTRY_SOURCES = ("hub", "offline", "fixture")
+# the user's own data (user_tasks): a file, a local dataset folder, a hub dataset by id
+USER_SOURCES = ("file", "dataset", "hub_dataset")
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class TaskSpec:
 
     name: str
     kind: Kind
-    source: Literal["hub", "offline", "fixture"]
+    source: Literal["hub", "offline", "fixture", "file", "dataset", "hub_dataset"]
     label_names: tuple[str, ...]  # empty for regression
     metrics: tuple[str, ...]  # first one is the headline metric
     splits: dict[str, str]  # our split name -> source split name
@@ -66,6 +80,37 @@ class TaskSpec:
     # offline tasks: the ``offline_data`` corpus whose rows (and pinned split digests) the task
     # reads; several tasks can share one (movies and movies-score; brown-pos and brown-genre)
     corpus: str = ""
+    # --- the user's own data (source file / dataset / hub_dataset; ``user_tasks``); hub
+    # datasets keep their id, config and revision in hub_path, hub_config and hub_revision
+    location: str = ""  # absolute path of the file or folder ("" for a hub dataset)
+    # csv, tsv, jsonl, json, parquet, conllu, conllulex, saved (save_to_disk), data_folder, hub
+    format: str = ""
+    # our row-schema names -> the data's column names (a tuple of them for several choice
+    # columns); only the entries that differ, in schema order
+    columns: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    column: str = ""  # CoNLL-U: upos/xpos/feats/deprel; STREUSLE: role/fxn (what a tag is)
+    split_files: tuple[tuple[str, str], ...] = ()  # a card's per-split files: (split, path)
+    # splits made by us (the data has none): the seeded permutation, stratified by label for
+    # the label kinds; None when the splits are the data's own (``splits`` maps them)
+    split_seed: int | None = None
+    split_fractions: tuple[float, ...] = ()
+    card: str = ""  # the task card it was read from (absolute path), if any
+
+    @classmethod
+    def from_file(cls, path, **options) -> TaskSpec:
+        """A task from a data file: CSV, TSV, JSONL/JSON, Parquet, CoNLL-U, STREUSLE
+        .conllulex (``user_tasks.from_file`` documents the options)."""
+        from . import user_tasks
+
+        return user_tasks.from_file(path, **options)
+
+    @classmethod
+    def from_dataset(cls, path_or_hub_id, **options) -> TaskSpec:
+        """A task from a ``datasets`` dataset: a ``save_to_disk`` folder, a folder of data
+        files, or a hub id with ``config=`` and ``revision=`` (``user_tasks.from_dataset``)."""
+        from . import user_tasks
+
+        return user_tasks.from_dataset(path_or_hub_id, **options)
 
     @property
     def num_labels(self) -> int:
@@ -112,7 +157,7 @@ GENRES = ("adventure", "belles_lettres", "editorial", "fiction", "government", "
           "learned", "lore", "mystery", "news", "religion", "reviews", "romance",
           "science_fiction")
 SENTIMENT = ("negative", "positive")
-_OFFLINE_SPLITS = {s: s for s in offline_data.SPLITS}
+_OFFLINE_SPLITS = {s: s for s in SPLITS}
 
 
 def _hub(name, kind, labels, metrics, path, config, convert, description, splits=_TRAIN_VAL):
@@ -212,9 +257,11 @@ OFFLINE_ALTERNATIVES = {"sst2": "movies", "yelp_polarity": "movies", "stsb": "mo
 
 
 def get_task(name: str) -> TaskSpec:
-    """The spec for ``name``; an unknown name lists the valid ones. A hub task may be pinned
-    to a dataset revision as ``name@revision`` (``sst2@<commit sha>``): the spec then carries
-    ``hub_revision`` and keeps the pinned name (so configs, results and cache keys hold it)."""
+    """The spec for ``name``: a registry task; else the user's own data (``user_tasks``: a
+    task card's name, ``hub:org/name``, a path); an unknown name lists the valid ones. A hub
+    task may be pinned to a dataset revision as ``name@revision`` (``sst2@<commit sha>``): the
+    spec then carries ``hub_revision`` and keeps the pinned name (so configs, results and
+    cache keys hold it)."""
     base, _, rev = name.partition("@")
     if rev and base in TASKS:
         if TASKS[base].source != "hub":
@@ -222,10 +269,16 @@ def get_task(name: str) -> TaskSpec:
                               f"{TASKS[base].source} data, fixed by its pinned digests. Drop "
                               f"'@{rev}'")
         return dataclasses.replace(TASKS[base], name=name, hub_revision=rev)
-    if name not in TASKS:
+    if name in TASKS:
+        return TASKS[name]
+    from . import user_tasks
+
+    spec = user_tasks.resolve(name)
+    if spec is None:
         raise unknown("task", name, TASK_NAMES,
-                      f"offline tasks (no hub needed): {', '.join(OFFLINE_TASK_NAMES)}")
-    return TASKS[name]
+                      f"offline tasks (no hub needed): {', '.join(OFFLINE_TASK_NAMES)}. "
+                      f"{user_tasks.WHAT_ELSE}")
+    return spec
 
 
 def resolve_task(task: str | TaskSpec) -> TaskSpec:
@@ -258,7 +311,13 @@ class ResolvedTask:
         return spec if spec is not None else self._resolve_task()
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in _RESOLVED}
+        # a user task's spec is plain data: it travels (a spec built with TaskSpec.from_file(
+        # name=...) has a name only this process knows); a registry spec comes back by name
+        state = {k: v for k, v in self.__dict__.items() if k not in _RESOLVED}
+        spec = self.__dict__.get("_task_spec")
+        if spec is not None and spec.source in USER_SOURCES:
+            state["_task_spec"] = spec
+        return state
 
     def spec_of(self, task: str) -> TaskSpec:
         """The spec of ``task``: this config's own task, or another one (the ones it names,
@@ -295,15 +354,16 @@ def load_split(name: str | TaskSpec, split: str, *,
         return _load_offline(spec, split)
     if spec.source == "fixture":
         return _load_fixture(spec, split)
+    if spec.source in USER_SOURCES:
+        from . import user_tasks
+
+        return user_tasks.load_split(spec, split)
     return _load_hub(spec, split, hub_data_dir)
 
 
 def offline_source(spec: TaskSpec) -> str:
     """The offline_data corpus an offline task reads (``spec.corpus``)."""
     return spec.corpus
-
-
-REGISTRY_SOURCES = ("hub", "offline", "fixture")
 
 
 def key_name(task: TaskSpec) -> str:
@@ -322,7 +382,13 @@ def data_identity(task: TaskSpec) -> dict:
     moved dataset makes new keys; with neither known (offline, never downloaded) or the rows
     read from ``LAYERSCOPE_HUB_DATA`` files, the identity is the source alone, as before."""
     if task.source == "offline":
+        from . import offline_data
+
         return {"splits": offline_data.pinned_splits().get(offline_source(task))}
+    if task.source in USER_SOURCES:  # content digest + mapping (user_tasks.data_identity)
+        from . import user_tasks
+
+        return user_tasks.data_identity(task)
     ident: dict = {"source": task.source, "hub": task.hub_path, "config": task.hub_config}
     if task.source != "hub":
         return ident
@@ -336,6 +402,8 @@ def data_identity(task: TaskSpec) -> dict:
 
 
 def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
+    from . import offline_data
+
     source = spec.corpus
     if source == "brown":
         rows = offline_data.split_rows("brown", offline_data.brown_rows(), split)
@@ -395,26 +463,35 @@ def _load_hub(spec: TaskSpec, split: str, hub_data_dir) -> datasets.Dataset:
         raw = datasets.load_dataset(builder[local.suffix[1:]], data_files=str(local),
                                     split="train")
     else:
-        # with the hub unreachable, datasets' local cache only: at once, not after 5 retries
-        offline = hub.offline()
-        try:
-            with hub.datasets_offline() if offline else contextlib.nullcontext():
-                raw = datasets.load_dataset(spec.hub_path, spec.hub_config, split=hub_split,
-                                            revision=spec.hub_revision)
-        except Exception as e:  # network, offline mode, missing repo: all mean "no hub"
-            cause = ConnectionError(f"{hub.why_offline()}, and the dataset is not in the local "
-                                    "cache") if offline else e
-            alt = OFFLINE_ALTERNATIVES.get(spec.name.partition("@")[0])
-            hint = f"the offline analogue {alt!r}, or " if alt else ""
-            raise HubUnavailableError(
-                f"task {spec.name!r} needs the Hugging Face hub "
-                f"(datasets.load_dataset({spec.hub_path!r}, {spec.hub_config!r}, "
-                f"split={hub_split!r})), which failed: {type(cause).__name__}: "
-                f"{str(cause)[:300]}\n"
-                f"Use {hint}one of the offline tasks {', '.join(OFFLINE_TASK_NAMES)}; or put the "
-                f"split in a local folder and set LAYERSCOPE_HUB_DATA (see layerscope.tasks)."
-            ) from e
+        alt = OFFLINE_ALTERNATIVES.get(spec.name.partition("@")[0])
+        hint = f"the offline analogue {alt!r}, or " if alt else ""
+        raw = load_hub_dataset(
+            spec.name, spec.hub_path, spec.hub_config, split=hub_split,
+            revision=spec.hub_revision,
+            fix=f"Use {hint}one of the offline tasks {', '.join(OFFLINE_TASK_NAMES)}; or put the "
+                f"split in a local folder and set LAYERSCOPE_HUB_DATA (see layerscope.tasks).")
     return _convert(spec, raw)
+
+
+def load_hub_dataset(task: str, path: str, config: str | None, *, split: str | None = None,
+                     revision: str | None = None, fix: str):
+    """``datasets.load_dataset(path, config, split=, revision=)`` for task ``task``: with the
+    hub unreachable, datasets' local cache only (at once, not after 5 retries); any failure
+    (network, offline mode, missing repo) is a ``HubUnavailableError`` naming the call and
+    ``fix`` (what to use instead). ``split=None`` gives the ``DatasetDict``."""
+    offline = hub.offline()
+    try:
+        with hub.datasets_offline() if offline else contextlib.nullcontext():
+            return datasets.load_dataset(path, config, split=split, revision=revision)
+    except Exception as e:  # network, offline mode, missing repo: all mean "no hub"
+        cause = ConnectionError(f"{hub.why_offline()}, and the dataset is not in the local "
+                                "cache") if offline else e
+        asked = f", split={split!r}" if split is not None else ""
+        asked += f", revision={revision!r}" if revision is not None else ""
+        raise HubUnavailableError(
+            f"task {task!r} needs the Hugging Face hub "
+            f"(datasets.load_dataset({path!r}, {config!r}{asked})), which failed: "
+            f"{type(cause).__name__}: {str(cause)[:300]}\n{fix}") from e
 
 
 def _convert(spec: TaskSpec, raw: datasets.Dataset) -> datasets.Dataset:
