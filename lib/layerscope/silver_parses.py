@@ -77,11 +77,15 @@ ROOT_LABEL = "ROOT"  # spaCy's label of the root word (deprels keep it; pairs le
 def missing() -> str | None:
     """Why spaCy or its model cannot be used here (None: both are installed, right versions).
     Reads installed metadata only: nothing is imported."""
-    if importlib.util.find_spec("spacy") is None:
+    try:
+        spacy_version = metadata.version("spacy")
+    except metadata.PackageNotFoundError:
+        spacy_version = None
+    if spacy_version is None or importlib.util.find_spec("spacy") is None:
         return "spaCy is not installed"
-    got = tuple(int(p) for p in metadata.version("spacy").split(".")[:2] if p.isdigit())
+    got = tuple(int(p) for p in spacy_version.split(".")[:2] if p.isdigit())
     if got != SPACY_MINOR:
-        return (f"spaCy {metadata.version('spacy')} is installed; the model needs "
+        return (f"spaCy {spacy_version} is installed; the model needs "
                 f"{'.'.join(map(str, SPACY_MINOR))}.x")
     try:
         version = metadata.version(MODEL_DIST)
