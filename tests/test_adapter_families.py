@@ -359,7 +359,7 @@ def test_family_table_lists_every_family():
         "adapters/distilbert.py"
     assert by_type["*"] == {"family": "any other", "model_types": ("*",), "module": "",
                             "hidden_states": True, "surgery": False, "freeze_bottom": False,
-                            "heads": (), "tuned_heads": False}
+                            "heads": (), "tuned_heads": False, "tuned_head_kinds": ()}
 
 
 # === helper B: family-specific checks for the relative-position families ======================

@@ -18,7 +18,7 @@ when the model is called inside them (tests/test_surgery.py), up to float roundi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -28,8 +28,27 @@ from torch import nn
 from .adapters import EncoderAdapter
 from .errors import ConfigError, MissingHeadError
 
-BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the kernels read
-IGNORED_KEYS = ("labels",)
+BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the encoder reads
+# what a head may read besides the states (passed through unflattened): a token-pair model's
+# pair positions [B, P, 2]; the labels ([B] / [B, T] / [B, P]) say which tokens or pairs are
+# scored (studies.common.task_heads)
+HEAD_KEYS = ("labels", "pair_index")
+
+
+class HeadInputs(NamedTuple):
+    """What a head reads besides a hidden-state sequence: the rows' attention mask [N, T]
+    (N = B, or B*C for multiple choice), the number of choices (None unless multiple choice)
+    and the batch's ``labels`` and ``pair_index`` as given (or None)."""
+
+    attention_mask: torch.Tensor | None
+    n_choices: int | None
+    labels: torch.Tensor | None
+    pair_index: torch.Tensor | None
+
+
+# head(adapter, hidden [N, T, H], inputs) -> logits for one batch: what the kernels apply to
+# every layer (truncation) or span (skipping); ``model_head`` by default
+Head = Callable[[EncoderAdapter, torch.Tensor, HeadInputs], torch.Tensor]
 
 
 class SpanCost(NamedTuple):
@@ -69,31 +88,32 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
-def _prepare(model: nn.Module, batch: Mapping) -> tuple[EncoderAdapter, dict, int | None]:
-    """Adapter, flat inputs [N, T] and the number of choices (multiple choice) or None."""
+def _prepare(model: nn.Module, batch: Mapping, *, need_head: bool = True
+             ) -> tuple[EncoderAdapter, dict, HeadInputs]:
+    """Adapter, flat encoder inputs [N, T] and what the head reads besides the states."""
     ad = EncoderAdapter(model)
-    if not ad.has_head:
+    if need_head and not ad.has_head:
         raise MissingHeadError(
             f"{type(model).__name__} has no task head, so truncation/skipping logits are "
             f"undefined; load a task model (models.load_for_task or a fine-tuned checkpoint)")
-    unknown = sorted(set(batch) - set(BATCH_KEYS) - set(IGNORED_KEYS))
+    unknown = sorted(set(batch) - set(BATCH_KEYS) - set(HEAD_KEYS))
     if unknown or "input_ids" not in batch:
         raise ConfigError(f"batch keys {sorted(batch)}: need 'input_ids', may have "
-                          f"{BATCH_KEYS[1:]} (and {IGNORED_KEYS}, ignored); unsupported: {unknown}")
+                          f"{BATCH_KEYS[1:]} and {HEAD_KEYS}; unsupported: {unknown}")
     ids = batch["input_ids"]
     n_choices = ids.shape[1] if ids.dim() == 3 else None  # [B, C, T] -> rows [B*C, T]
     flat = {k: (batch[k].reshape(-1, batch[k].shape[-1]) if batch.get(k) is not None else None)
             for k in BATCH_KEYS}
-    return ad, flat, n_choices
+    return ad, flat, HeadInputs(flat["attention_mask"], n_choices, batch.get("labels"),
+                                batch.get("pair_index"))
 
 
-def _head(ad: EncoderAdapter, hidden: torch.Tensor, n_choices: int | None,
-          mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits for rows of hidden states [R, T, H] with their attention mask [R, T] (mean-pooling
-    heads such as ModernBERT's read it): [R, C] (tokens: [R, T, C]; multiple choice:
-    [R / n_choices, n_choices])."""
-    logits = ad.head(hidden, attention_mask=mask)
-    return logits if n_choices is None else logits.reshape(-1, n_choices)
+def model_head(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs) -> torch.Tensor:
+    """The task model's own head (``EncoderAdapter.head``) on rows of hidden states [N, T, H]
+    with their attention mask (mean-pooling heads such as ModernBERT's read it): [N, C]
+    (tokens: [N, T, C]; multiple choice: [N / n_choices, n_choices]; token pairs: [N, P, C])."""
+    logits = ad.head(hidden, attention_mask=inputs.attention_mask, pair_index=inputs.pair_index)
+    return logits if inputs.n_choices is None else logits.reshape(-1, inputs.n_choices)
 
 
 def _base_states(ad: EncoderAdapter, inputs: dict) -> list[torch.Tensor]:
@@ -105,40 +125,64 @@ def _base_states(ad: EncoderAdapter, inputs: dict) -> list[torch.Tensor]:
 # --- kernels --------------------------------------------------------------------------------
 
 @torch.inference_mode()
-def untuned_truncation_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
+def untuned_truncation_logits(model: nn.Module, batch: Mapping, *, head: Head | None = None,
+                              features: Head | None = None):
     """UNTUNED truncation at every depth from one forward pass (Phang et al. 2021 §4).
 
     batch: ``input_ids`` [B, T] (multiple choice [B, C, T]), optional ``attention_mask`` and
-    ``token_type_ids``. Returns [L+1, B, num_labels] (token tasks [L+1, B, T, num_labels]):
-    row k is the fine-tuned head applied to hidden state k, through the family's own head path
-    (``EncoderAdapter.head``: BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on
-    ``<s>``, DistilBERT pre_classifier+ReLU, ...); row L is the full model. Row 0 (the
-    embedding output) is included so rows index layers, but it is only meaningful where the
-    first-token vector varies across examples (not in BERT-style models, where layer-0 [CLS]
-    is constant). Runs in eval mode.
+    ``token_type_ids`` (and ``labels``, ``pair_index``: see ``HEAD_KEYS``). Returns
+    [L+1, B, num_labels] (token tasks [L+1, B, T, num_labels]): row k is the fine-tuned head
+    applied to hidden state k, through the family's own head path (``EncoderAdapter.head``:
+    BERT/ALBERT pooler + classifier, RoBERTa dense+tanh+out_proj on ``<s>``, DistilBERT
+    pre_classifier+ReLU, ...); row L is the full model. Row 0 (the embedding output) is
+    included so rows index layers, but it is only meaningful where the first-token vector
+    varies across examples (not in BERT-style models, where layer-0 [CLS] is constant). Runs
+    in eval mode.
+
+    ``head``: another function of (adapter, hidden state, ``HeadInputs``) to apply to each
+    layer (``studies.common.task_heads``: one per task kind, giving logits per scored unit);
+    default ``model_head``. ``features``: a second function, e.g. the head's input features,
+    applied to the same states of the same pass; then the result is (logits, features), both
+    stacked over layers.
     """
-    ad, inputs, n_choices = _prepare(model, batch)
+    ad, inputs, extra = _prepare(model, batch)
+    head = head or model_head
     with _evaluating(model):
         states = _base_states(ad, inputs)
-        mask = inputs["attention_mask"]
-        return torch.stack([_head(ad, h, n_choices, mask) for h in states])
+        logits = torch.stack([head(ad, h, extra) for h in states])
+        if features is None:
+            return logits
+        return logits, torch.stack([features(ad, h, extra) for h in states])
 
 
 @torch.inference_mode()
-def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int | None = None
-                             ) -> dict[tuple[int, int], torch.Tensor]:
+def layer_features(model: nn.Module, batch: Mapping, features: Head) -> torch.Tensor:
+    """``features`` (a function of adapter, hidden state, ``HeadInputs``) on every hidden
+    state 0..L of one pass: [L+1, ...]. Any model with an adapter, task head or not (the
+    untuned encoder's features train TUNEDORIG heads). Runs in eval mode."""
+    ad, inputs, extra = _prepare(model, batch, need_head=False)
+    with _evaluating(model):
+        return torch.stack([features(ad, h, extra) for h in _base_states(ad, inputs)])
+
+
+@torch.inference_mode()
+def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int | None = None,
+                             head: Head | None = None) -> dict[tuple[int, int], torch.Tensor]:
     """Logits with each contiguous span of blocks skipped, every span of ``spans(L)``.
 
     Returns {(i, j): [B, num_labels]} (token tasks [B, T, num_labels]): the model with blocks
     i..j (inclusive) replaced by the identity, no further tuning (Phang et al. 2021 §4.1) —
     blocks j+1..L applied to hidden state i-1 of one base pass, the spans ending at the same j
-    stacked into one batch. ``max_rows`` caps the rows (sequences) per block call to bound
-    memory; it does not change the block-evaluation count. Runs in eval mode.
+    stacked into one batch; the head (``head``, as in ``untuned_truncation_logits``; default
+    ``model_head``) then reads each span's final states with the batch's own mask.
+    ``max_rows`` caps the rows (sequences) per block call to bound memory; it does not change
+    the block-evaluation count. Runs in eval mode.
     """
     if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) != max_rows
                                  or max_rows < 1):
         raise ConfigError(f"max_rows={max_rows!r}: use a positive number of sequences or None")
-    ad, inputs, n_choices = _prepare(model, batch)
+    ad, inputs, extra = _prepare(model, batch)
+    head = head or model_head
     L, mask_rows = ad.n_layers, inputs["attention_mask"]
     out: dict[tuple[int, int], torch.Tensor] = {}
     with _evaluating(model):
@@ -148,17 +192,19 @@ def all_span_skipping_logits(model: nn.Module, batch: Mapping, *, max_rows: int 
         for i, j in spans(L):
             by_end.setdefault(j, []).append(i)
         for j, starts in by_end.items():
+            if j == L:  # nothing after the span: the head reads hidden state i-1 as is
+                for i in starts:
+                    out[(i, j)] = head(ad, states[i - 1], extra)
+                continue
             stacked = torch.cat([states[i - 1] for i in starts])  # [len(starts) * n, T, H]
             rows = None if mask_rows is None else mask_rows.repeat(len(starts), 1)
             step = len(stacked) if max_rows is None else int(max_rows)
-            logits = []
+            finals = []
             for r in range(0, len(stacked), step):
                 h = stacked[r:r + step]
                 m = None if rows is None else rows[r:r + step]
-                if j < L:  # j == L: nothing after the span, the head reads hidden state i-1
-                    h = ad.run_blocks(h, ad.block_context(m, h), range(j + 1, L + 1))
-                logits.append(ad.head(h, attention_mask=m))
-            per_span = torch.cat(logits).split(n)  # one [n, ...] chunk per span, in start order
-            for i, lg in zip(starts, per_span, strict=True):
-                out[(i, j)] = lg if n_choices is None else lg.reshape(-1, n_choices)
+                finals.append(ad.run_blocks(h, ad.block_context(m, h), range(j + 1, L + 1)))
+            per_span = torch.cat(finals).split(n)  # one [n, T, H] chunk per span, start order
+            for i, h in zip(starts, per_span, strict=True):
+                out[(i, j)] = head(ad, h, extra)
     return out

@@ -136,7 +136,6 @@ def test_to_record_is_flat_and_save_writes_files(result, tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"task": "tiny-pos"}, "'tagging' task"),
     ({"model": "tiny-bret"}, "unknown model 'tiny-bret'"),
     ({"seeds": (1, 1)}, "distinct"),
     ({"n_examples": 2}, "n_examples=2"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UnsupportedModelError
-from .base import HEAD_KINDS, EncoderAdapter, Layout
+from .base import HEAD_KINDS, TASK_HEAD_KINDS, EncoderAdapter, Layout, head_kind_of
 
 # model_type -> "module:Class" (module relative to this package)
 FAMILIES: dict[str, str] = {
@@ -33,9 +33,9 @@ FAMILIES: dict[str, str] = {
 }
 SUPPORTED: tuple[str, ...] = tuple(FAMILIES)  # model types with an adapter
 
-__all__ = ["FAMILIES", "HEAD_KINDS", "SUPPORTED", "EncoderAdapter", "Layout", "adapter_class",
-           "family_table", "require_surgery", "supports_surgery",
-           "unsupported_error"]
+__all__ = ["FAMILIES", "HEAD_KINDS", "SUPPORTED", "TASK_HEAD_KINDS", "EncoderAdapter", "Layout",
+           "adapter_class", "family_table", "head_kind_of", "require_surgery",
+           "supports_surgery", "unsupported_error"]
 
 
 def _model_type(model_or_config) -> str | None:
@@ -77,17 +77,31 @@ def adapter_class(model_or_config) -> type[EncoderAdapter]:
     return _load(FAMILIES[kind])
 
 
-def require_surgery(model_or_config, needed_for: str, *, tuned_heads: bool = False
-                    ) -> type[EncoderAdapter]:
+def require_surgery(model_or_config, needed_for: str, *, tuned_heads: bool = False,
+                    head_kind: str = "sequence") -> type[EncoderAdapter]:
     """The adapter class, checked before any work: UnsupportedModelError saying that
-    ``needed_for`` needs an adapter (and, with ``tuned_heads``, a first-token head)."""
+    ``needed_for`` needs an adapter whose family evaluates ``head_kind`` heads (``HEAD_KINDS``;
+    ``head_kind_of(task.kind)``), and, with ``tuned_heads``, one whose head of that kind has
+    the form TUNED/TUNEDORIG retrain. The message names the family, the model type and the
+    kind."""
     if not supports_surgery(model_or_config):
         raise unsupported_error(model_or_config, needed_for)
     cls = adapter_class(model_or_config)
-    if tuned_heads and not cls.has_first_token_head():
+    if head_kind not in HEAD_KINDS:
+        raise UnsupportedModelError(f"head kind {head_kind!r}: use one of {HEAD_KINDS}")
+    where = f"the {cls.family} adapter (model_type {_model_type(model_or_config)!r})"
+    if head_kind not in cls.head_kinds:
         raise UnsupportedModelError(
-            f"{needed_for} trains TUNED/TUNEDORIG heads of the form act(x W1 + b1) W2 + b2 on "
-            f"the first token, and the {cls.family} head is not of that form")
+            f"{needed_for} evaluates a {head_kind} head on every layer, and {where} has no "
+            f"{head_kind} head (transformers has no such task model for the family); it "
+            f"evaluates {', '.join(cls.head_kinds)} heads. Use another family for this task "
+            f"(`layerscope models` lists them)")
+    if tuned_heads and not cls.has_tuned_head(head_kind):
+        form = ("trains TUNED/TUNEDORIG heads of the form act(x W1 + b1) W2 + b2 on the first "
+                "token" if head_kind in ("sequence", "multiple_choice") else
+                f"trains TUNED/TUNEDORIG {head_kind} heads as one linear layer")
+        raise UnsupportedModelError(f"{needed_for} {form}, and the {head_kind} head of {where} "
+                                    f"is not of that form")
     return cls
 
 
@@ -107,9 +121,11 @@ def family_table() -> list[dict]:
     ``model_types``, ``module`` (file under lib/layerscope/adapters), ``hidden_states`` (True:
     studies that read states), ``surgery`` (truncation, skipping, drop_top), ``freeze_bottom``,
     ``heads`` (task heads the adapter evaluates on any layer), ``tuned_heads`` (TUNED/
-    TUNEDORIG: the sequence head is dense+activation+linear on the first token). A family
-    whose module cannot be imported is listed with ``surgery`` False and the ``error``. The
-    last row is every other model: hidden-state studies only."""
+    TUNEDORIG: the sequence head is dense+activation+linear on the first token),
+    ``tuned_head_kinds`` (the head kinds whose TUNED/TUNEDORIG heads can be trained,
+    ``EncoderAdapter.has_tuned_head``). A family whose module cannot be imported is listed
+    with ``surgery`` False and the ``error``. The last row is every other model: hidden-state
+    studies only."""
     out = []
     for row in _family_rows():
         module = row["target"].split(":")[0]
@@ -119,13 +135,15 @@ def family_table() -> list[dict]:
             cls = _load(row["target"])
         except (ImportError, AttributeError) as e:
             entry.update(surgery=False, freeze_bottom=False, heads=(), tuned_heads=False,
-                         error=f"{type(e).__name__}: {e}")
+                         tuned_head_kinds=(), error=f"{type(e).__name__}: {e}")
         else:
             entry.update(family=cls.family, surgery=True, freeze_bottom=not cls.shared_blocks,
                          heads=tuple(cls.head_kinds),
-                         tuned_heads=cls.has_first_token_head())
+                         tuned_heads=cls.has_first_token_head(),
+                         tuned_head_kinds=tuple(k for k in cls.head_kinds
+                                                if cls.has_tuned_head(k)))
         out.append(entry)
     out.append({"family": "any other", "model_types": ("*",), "module": "",
                 "hidden_states": True, "surgery": False, "freeze_bottom": False, "heads": (),
-                "tuned_heads": False})
+                "tuned_heads": False, "tuned_head_kinds": ()})
     return out

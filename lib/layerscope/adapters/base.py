@@ -20,7 +20,11 @@ method below has a generic version, and these are the ones a new family usually 
   position embeddings or biases, rotary tables); opaque to callers.
 - ``run_block(i, hidden, ctx) -> hidden``: call block i the way the model's forward does.
 - ``sequence_head / token_head / choice_head``: the task model's head on a hidden-state
-  sequence, so that ``head(hidden_states[L]) == model(...).logits`` exactly.
+  sequence, so that ``head(hidden_states[L]) == model(...).logits`` exactly (the token-pair
+  head is the task model's own ``pair_head``, the same for every family).
+- ``first_token_head`` / ``choice_first_token_head`` / ``token_classifier``: the head's
+  layers in the form TUNED/TUNEDORIG retrain (``studies/truncation/heads.py``), where the
+  family's head has that form; ``tuned_head_kinds`` lists the kinds that do.
 - ``layer_count_fields(n)``: the config fields the encoder's forward reads for its depth.
 
 Then run the parity tests over a tiny random config: add the family to
@@ -37,12 +41,30 @@ import torch
 from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
-from ..errors import MissingHeadError, UnsupportedModelError
+from ..errors import ConfigError, MissingHeadError, UnsupportedModelError
 
 # (module that holds the block list, its attribute name, the new list, config fields to set)
 Layout = tuple[nn.Module, str, nn.ModuleList, dict[str, int]]
 
-HEAD_KINDS = ("sequence", "token", "multiple_choice")
+# the task heads an adapter can evaluate on any layer's states (DESIGN §6: "the head for layer
+# k is the task kind's business"): sequence (pooled first token), token (every token), multiple
+# choice (one pooled state per choice), token_pair (the two words' states, concatenated)
+HEAD_KINDS = ("sequence", "token", "multiple_choice", "token_pair")
+# task kind (tasks.KINDS) -> the head kind its task model has
+TASK_HEAD_KINDS = {"classification": "sequence", "pair": "sequence", "regression": "sequence",
+                   "multiple_choice": "multiple_choice", "tagging": "token",
+                   "token_pair": "token_pair"}
+
+
+def head_kind_of(task_kind: str) -> str:
+    """The head kind (``HEAD_KINDS``) of a task kind's model; a ConfigError naming the kinds
+    that have one otherwise."""
+    try:
+        return TASK_HEAD_KINDS[task_kind]
+    except KeyError:
+        raise ConfigError(
+            f"task kind {task_kind!r} has no task head the surgery studies evaluate; kinds "
+            f"with one: {', '.join(TASK_HEAD_KINDS)}") from None
 
 
 class EncoderAdapter:
@@ -53,12 +75,16 @@ class EncoderAdapter:
 
     - ``family``: display name (``"BERT"``); ``shared_blocks``: True where one module is applied
       as several blocks (ALBERT: freezing block 1 freezes all, module identity or forward hooks
-      cannot tell blocks apart); ``head_kinds``: the task heads ``head`` supports.
+      cannot tell blocks apart); ``head_kinds``: the task heads ``head`` supports;
+      ``tuned_head_kinds``: those whose head has the form TUNED/TUNEDORIG retrain (sequence
+      and multiple choice: dense + activation + linear on the pooled first token; token: one
+      linear layer on every token; token pair: one linear layer on the two words' states).
     """
 
     family: str = "generic"
     shared_blocks: bool = False
     head_kinds: tuple[str, ...] = HEAD_KINDS
+    tuned_head_kinds: tuple[str, ...] = HEAD_KINDS
 
     def __new__(cls, model: nn.Module):
         if cls is EncoderAdapter:  # dispatch on the family; subclasses are built directly
@@ -155,24 +181,58 @@ class EncoderAdapter:
         (identity here: BERT-style encoders end with their last block)."""
         return hidden
 
-    def head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
-             ) -> torch.Tensor:
+    @property
+    def model_head_kind(self) -> str:
+        """Which head the wrapped task model has (``HEAD_KINDS``), from its class: a
+        ``...ForTokenClassification`` (token), ``...ForMultipleChoice``, a model with a
+        ``pair_head`` (``finetune.pair_model.TokenPairClassifier``: token_pair), else sequence."""
+        name = type(self.model).__name__
+        if callable(getattr(self.model, "pair_head", None)):
+            return "token_pair"
+        if name.endswith("ForTokenClassification"):
+            return "token"
+        if name.endswith("ForMultipleChoice"):
+            return "multiple_choice"
+        return "sequence"
+
+    def head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None,
+             pair_index: torch.Tensor | None = None) -> torch.Tensor:
         """The task model's head applied to a full hidden-state sequence [B, T, H].
 
         ``attention_mask`` [B, T]: for heads that pool over the real tokens (ModernBERT's
-        ``classifier_pooling="mean"``); the first-token heads here ignore it.
+        ``classifier_pooling="mean"``); the first-token heads here ignore it. ``pair_index``
+        [B, P, 2]: token-pair models only (the first sub-word of each pair's head and
+        dependent; -1 = padding pair).
 
         Sequence classification / regression / multiple choice: [B, num_labels] (multiple
-        choice: [B*C, 1], reshape to [B, C]); token classification: [B, T, num_labels].
+        choice: [B*C, 1], reshape to [B, C]); token classification: [B, T, num_labels]; token
+        pair: [B, P, num_labels] (padding pairs give zeros).
         """
         name = type(self.model).__name__
         if not self.has_head:
             raise MissingHeadError(f"{name} has no task head; load it with "
                                    f"models.load_for_task or a fine-tuned checkpoint")
+        kind = self.model_head_kind
+        if kind not in self.head_kinds:
+            raise UnsupportedModelError(
+                f"{name}: the {self.family} adapter has no {kind} head (it evaluates "
+                f"{', '.join(self.head_kinds)} heads)")
         hidden = self.final_states(hidden)
-        if name.endswith("ForTokenClassification"):
+        if kind == "token_pair":
+            if pair_index is None:
+                raise ConfigError(f"{name} is a token-pair model: its head needs pair_index "
+                                  f"[B, P, 2] (the batch's token positions of each pair)")
+            return self.model.pair_head(hidden, pair_index)
+        return self.task_head(kind, hidden, attention_mask)
+
+    def task_head(self, kind: str, hidden: torch.Tensor,
+                  attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The head of ``kind`` on final states (``final_states`` applied): the family's
+        ``token_head`` / ``choice_head`` / ``sequence_head`` (families whose heads read the
+        mask override this)."""
+        if kind == "token":
             return self.token_head(hidden)
-        if name.endswith("ForMultipleChoice"):
+        if kind == "multiple_choice":
             return self.choice_head(hidden)
         return self.sequence_head(hidden)
 
@@ -199,6 +259,15 @@ class EncoderAdapter:
         """Whether the family defines ``first_token_head`` (TUNED/TUNEDORIG need it)."""
         return cls.first_token_head is not EncoderAdapter.first_token_head
 
+    @classmethod
+    def has_tuned_head(cls, kind: str) -> bool:
+        """Whether TUNED/TUNEDORIG heads of ``kind`` (``HEAD_KINDS``) can be trained for the
+        family: the kind is in ``head_kinds`` and ``tuned_head_kinds``, and the first-token
+        kinds need ``first_token_head``."""
+        if kind not in cls.head_kinds or kind not in cls.tuned_head_kinds:
+            return False
+        return cls.has_first_token_head() if kind in ("sequence", "multiple_choice") else True
+
     def first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
         """The sequence head as act(x W1 + b1) W2 + b2 on the pooled first-token vector x:
         (dense, activation name, output layer), for training many heads at once (TUNED).
@@ -206,6 +275,17 @@ class EncoderAdapter:
         raise UnsupportedModelError(
             f"{type(self.model).__name__}: the {self.family} adapter has no first-token "
             f"dense+activation+linear head, so TUNED/TUNEDORIG heads are undefined for it")
+
+    def choice_first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
+        """The multiple-choice head in the same form, with one output per choice row: W2 [H, 1]
+        (generic: the sequence head's layers, as BERT, ALBERT, DistilBERT and DeBERTa-v2's
+        ``...ForMultipleChoice`` share them)."""
+        return self.first_token_head()
+
+    def token_classifier(self) -> nn.Linear:
+        """The token head as one linear layer H -> C on every token (dropout aside), which
+        TUNED/TUNEDORIG retrain on layer-k states of the words' first sub-words."""
+        return self.model.classifier
 
     # --- surgery --------------------------------------------------------------------------
 

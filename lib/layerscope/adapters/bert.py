@@ -64,6 +64,15 @@ class RobertaAdapter(BertAdapter):
         head = self.model.classifier
         return head.dense, "tanh", head.out_proj
 
+    def choice_first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
+        """``...ForMultipleChoice``: the base model's pooler (dense + tanh on ``<s>``), then
+        ``classifier`` (H -> 1), as BERT's; not the sequence head's dense/out_proj."""
+        pooler = self.base.pooler
+        if pooler is None:
+            raise UnsupportedModelError(f"this {self.kind} multiple-choice model has no pooler, "
+                                        f"so its head is not dense+tanh+classifier")
+        return pooler.dense, "tanh", self.model.classifier
+
 
 class ElectraAdapter(EncoderAdapter):
     """ELECTRA: optional ``embeddings_project`` after the embeddings; head on the first token."""
@@ -91,6 +100,21 @@ class ElectraAdapter(EncoderAdapter):
                 f"ELECTRA head activation {type(head.activation).__name__} is not supported "
                 f"(expected GELU)")
         return head.dense, "gelu", head.out_proj
+
+    def choice_first_token_head(self) -> tuple[nn.Linear, str, nn.Linear]:
+        """``ElectraForMultipleChoice``: ``sequence_summary`` (its ``summary`` projection and
+        ``summary_activation`` on the first token, transformers' default config) then
+        ``classifier`` (H -> 1). Other summary settings are not of that form."""
+        summary, c = self.model.sequence_summary, self.config
+        act = getattr(c, "summary_activation", None)
+        if (summary.summary_type != "first" or not isinstance(summary.summary, nn.Linear)
+                or act not in ("gelu", "tanh", "relu")):
+            raise UnsupportedModelError(
+                f"ELECTRA multiple-choice summary (summary_type={summary.summary_type!r}, "
+                f"summary_use_proj={getattr(c, 'summary_use_proj', None)!r}, "
+                f"summary_activation={act!r}) is not a first-token dense + gelu/tanh/relu "
+                f"layer, so TUNED/TUNEDORIG heads are undefined for it")
+        return summary.summary, act, self.model.classifier
 
 
 class AlbertAdapter(BertAdapter):

@@ -34,7 +34,9 @@ for flash attention, is gone; eager and SDPA on CPU take the masks below):
   config uses "mean"), then ``ModernBertPredictionHead`` (dense, activation, LayerNorm),
   dropout, ``classifier``; token classification: prediction head, dropout, ``classifier`` on
   every token. The LayerNorm inside the head makes it no dense+activation+linear pair, so
-  TUNED heads are not available (``first_token_head`` raises).
+  TUNED sequence, choice and token heads are not available (``first_token_head`` and
+  ``token_classifier`` raise); a token-pair model's head (``pair_head``, one linear layer on
+  the two words' final states) is, since ``head`` gives it ``final_norm``-ed states.
 - **Surgery** swaps ``model.layers`` (the block list sits on the base model itself) and sets
   ``num_hidden_layers`` and ``layer_types`` = the kept blocks' own types: the forward builds
   rotary tables for ``set(config.layer_types)``, so the list must name exactly the types the
@@ -55,7 +57,7 @@ from transformers.masking_utils import (
     create_bidirectional_sliding_window_mask,
 )
 
-from ..errors import ConfigError, MissingHeadError
+from ..errors import ConfigError, UnsupportedModelError
 from .base import EncoderAdapter, Layout
 
 # ModernBertModel.forward's mask builder per attention type
@@ -75,6 +77,9 @@ class ModernBertAdapter(EncoderAdapter):
     ``final_norm`` before the head."""
 
     family = "ModernBERT"
+    # the sequence, choice and token heads hold a LayerNorm (ModernBertPredictionHead): not a
+    # form the TUNED trainer retrains; the token-pair head is one linear layer on final states
+    tuned_head_kinds = ("token_pair",)
 
     def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
               ) -> torch.Tensor:
@@ -109,20 +114,22 @@ class ModernBertAdapter(EncoderAdapter):
         """``final_norm``: what ModernBertModel.forward applies after its last block."""
         return self.base.final_norm(hidden)
 
-    def head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
-             ) -> torch.Tensor:
-        """The task head on block k's output [B, T, H], ``final_norm`` first (as a k-block
-        model applies it). ``attention_mask`` [B, T]: needed for "mean" pooling (and for the
-        first non-pad token of multiple choice). Shapes as ``EncoderAdapter.head``."""
-        name = type(self.model).__name__
-        if not self.has_head:
-            raise MissingHeadError(f"{name} has no task head; load it with "
-                                   f"models.load_for_task or a fine-tuned checkpoint")
-        m, hidden = self.model, self.final_states(hidden)
-        if name.endswith("ForTokenClassification"):
+    def task_head(self, kind: str, hidden: torch.Tensor,
+                  attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The task head on final states (``head`` applies ``final_norm`` first, as a k-block
+        model does). ``attention_mask`` [B, T]: needed for "mean" pooling (and for the first
+        non-pad token of multiple choice). Shapes as ``EncoderAdapter.head``."""
+        m = self.model
+        if kind == "token":
             return m.classifier(m.drop(m.head(hidden)))
-        pooled = self.pool(hidden, attention_mask, choices=name.endswith("ForMultipleChoice"))
+        pooled = self.pool(hidden, attention_mask, choices=kind == "multiple_choice")
         return m.classifier(m.drop(m.head(pooled)))
+
+    def token_classifier(self) -> nn.Linear:
+        raise UnsupportedModelError(
+            f"{type(self.model).__name__}: the ModernBERT token head is dense + activation + "
+            f"LayerNorm + classifier, not one linear layer, so TUNED/TUNEDORIG token heads are "
+            f"undefined for it")
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None,
              *, choices: bool = False) -> torch.Tensor:

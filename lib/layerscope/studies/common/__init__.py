@@ -1,13 +1,17 @@
 """What two or more studies share, one floor below the studies: every study package may import
 it; it imports no study (``tests/test_package.py`` checks both).
 
-* ``evaluation``: the validation rows a fine-tuned sequence model is evaluated on (the seeded
+* ``evaluation``: the validation rows a fine-tuned model is evaluated on (the seeded
   subset of ``activations.task_inputs``, encoded as ``finetune.predictions`` encodes them), the
-  surgery kernels run over them (the model itself, UNTUNED truncation at every depth, every
-  span skipped) and the parity of the model itself with ``finetune.predictions``; studies 03
-  (truncation) and 04 (skipping).
+  surgery kernels run over them with the kind's head (the model itself, UNTUNED truncation at
+  every depth, every span skipped) and the parity of the model itself with
+  ``finetune.predictions``; studies 03 (truncation) and 04 (skipping).
+* ``task_heads``: the fine-tuned head on layer k's states, one function per task kind (a
+  sequence's first token, each choice, each labelled word, each word pair), the units they
+  score and the features TUNED/TUNEDORIG heads read; studies 03 and 04.
 * ``scoring``: ``Scorer``, a task's metric on many prediction rows at once, on all examples and
-  on shared bootstrap resamples (paired intervals); studies 03 and 04.
+  on shared bootstrap resamples (paired intervals; token tasks resample sentences); studies 03
+  and 04.
 * ``intervals``: the percentile range of bootstrap replicates, and an effect's saved interval
   back into a ``base.Interval``; the studies' findings.
 * ``layers``: the bottom and top thirds of the blocks that findings average over; studies 02

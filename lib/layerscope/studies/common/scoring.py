@@ -8,12 +8,18 @@ Metrics that are functions of sums over examples are computed for all rows and a
 with one matrix product: the resample weights W [1 + B, n] (row 0 all ones = the estimate,
 row b the multiplicity of each example in resample b) times per-example statistics:
 
-* accuracy = Σ correct / n;  mse = Σ (p - y)² / n;
+* accuracy = Σ correct / n;  mse = Σ (p - y)² / n  (n: the column's total weight);
 * f1 (binary, positive class 1) = 2 TP / (2 TP + FP + FN), 0 when undefined (sklearn's
   ``zero_division=0``);
 * mcc (sklearn's multi-class form, Gorodkin 2004) from Σ correct, per-class predicted and true
   counts: (c s - Σ p_k t_k) / sqrt((s² - Σ p_k²)(s² - Σ t_k²)), 0 when the denominator is 0;
 * macro_f1 = mean over classes present in labels or predictions of 2 TP_k / (P_k + T_k).
+
+Token tasks score many units (words, word pairs) per sentence, and the words of one sentence
+are not independent draws: with ``groups`` (the sentence of each unit) a resample draws
+*sentences* with replacement and takes every unit of each drawn sentence (the cluster
+bootstrap, Davison & Hinkley 1997 §3.8), so the interval respects the dependence between words
+of one sentence; the weight of a unit in resample b is the multiplicity of its sentence.
 
 Correlations (pearson, spearman) are computed resample by resample with ``metrics.compute``.
 With several fine-tuning seeds a row holds one prediction per seed: its metric is the mean
@@ -74,18 +80,24 @@ def _from_sums(metric: str, s: np.ndarray, n: np.ndarray, n_classes: int) -> np.
 
 
 class Scorer:
-    """One metric of prediction rows on n labelled examples and B shared bootstrap resamples.
+    """One metric of prediction rows on n labelled units and B shared bootstrap resamples.
 
     Args:
         task: the task (its kind and number of classes).
-        labels: [n] gold labels (class ids; regression: targets).
+        labels: [n] gold labels (class ids; regression: targets) of the units.
         n_boot: bootstrap resamples B (>= 2), drawn once (``seed``) and shared by every row.
         metric: a metric of the task, or None for ``metrics.headline_metric(task)`` (the task's
             primary metric; regression: MSE, the one its mean-predictor baseline has).
+        groups: [n] the group (sentence) of each unit, ints in 0..n_groups-1, or None (every
+            unit its own example). A resample then draws groups (see the module docstring).
+        n_groups: how many groups (default ``groups.max() + 1``; a group may hold no unit).
+        group_name, unit_name: how ``method`` names them ("sentences", "words").
     """
 
     def __init__(self, task: TaskSpec, labels: np.ndarray, *, n_boot: int = 200, seed: int = 0,
-                 metric: str | None = None):
+                 metric: str | None = None, groups: np.ndarray | None = None,
+                 n_groups: int | None = None, group_name: str = "sentences",
+                 unit_name: str = "units"):
         head, higher = metrics.headline_metric(task)
         self.metric = metric or head
         if self.metric not in (*task.metrics, "mse"):
@@ -97,13 +109,39 @@ class Scorer:
         self.labels = np.asarray(labels)
         self.n = len(self.labels)
         self.n_boot = int(n_boot)
-        self.idx = bootstrap_indices(self.n, self.n_boot, seed)  # [B, n]
+        self.groups = None if groups is None else self._check_groups(groups, n_groups)
+        self.n_groups = self.n if self.groups is None else (
+            int(n_groups) if n_groups is not None else int(self.groups.max(initial=-1)) + 1)
+        self.group_name, self.unit_name = group_name, unit_name
+        self.idx = bootstrap_indices(self.n_groups, self.n_boot, seed)  # [B, n or n_groups]
         w = np.zeros((self.n_boot + 1, self.n))
         w[0] = 1.0
         for b, ix in enumerate(self.idx):
-            w[b + 1] = np.bincount(ix, minlength=self.n)
+            counts = np.bincount(ix, minlength=self.n_groups)
+            w[b + 1] = counts if self.groups is None else counts[self.groups]
         self.weights = w  # [1 + B, n]
         self.n_classes = max(task.num_labels, 2)
+        self._members = None if self.groups is None else np.split(  # units of each group
+            np.argsort(self.groups, kind="stable"),
+            np.cumsum(np.bincount(self.groups, minlength=self.n_groups))[:-1])
+
+    def _check_groups(self, groups, n_groups: int | None) -> np.ndarray:
+        g = np.asarray(groups)
+        top = n_groups if n_groups is not None else (int(g.max()) + 1 if g.size else 0)
+        if g.shape != (self.n,) or not np.issubdtype(g.dtype, np.integer) or (
+                g.size and (g.min() < 0 or g.max() >= top)):
+            raise ConfigError(f"groups: need [{self.n}] ints in 0..{top - 1} (the sentence of "
+                              f"each unit), got {g.dtype} {list(g.shape)}")
+        return g.astype(np.int64)
+
+    def _resample(self, b: int) -> np.ndarray:
+        """Unit indices of column b (0: all units; b >= 1: resample b - 1)."""
+        if b == 0:
+            return np.arange(self.n)
+        ix = self.idx[b - 1]
+        if self._members is None:
+            return ix
+        return np.concatenate([self._members[g] for g in ix])
 
     def table(self, predictions) -> np.ndarray:
         """predictions [R, S, n] (or [S, n], or [n]) -> [R, 1 + B]: column 0 the metric on all
@@ -117,10 +155,12 @@ class Scorer:
             for r in range(p.shape[0]):  # one row at a time bounds memory ([S, n, q])
                 st = _stats(self.metric, p[r], self.labels, self.n_classes)
                 sums = np.einsum("bn,snq->sbq", self.weights, st)
-                out[r] = _from_sums(self.metric, sums, self.n, self.n_classes)
+                # each column's own total weight: a resample of sentences holds more or fewer
+                # words than n (without groups every column sums to n)
+                out[r] = _from_sums(self.metric, sums, self.weights.sum(1), self.n_classes)
             return out.mean(1)
         out = np.empty((p.shape[0], p.shape[1], self.n_boot + 1))
-        every = np.vstack([np.arange(self.n)[None], self.idx])
+        every = [self._resample(b) for b in range(self.n_boot + 1)]
         for r in range(p.shape[0]):
             for s in range(p.shape[1]):
                 for b, ix in enumerate(every):
@@ -135,5 +175,8 @@ class Scorer:
         return float(column[0]), lo, hi
 
     def method(self, confidence: float = 0.95, paired: bool = True) -> str:
-        return (f"{confidence:.0%} {'paired ' if paired else ''}bootstrap over {self.n} "
-                f"examples, {self.n_boot} resamples")
+        over = (f"{self.n} examples" if self.groups is None else
+                f"{self.n_groups} {self.group_name} ({self.n} {self.unit_name}; whole "
+                f"{self.group_name} resampled)")
+        return (f"{confidence:.0%} {'paired ' if paired else ''}bootstrap over {over}, "
+                f"{self.n_boot} resamples")

@@ -15,6 +15,7 @@ from ... import plots
 from ...errors import ConfigError
 from ...plots.curves import viridis
 from ...surgery import check_skip
+from ..common import records
 
 
 def check_span(result, first: int, last: int) -> tuple[int, int]:
@@ -49,7 +50,7 @@ def heatmap_args(result) -> dict:
              "Grey: no such span (last < first), or blocks 1..L (skipping every block leaves "
              "no model). Block i maps hidden state i-1 to i; no further tuning."]
     return dict(title=f"Skipping spans (Phang et al. 2021 §4.1): {c.model} on {c.task}, "
-                      f"{len(result.rows)} {c.split} examples", metric=result.metric + worse,
+                      f"{records.evaluated(result)}", metric=result.metric + worse,
                 notes=notes, zmin=float(min(values)), zmax=float(max(values)))
 
 

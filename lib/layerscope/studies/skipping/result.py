@@ -26,10 +26,14 @@ class SkippingResult(StudyResult):
     Attributes:
         config: the ``SkippingConfig``; n_layers: L blocks.
         metric, higher_is_better: the scored metric (``metrics.headline_metric``).
-        rows, labels: [n] split row indices and gold labels.
+        rows: [n] split row indices; labels: [U] gold labels of the scored units
+            (``studies.common.task_heads``: examples, questions, or the labelled words / word
+            pairs of token tasks); groups: [U] the example (position in rows) of each unit;
+            reference_rows: [U] each unit's row in ``finetune.predictions`` (both None: one
+            unit per example, ``rows``).
         spans: the R spans (i, j), first and last skipped block inclusive
             (``surgery_kernels.spans(L)``: every span but (1, L)).
-        span_logits: [S, R, n, C] per seed; full_logits: [S, n, C], nothing skipped.
+        span_logits: [S, R, U, C] per seed; full_logits: [S, U, C], nothing skipped.
         span_scores, span_bands: [R] metric (mean over seeds) and [R] [low, high] intervals.
         full, baseline: {value, band} (+ baseline prediction).
         by_length: per span length {length, mean_drop, low, high, min_drop, max_drop}.
@@ -58,12 +62,24 @@ class SkippingResult(StudyResult):
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     device: dict = field(default_factory=dict)  # where it ran: devices.device_record
+    groups: np.ndarray | None = None
+    reference_rows: np.ndarray | None = None
+
+    @property
+    def unit_groups(self) -> np.ndarray:
+        """[U] the example (position in ``rows``) of each scored unit."""
+        return records.unit_groups(self)
+
+    @property
+    def unit_reference_rows(self) -> np.ndarray:
+        """[U] each unit's row in ``finetune.predictions`` (the notebook's parity check)."""
+        return records.reference_rows(self)
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
         return metrics.predictions_from_logits(self.config.task_spec, logits)
 
     def full_predictions(self) -> np.ndarray:
-        """[S, n] predictions of the model with nothing skipped."""
+        """[S, U] predictions of the model with nothing skipped."""
         return self._predict(self.full_logits)
 
     def span_index(self, first: int, last: int) -> int:
@@ -71,7 +87,7 @@ class SkippingResult(StudyResult):
         return self.spans.index((i, j))
 
     def predictions(self, first: int, last: int) -> np.ndarray:
-        """[S, n] predictions with blocks first..last skipped."""
+        """[S, U] predictions with blocks first..last skipped."""
         return self._predict(self.span_logits[:, self.span_index(first, last)])
 
     def score(self, first: int, last: int) -> float:
@@ -87,8 +103,8 @@ class SkippingResult(StudyResult):
 
     def title(self) -> str:
         c = self.config
-        return (f"Skipping (Phang et al. 2021 §4.1): {c.model} on {c.task}, {len(self.rows)} "
-                f"{c.split} examples, {self.metric}")
+        return (f"Skipping (Phang et al. 2021 §4.1): {c.model} on {c.task}, "
+                f"{records.evaluated(self)}, {self.metric}")
 
     def figure(self):
         """The span heatmap after Phang et al. Fig. 4."""
@@ -162,18 +178,17 @@ class SkippingResult(StudyResult):
 
     def problems(self) -> list[str]:
         """Spans against n_layers (every span but (1, L)), logits and scores against seeds x
-        spans x examples, no NaN (skipping records no undefined spans), cache keys."""
-        S, L, n, out = len(self.config.seeds), self.n_layers, len(self.rows), []
+        spans x units, no NaN (skipping records no undefined spans), cache keys."""
+        S, L, out = len(self.config.seeds), self.n_layers, records.unit_problems(self)
+        n = len(self.labels)
         every = [(i, j) for j in range(1, L + 1) for i in range(1, j + 1) if (i, j) != (1, L)]
         if sorted(self.spans) != sorted(every):
             out.append(f"{len(self.spans)} spans, not the {len(every)} spans of {L} blocks "
                        "(every (i, j) with 1 <= i <= j <= L but (1, L))")
         R = len(self.spans)
-        if self.labels.shape != (n,):
-            out.append(f"labels are {list(self.labels.shape)}, not [{n}] like rows")
         if self.span_logits.ndim != 4 or self.span_logits.shape[:3] != (S, R, n):
             out.append(f"span logits are {list(self.span_logits.shape)}, not [{S}, {R}, {n}, C]"
-                       " (seeds, spans, examples)")
+                       " (seeds, spans, units)")
         if self.full_logits.shape != (S, n) + self.span_logits.shape[3:]:
             out.append(f"full logits are {list(self.full_logits.shape)}, not [{S}, {n}, C]")
         for name, a in (("span logits", self.span_logits), ("full logits", self.full_logits)):

@@ -10,6 +10,11 @@ undefined (grey). "Skipping nothing" is the model itself, run inside
 ``surgery.skipped(model, ())``; it must equal ``finetune.predictions`` (notebook 04 asserts
 it; ``common.evaluation.parity``).
 
+Every task kind with a head on states (``studies.common.task_heads``): the task's own head
+reads the final state (a sequence's first token; each choice's pooled state, accuracy over
+choices; each labelled word; each (head, dependent) word pair). Token tasks' intervals resample
+sentences, not words.
+
 Seeds: every cell is the mean over ``seeds`` of each fine-tuned model's metric on the same
 examples (bootstrap intervals over examples; one seed by default).
 """
@@ -24,8 +29,9 @@ import numpy as np
 from ... import activations as acts
 from ... import adapters, finetune, metrics, models, progress
 from ...errors import ConfigError
+from ...tasks import TOKEN_KINDS
 from ..base import StudyConfig, seed_configs
-from ..common import evaluation
+from ..common import evaluation, task_heads
 from ..common.records import finetune_runs
 from ..common.scoring import Scorer
 from .findings import effect_intervals
@@ -39,7 +45,8 @@ class SkippingConfig(StudyConfig):
     own; every field is a literal.
 
     Attributes:
-        n_examples, split: evaluation rows (the seeded subset ``activations.task_inputs``
+        n_examples, split: evaluation rows (examples; token tasks: sentences, multiple choice:
+            questions; the seeded subset ``activations.task_inputs``
             picks, as in studies 02 and 03, with ``max_length`` and ``seed``; ``max_length``
             None makes "skip nothing" reproduce ``finetune.predictions``). ``seed`` also seeds
             the bootstrap.
@@ -52,7 +59,7 @@ class SkippingConfig(StudyConfig):
     tolerance: float = 0.01
 
     def check(self):
-        evaluation.check_sequence_task(self.task_spec, "skipping")
+        evaluation.check_task(self.task_spec, "skipping")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
                               f"examples (1000 is the default), or None for the whole split")
@@ -72,46 +79,60 @@ class SkippingConfig(StudyConfig):
 
 
 def _seed_logits(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, log
-                 ) -> tuple[list, np.ndarray, np.ndarray, list, int]:
-    """Every seed's model as is and with each contiguous span skipped, on ``rows``:
-    (spans in the first seed's order, span logits [S, R, n, C], full logits [S, n, C], parity of
-    the full logits with each run's predictions, L blocks)."""
-    spans, span_logits, full, parity = None, [], [], []
+                 ) -> tuple[list, np.ndarray, np.ndarray, list, int, evaluation.EvalSet]:
+    """Every seed's model as is and with each contiguous span skipped, on the units of
+    ``rows``: (spans in the first seed's order, span logits [S, R, U, C], full logits
+    [S, U, C], parity of the full logits with each run's predictions, L blocks, the first
+    seed's evaluation set: its units' labels, sentences and prediction rows)."""
+    spans, span_logits, full, parity, first = None, [], [], [], None
     for res in ft:
         model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
         es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
+        if first is not None and not np.array_equal(es.labels, first.labels):
+            raise RuntimeError(f"seed {res.config.seed} scores other units than seed "
+                               f"{ft[0].config.seed} (its tokenizer splits the words otherwise)")
+        first = first or es
         log(f"[skipping] seed {res.config.seed}: the model as is, then every span")
         f = evaluation.full_logits(model, es)
         s = evaluation.span_logits(model, es)
         spans = spans or list(s)
         ref = finetune.predictions(res, cfg.split)
-        parity.append(evaluation.parity(task, res.config.seed, f, ref, rows))
+        parity.append(evaluation.parity(task, res.config.seed, f, ref, es))
         full.append(f)
         span_logits.append(np.stack([s[k] for k in spans]))
     n_layers = int(model.config.num_hidden_layers)
-    return spans, np.stack(span_logits), np.stack(full), parity, n_layers
+    return spans, np.stack(span_logits), np.stack(full), parity, n_layers, first
 
 
-def _scored_result(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, labels: np.ndarray,
+def scorer_for(cfg, task, es: evaluation.EvalSet) -> Scorer:
+    """The task's scorer on the units of ``es``: token tasks resample whole sentences (the
+    words of one sentence are not independent), every other kind resamples examples."""
+    if task.kind not in TOKEN_KINDS:
+        return Scorer(task, es.labels, n_boot=cfg.n_boot, seed=cfg.seed)
+    return Scorer(task, es.labels, n_boot=cfg.n_boot, seed=cfg.seed, groups=es.groups,
+                  n_groups=es.n, unit_name=task_heads.for_task(task).units)
+
+
+def _scored_result(cfg: SkippingConfig, task, ft: list, es: evaluation.EvalSet,
                    spans: list, span_logits: np.ndarray, full: np.ndarray, parity: list,
                    n_layers: int, times: dict[str, float]) -> SkippingResult:
     """Scores with bootstrap bands over examples (full [1 + B], spans [R, 1 + B]), the
     baseline, the findings' effects and the drop by span length -> the result (``times`` gets
     the statistics' seconds)."""
     t1 = time.time()
-    scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
-    span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, n]
+    scorer = scorer_for(cfg, task, es)
+    span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, U]
     full_t = scorer.table(metrics.predictions_from_logits(task, full))[0]
     span_t = scorer.table(np.moveaxis(span_p, 1, 0))  # [R, 1 + B]
     baseline = finetune.predictions(ft[0], cfg.split).baseline
-    base_t = scorer.table(np.full((len(ft), len(rows)), baseline))[0]
+    base_t = scorer.table(np.full((len(ft), es.n_units), baseline))[0]
     effects = effect_intervals(spans, span_t, full_t, sign=scorer.sign, n_layers=n_layers,
                                tolerance=cfg.tolerance, method=scorer.method(),
                                metric=scorer.metric)
     times["statistics"] = time.time() - t1
     return SkippingResult(
         config=cfg, n_layers=n_layers, metric=scorer.metric, higher_is_better=scorer.higher,
-        rows=rows, labels=labels, spans=tuple(spans), span_logits=span_logits,
+        rows=es.rows, labels=es.labels, spans=tuple(spans), span_logits=span_logits,
         full_logits=full, span_scores=span_t[:, 0].tolist(),
         span_bands=[list(scorer.interval(r)[1:]) for r in span_t],
         full={"value": float(full_t[0]), "band": list(scorer.interval(full_t)[1:])},
@@ -120,25 +141,29 @@ def _scored_result(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, labels
         by_length=_by_length(spans, span_t, full_t, scorer), effects=effects,
         parity=tuple(parity),
         finetune_runs=finetune_runs(ft, baseline=False),
-        timings={k: round(v, 1) for k, v in times.items()})
+        timings={k: round(v, 1) for k, v in times.items()},
+        groups=es.groups if task.kind in TOKEN_KINDS else None,
+        reference_rows=es.reference_rows if task.kind in TOKEN_KINDS else None)
 
 
 def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:
     """Every contiguous span skipped, for every seed of ``cfg`` (fine-tuning from the cache
-    when there). ``result.span_logits`` is [S, n_spans, n, C] in ``result.spans`` order."""
+    when there). ``result.span_logits`` is [S, n_spans, U, C] in ``result.spans`` order (U
+    units: examples, questions, words or word pairs)."""
     t0, times = time.time(), {}
     log = progress.logger(verbose)
-    task = cfg.task_spec  # a sequence task: SkippingConfig.check
-    adapters.require_surgery(models.load_config(cfg.model), "the skipping study")  # before
+    task = cfg.task_spec  # a kind with a head on states: SkippingConfig.check
+    adapters.require_surgery(models.load_config(cfg.model), "the skipping study",
+                             head_kind=adapters.head_kind_of(task.kind))  # before
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]  # training
     times["finetune"] = time.time() - t0
-    _, labels, rows = acts.task_inputs(cfg.spec())
+    rows = acts.task_inputs(cfg.spec())[2]
     t1 = time.time()
-    spans, span_logits, full, parity, n_layers = _seed_logits(cfg, task, ft, rows, log)
+    spans, span_logits, full, parity, n_layers, es = _seed_logits(cfg, task, ft, rows, log)
     times["spans"] = time.time() - t1
     progress.phase("skipping: statistics (bootstrap over examples)")
-    result = _scored_result(cfg, task, ft, rows, labels, spans, span_logits, full, parity,
-                            n_layers, times)
+    result = _scored_result(cfg, task, ft, es, spans, span_logits, full, parity, n_layers,
+                            times)
     return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), "float32")
 
 

@@ -1,5 +1,6 @@
-"""The task head on the first-token vector, and many copies of it trained at once (TUNED,
-TUNEDORIG of Phang et al. 2021 §4).
+"""The task head on layer k's features, and many copies of it trained at once (TUNED,
+TUNEDORIG of Phang et al. 2021 §4), for every task kind (``studies.common.task_heads`` gives
+the features).
 
 Every supported sequence head is the same two-layer function of the first-token vector x [H]:
 
@@ -15,6 +16,17 @@ Every supported sequence head is the same two-layer function of the first-token 
 (dropout sits between them in training; it is the identity in eval mode, and head training
 here uses none.) ``head_params`` reads W1, b1, W2, b2 from a task model; tests check that
 ``apply`` on hidden states equals the model's own head (``EncoderAdapter.head``).
+
+The other kinds' heads:
+
+* multiple choice: the same two-layer form with one output (W2 [H, 1]) applied to each
+  choice's first-token vector, x [n, choices, H] -> one score per choice, softmax over the
+  choices (``...ForMultipleChoice``; RoBERTa's reads the pooler, ELECTRA's its
+  ``sequence_summary``: ``EncoderAdapter.choice_first_token_head``);
+* tagging: one linear layer x W2 + b2 (W2 [H, C]) on each word's first sub-word (the token
+  classifier; W1 = b1 = None);
+* token pair: one linear layer on [h_head; h_dep] (W2 [2H, C]), Zhou & Srikumar 2022's DEP
+  probe form and the pair model's ``classifier``.
 
 ``train_heads`` trains K heads, one per layer, as one batched model: weights stacked along a
 leading K axis, ``torch.baddbmm`` for both layers, one Adam over the stacked tensors. The loss
@@ -54,51 +66,73 @@ ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu,  # ELECTRA: get_activation("g
 
 @dataclass(frozen=True)
 class HeadParams:
-    """K stacked heads: w1 [K, H, H], b1 [K, H], w2 [K, H, C], b2 [K, C]; ``activation``
-    "tanh" or "gelu"."""
+    """K stacked heads: two-layer act(x W1 + b1) W2 + b2 with w1 [K, H, H], b1 [K, H],
+    w2 [K, H, C], b2 [K, C] and ``activation`` "tanh", "gelu" or "relu"; or one linear layer
+    x W2 + b2 (w1 = b1 = None, ``activation`` None: token and token-pair heads)."""
 
-    w1: torch.Tensor
-    b1: torch.Tensor
+    w1: torch.Tensor | None
+    b1: torch.Tensor | None
     w2: torch.Tensor
     b2: torch.Tensor
-    activation: str
+    activation: str | None
 
     @property
     def k(self) -> int:
-        return self.w1.shape[0]
+        return self.w2.shape[0]
+
+    @property
+    def linear(self) -> bool:
+        return self.w1 is None
+
+    def _tensors(self) -> tuple:
+        return self.w1, self.b1, self.w2, self.b2
 
     def repeat(self, k: int) -> HeadParams:
         """K copies of a single head (the common initialisation)."""
         if self.k != 1:
             raise ValueError(f"repeat() needs a single head, got {self.k}")
-        return HeadParams(*(t.expand(k, *t.shape[1:]).clone() for t in
-                            (self.w1, self.b1, self.w2, self.b2)), self.activation)
+        return HeadParams(*(None if t is None else t.expand(k, *t.shape[1:]).clone()
+                            for t in self._tensors()), self.activation)
 
     def select(self, i: int) -> HeadParams:
         """Head i alone (K = 1)."""
-        return HeadParams(*(t[i:i + 1].clone() for t in (self.w1, self.b1, self.w2, self.b2)),
+        return HeadParams(*(None if t is None else t[i:i + 1].clone() for t in self._tensors()),
                           self.activation)
 
 
-def _linear_pair(model: nn.Module, ad: EncoderAdapter) -> tuple[nn.Linear, str, nn.Linear]:
-    name = type(model).__name__
-    if not name.endswith("ForSequenceClassification"):
+def _linear_pair(model: nn.Module, ad: EncoderAdapter, kind: str
+                 ) -> tuple[nn.Linear, str, nn.Linear]:
+    if kind == "multiple_choice":
+        return ad.choice_first_token_head()
+    if not type(model).__name__.endswith("ForSequenceClassification"):
         raise ConfigError(
-            f"{name} has no sequence-classification head on the first token, so head training "
-            f"(TUNED/TUNEDORIG) is undefined; load a sequence task model (models.load_for_task "
-            f"on a classification, pair or regression task, or a fine-tuned checkpoint)")
+            f"{type(model).__name__} has no sequence-classification head on the first token, so "
+            f"head training (TUNED/TUNEDORIG) is undefined; load a task model (models."
+            f"load_for_task or a fine-tuned checkpoint)")
     return ad.first_token_head()
 
 
+def _copies(*ts) -> list:
+    """float32 CPU copies with a leading K = 1 axis, no gradient link (fit where features are)."""
+    return [None if t is None else t.detach().float().cpu().clone()[None] for t in ts]
+
+
 def head_params(model: nn.Module) -> HeadParams:
-    """The model's own head as ``HeadParams`` with K = 1 (float32 copies, no gradient link)."""
+    """The model's own head as ``HeadParams`` with K = 1 (float32 copies, no gradient link):
+    the sequence or multiple-choice head as act(x W1 + b1) W2 + b2, the token classifier or the
+    token-pair classifier as x W2 + b2 (the kind from the model, ``EncoderAdapter``)."""
     if not hasattr(model, "classifier"):
         raise ConfigError(f"{type(model).__name__} has no task head; load a task model "
                           f"(models.load_for_task or a fine-tuned checkpoint)")
-    dense, act, out = _linear_pair(model, EncoderAdapter(model))
+    ad = EncoderAdapter(model)
+    kind = ad.model_head_kind
+    if kind in ("token", "token_pair"):
+        out = ad.token_classifier() if kind == "token" else model.classifier
+        w2, b2 = _copies(out.weight.T, out.bias)  # nn.Linear stores weight [out, in]
+        return HeadParams(None, None, w2, b2, None)
+    dense, act, out = _linear_pair(model, ad, kind)
     # nn.Linear stores weight [out, in]: x W1 needs its transpose
-    ts = [dense.weight.T, dense.bias, out.weight.T, out.bias]
-    w1, b1, w2, b2 = (t.detach().float().cpu().clone()[None] for t in ts)  # fit where features are
+    w1, b1, w2, b2 = _copies(dense.weight.T, dense.bias, out.weight.T, out.bias)
     return HeadParams(w1, b1, w2, b2, act)
 
 
@@ -107,19 +141,37 @@ def _features(x) -> torch.Tensor:
     return x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))
 
 
+def _check_shapes(params: HeadParams, x: torch.Tensor) -> None:
+    width = (params.w2 if params.linear else params.w1).shape[1]
+    if x.ndim not in (3, 4) or x.shape[-1] != width:
+        raise ConfigError(f"features {list(x.shape)}: need [K, n, {width}] (multiple choice "
+                          f"[K, n, choices, {width}]), {width} the head's input width")
+    if x.ndim == 4 and params.w2.shape[-1] != 1:
+        raise ConfigError(f"choice features {list(x.shape)} need a head with one output per "
+                          f"choice, not {params.w2.shape[-1]}")
+
+
 def apply(params: HeadParams, x) -> torch.Tensor:
-    """Logits of head k on features x[k]: x [K, n, H] -> [K, n, C] (float32, no gradient);
-    a single head (K = 1) is applied to every x[k]."""
+    """Logits of head k on features x[k]: x [K, n, H] -> [K, n, C] (multiple choice: x
+    [K, n, choices, H] -> [K, n, choices]; float32, no gradient); a single head (K = 1) is
+    applied to every x[k]."""
     x = _features(x)
     if params.k == 1 and x.shape[0] != 1:
         params = params.repeat(x.shape[0])
+    _check_shapes(params, x)
     with torch.no_grad():
-        return _forward(params.w1, params.b1, params.w2, params.b2, params.activation, x)
+        return _forward(*params._tensors(), params.activation, x)
 
 
-def _forward(w1, b1, w2, b2, activation: str, x: torch.Tensor) -> torch.Tensor:
-    h = ACTIVATIONS[activation](torch.baddbmm(b1[:, None, :], x, w1))
-    return torch.baddbmm(b2[:, None, :], h, w2)
+def _forward(w1, b1, w2, b2, activation: str | None, x: torch.Tensor) -> torch.Tensor:
+    """x [K, n, H] (or [K, n, choices, H]) -> [K, n, C] (or [K, n, choices]: one output)."""
+    K, lead = x.shape[0], x.shape[1:-1]
+    h = x.reshape(K, -1, x.shape[-1])
+    if w1 is not None:
+        h = ACTIVATIONS[activation](torch.baddbmm(b1[:, None, :], h, w1))
+    out = torch.baddbmm(b2[:, None, :], h, w2)
+    out = out.reshape(K, *lead, out.shape[-1])
+    return out[..., 0] if x.ndim == 4 else out
 
 
 @dataclass(frozen=True)
@@ -167,47 +219,84 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tens
                            reduction="none").reshape(K, b).mean(-1)
 
 
+def _holdout(n: int, n_hold: int, groups, g: torch.Generator) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+    """(fit, held-out) row indices: a seeded random ``n_hold`` rows, or, with ``groups`` [n]
+    (the sentence of each word), whole groups until ``n_hold`` rows are held out (so words of
+    one sentence never sit on both sides of the early-stopping split)."""
+    if groups is None:
+        perm = torch.randperm(n, generator=g)
+        return perm[n_hold:], perm[:n_hold]
+    groups = torch.as_tensor(np.asarray(groups), dtype=torch.long)
+    if groups.shape != (n,):
+        raise ConfigError(f"groups: {list(groups.shape)} for {n} training rows")
+    ids = torch.unique(groups)
+    order = ids[torch.randperm(len(ids), generator=g)]
+    sizes = torch.bincount(groups)[order]
+    take = order[: int(torch.searchsorted(torch.cumsum(sizes, 0), n_hold)) + 1]
+    held = torch.isin(groups, take)
+    if held.all() or not held.any():
+        raise ConfigError(f"{len(ids)} training sentences cannot be split for early stopping; "
+                          f"use n_train >= 10")
+    return torch.nonzero(~held)[:, 0], torch.nonzero(held)[:, 0]
+
+
 def train_heads(init: HeadParams, x, y, *, regression: bool,
-                settings: HeadTraining = HeadTraining(), seed: int = 0) -> HeadFit:
+                settings: HeadTraining = HeadTraining(), seed: int = 0,
+                groups=None) -> HeadFit:
     """Train head k on features x[k], all K at once (see module docstring).
 
     Args:
         init: K heads, or one head used for every k (``repeat``).
-        x: [K, n, H] training features (float32), e.g. layer-k CLS states of n examples.
-        y: [n] class ids (int) or regression targets (float).
+        x: [K, n, H] training features (float32), e.g. layer-k CLS states of n examples
+            (multiple choice: [K, n, choices, H], one score per choice, cross-entropy over the
+            choices).
+        y: [n] class ids (int; multiple choice: the gold choice) or regression targets (float).
         regression: MSE loss on logit 0 (else cross-entropy).
         seed: the holdout split and the minibatch order.
+        groups: [n] the sentence of each row (token tasks): the holdout takes whole sentences.
     """
     x = _features(x)
-    K, n, _ = x.shape
+    K, n = x.shape[:2]
     init = init.repeat(K) if init.k == 1 and K != 1 else init
     if init.k != K:
         raise ConfigError(f"{init.k} initial heads for {K} feature sets")
+    _check_shapes(init, x)
     y = torch.as_tensor(np.asarray(y), dtype=torch.float32 if regression else torch.long)
     n_hold = int(round(settings.holdout * n))
     if n_hold < 1 or n - n_hold < 1:
         raise ConfigError(f"{n} training examples cannot be split {1 - settings.holdout:.0%} / "
                           f"{settings.holdout:.0%} for early stopping; use n_train >= 10")
     g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=g)
-    fit, hold = perm[n_hold:], perm[:n_hold]
-    w1, b1 = init.w1, init.b1
+    fit, hold = _holdout(n, n_hold, groups, g)
+    w1, b1, w2, b2 = init._tensors()
     if settings.standardize:  # train in standardised coordinates, same function (see above)
-        mu, sd = x[:, fit].mean(1), x[:, fit].std(1)  # [K, H]
+        flat = x[:, fit].reshape(K, -1, x.shape[-1])  # choices pooled with their examples
+        mu, sd = flat.mean(1), flat.std(1)  # [K, H]
         sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-        x = (x - mu[:, None]) / sd[:, None]
-        b1 = b1 + torch.bmm(mu[:, None], w1)[:, 0]
-        w1 = w1 * sd[:, :, None]
-    params = [t.clone().requires_grad_(True) for t in (w1, b1, init.w2, init.b2)]
-    opt = torch.optim.Adam(params, lr=settings.lr)
+        shape = (K,) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+        x = (x - mu.reshape(shape)) / sd.reshape(shape)
+        if init.linear:  # the first (only) layer is W2
+            b2 = b2 + torch.bmm(mu[:, None], w2)[:, 0]
+            w2 = w2 * sd[:, :, None]
+        else:
+            b1 = b1 + torch.bmm(mu[:, None], w1)[:, 0]
+            w1 = w1 * sd[:, :, None]
+    trainable = [t.clone().requires_grad_(True) for t in (w1, b1, w2, b2) if t is not None]
+
+    def forward(rows: torch.Tensor) -> torch.Tensor:
+        ws = trainable if not init.linear else [None, None, *trainable]
+        return _forward(*ws, init.activation, x[:, rows])
+
+    opt = torch.optim.Adam(trainable, lr=settings.lr)
 
     def held_out() -> torch.Tensor:
         with torch.no_grad():
-            return _loss(_forward(*params, init.activation, x[:, hold]), y[hold], regression)
+            return _loss(forward(hold), y[hold], regression)
 
     best_loss = held_out()
     initial = best_loss.clone()
-    best = [t.detach().clone() for t in params]
+    best = [t.detach().clone() for t in trainable]
     best_epoch = torch.zeros(K, dtype=torch.long)
     wait = torch.zeros(K, dtype=torch.long)
     active = torch.ones(K, dtype=torch.bool)
@@ -218,19 +307,20 @@ def train_heads(init: HeadParams, x, y, *, regression: bool,
         for s in range(0, len(order), settings.batch_size):
             b = order[s:s + settings.batch_size]
             opt.zero_grad(set_to_none=True)
-            _loss(_forward(*params, init.activation, x[:, b]), y[b], regression).sum().backward()
+            _loss(forward(b), y[b], regression).sum().backward()
             opt.step()
         loss = held_out()
         better = active & (loss < best_loss)
-        for t, kept in zip(params, best, strict=True):
+        for t, kept in zip(trainable, best, strict=True):
             kept[better] = t.detach()[better]
         best_loss = torch.where(better, loss, best_loss)
         best_epoch[better] = epoch
         wait = torch.where(better, torch.zeros_like(wait), wait + 1)
         active &= wait < settings.patience
-    if settings.standardize:  # back to the raw features: x' W1' = (x - mu) / sd W1'
+    if settings.standardize:  # back to the raw features: x' W' = (x - mu) / sd W'
         best[0] = best[0] / sd[:, :, None]
         best[1] = best[1] - torch.bmm(mu[:, None], best[0])[:, 0]
-    return HeadFit(HeadParams(*best, init.activation), to_numpy(best_epoch),
-                   to_numpy(best_loss.double()), to_numpy(initial.double()),
-                   epoch, len(fit), n_hold)
+    params = (HeadParams(None, None, *best, None) if init.linear else
+              HeadParams(*best, init.activation))
+    return HeadFit(params, to_numpy(best_epoch), to_numpy(best_loss.double()),
+                   to_numpy(initial.double()), epoch, len(fit), len(hold))

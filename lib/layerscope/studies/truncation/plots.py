@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from ... import plots
 from ...errors import ConfigError
+from ..common import records
 
 COLOURS = {"untuned": "rgb(44,160,44)", "tuned": "rgb(31,119,180)",
            "tunedorig": "rgb(230,171,2)", "full": "rgb(20,20,20)",
@@ -51,8 +52,8 @@ def figure_args(result) -> dict:
         b = result.blocks["boundary"]
         vlines.append((b - 0.5, f"FT–FT CKA blocks split before layer {b}"))
     worse = "" if result.higher_is_better else " (lower is better)"
-    return dict(title=f"Truncation: {c.model} on {c.task}, {len(result.rows)} {c.split} "
-                      f"examples, seeds {','.join(map(str, c.seeds))} (full model = layer {L})",
+    return dict(title=f"Truncation: {c.model} on {c.task}, {records.evaluated(result)}, "
+                      f"seeds {','.join(map(str, c.seeds))} (full model = layer {L})",
                 x_title="layer k fed to the task head (0 = embeddings, L = full model)",
                 y_title=f"{c.split} {result.metric}{worse}",
                 hlines=[(result.baseline["value"], f"{base} {result.baseline['value']:.3f}")],

@@ -28,9 +28,14 @@ class TruncationResult(StudyResult):
     Attributes:
         config: the ``TruncationConfig``; n_layers: L.
         metric, higher_is_better: the scored metric (``metrics.headline_metric``).
-        rows, labels: [n] split row indices and gold labels of the evaluation examples.
-        logits: line ("untuned", "tuned", "tunedorig") -> [S, L+1, n, C] float32 per seed and
-            layer; NaN rows where a layer is undefined (reason in ``undefined``).
+        rows: [n] split row indices of the evaluation examples; labels: [U] gold labels of
+            the scored units (``studies.common.task_heads``: one per example or question, or
+            per labelled word / word pair of token tasks); groups: [U] the example (position
+            in rows) of each unit; reference_rows: [U] each unit's row in
+            ``finetune.predictions`` (both None: one unit per example, ``rows``).
+        logits: line ("untuned", "tuned", "tunedorig") -> [S, L+1, U, C] float32 per seed and
+            layer (multiple choice: C choices); NaN rows where a layer is undefined (reason in
+            ``undefined``).
         scores: line -> [L+1] metric (mean over seeds; NaN undefined); bands: line -> [L+1]
             [low, high] 95% bootstrap intervals.
         layer_metrics: line -> [L+1] {metric: value} for every metric of the task.
@@ -70,6 +75,18 @@ class TruncationResult(StudyResult):
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     device: dict = field(default_factory=dict)  # where it ran: devices.device_record
+    groups: np.ndarray | None = None
+    reference_rows: np.ndarray | None = None
+
+    @property
+    def unit_groups(self) -> np.ndarray:
+        """[U] the example (position in ``rows``) of each scored unit."""
+        return records.unit_groups(self)
+
+    @property
+    def unit_reference_rows(self) -> np.ndarray:
+        """[U] each unit's row in ``finetune.predictions`` (the notebook's parity check)."""
+        return records.reference_rows(self)
 
     def layers(self, line: str) -> list[int]:
         """Layers where ``line`` is defined (all seeds)."""
@@ -77,7 +94,7 @@ class TruncationResult(StudyResult):
                 if np.isfinite(self.logits[line][:, k]).all()]
 
     def predictions(self, line: str) -> np.ndarray:
-        """[S, L+1, n] class ids (regression: scores); undefined layers hold NaN."""
+        """[S, L+1, U] class ids (regression: scores); undefined layers hold NaN."""
         lg = self.logits[line]
         p = metrics.predictions_from_logits(self.config.task_spec, np.nan_to_num(lg))
         p = p.astype(np.float64)
@@ -91,8 +108,8 @@ class TruncationResult(StudyResult):
 
     def title(self) -> str:
         c = self.config
-        return (f"Truncation (Phang et al. 2021 §4): {c.model} on {c.task}, {len(self.rows)} "
-                f"{c.split} examples, {self.metric}")
+        return (f"Truncation (Phang et al. 2021 §4): {c.model} on {c.task}, "
+                f"{records.evaluated(self)}, {self.metric}")
 
     def figure(self):
         """Plotly figure after Phang et al. Fig. 3 (see ``plots``)."""
@@ -170,15 +187,14 @@ class TruncationResult(StudyResult):
             activation_keys=saved.need("activation_keys", dict))
 
     def problems(self) -> list[str]:
-        """Logits, scores and bands against seeds x (n_layers + 1) x examples; undefined
+        """Logits, scores and bands against seeds x (n_layers + 1) x units; undefined
         layers with a reason and no score; the effects the findings read; cache keys."""
-        S, L, n, out = len(self.config.seeds), self.n_layers, len(self.rows), []
-        if self.labels.shape != (n,):
-            out.append(f"labels are {list(self.labels.shape)}, not [{n}] like rows")
+        S, L, out = len(self.config.seeds), self.n_layers, records.unit_problems(self)
+        n = len(self.labels)
         for line, lg in self.logits.items():
             if lg.ndim != 4 or lg.shape[:3] != (S, L + 1, n):
                 out.append(f"{line} logits are {list(lg.shape)}, not [{S}, {L + 1}, {n}, C] "
-                           f"(seeds, n_layers + 1, examples)")
+                           f"(seeds, n_layers + 1, units)")
                 continue
             why = self.undefined.get(line, {})
             for k in range(L + 1):

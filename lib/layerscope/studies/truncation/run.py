@@ -17,6 +17,11 @@ vector varies across examples, which it does not in BERT-style models):
   the top k blocks removed before fine-tuning (``drop_top``), scored on the same examples;
   drop_top k is drawn at depth L - k, next to UNTUNED truncation at L - k.
 
+Every task kind with a head on states (``studies.common.task_heads``): sequence tasks read
+the cached CLS features; multiple choice (one pooled state per choice, accuracy over choices),
+tagging (per labelled word) and token pairs (the two words) score their units with features
+from the passes of ``units``. Token tasks' intervals resample sentences, not words.
+
 Seeds: every line is the mean over ``seeds`` of each fine-tuned model's metric on the same
 examples (bootstrap intervals over examples; one seed by default). The figure marks the FT–FT
 block boundary (linear CKA of the cached fine-tuned validation CLS states, first seed,
@@ -33,20 +38,16 @@ import numpy as np
 
 from ... import activations as acts
 from ... import adapters, finetune, metrics, models, progress
-from ...adapters import EncoderAdapter
-from ...devices import to_numpy
 from ...errors import ConfigError
-from ...measures import cka
-from ...measures.blocks import block_structure
+from ...tasks import TOKEN_KINDS
 from ..base import StudyConfig, seed_configs
-from ..common import evaluation
+from ..common import evaluation, task_heads
 from ..common.records import finetune_runs
 from ..common.scoring import Scorer
-from . import heads
+from . import heads, units
 from .findings import effect_intervals
+from .lines import LINES, Clock, Lines, defined_layers, empty_lines, ft_blocks, retrain
 from .result import TruncationResult
-
-LINES = ("untuned", "tuned", "tunedorig")
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,13 @@ class TruncationConfig(StudyConfig):
         finetuned: as in ``StudyConfig`` (``model``: TUNEDORIG's encoder). The ablations need
             training runs: refused with them.
         n_examples, split, dtype: the evaluation rows and CLS features
-            (``activations.ActivationSpec``, with ``max_length`` and ``seed``). ``dtype``
-            applies to the cached features only (and is what the result records with its
-            device); the UNTUNED pass runs in float32 on every device. ``seed``
-            also seeds the bootstrap and head training.
-        n_train: training examples whose CLS features train the TUNED/TUNEDORIG heads.
+            (``activations.ActivationSpec``, with ``max_length`` and ``seed``; token tasks:
+            sentences, multiple choice: questions). ``dtype`` applies to the cached features
+            of sequence tasks only (and is what the result records with its device); the
+            UNTUNED pass and the other kinds' features run in float32 on every device.
+            ``seed`` also seeds the bootstrap and head training.
+        n_train: training examples (sentences, questions) whose features train the
+            TUNED/TUNEDORIG heads.
         head_lr, head_batch_size, head_max_epochs, head_patience, head_holdout: Adam learning
             rate, minibatch, epochs, early-stopping patience and held-out fraction
             (``heads.HeadTraining``).
@@ -92,7 +95,7 @@ class TruncationConfig(StudyConfig):
     NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("freeze_bottom", "drop_top")
 
     def check(self):
-        evaluation.check_sequence_task(self.task_spec, "truncation")
+        evaluation.check_task(self.task_spec, "truncation")
         if self.n_examples is not None and self.n_examples < 10:
             raise ConfigError(f"n_examples={self.n_examples}: use at least 10 validation "
                               f"examples (1000 is the default), or None for the whole split")
@@ -128,12 +131,13 @@ class TruncationConfig(StudyConfig):
         return seed_configs(self, **ablation)
 
 
-def check_ablations(cfg: TruncationConfig, model) -> None:
-    """freeze_bottom/drop_top against the model's L blocks (before any ablation trains)."""
+def check_ablations(cfg: TruncationConfig, model_config) -> None:
+    """freeze_bottom/drop_top against the model's L blocks (``model_config``: the base model's
+    config; checked before anything trains)."""
     if not (cfg.freeze_bottom or cfg.drop_top):
         return  # no ablation: no adapter needed here
-    ad = EncoderAdapter(model)
-    L = ad.n_layers
+    ad = adapters.adapter_class(model_config)
+    L = int(model_config.num_hidden_layers)
     if cfg.freeze_bottom and ad.shared_blocks:
         raise ConfigError(f"freeze_bottom is undefined for {ad.family} (all its blocks share "
                           f"one layer's weights); use drop_top, or an unshared model")
@@ -143,32 +147,10 @@ def check_ablations(cfg: TruncationConfig, model) -> None:
                           f"freeze_bottom k in 1..{L}, drop_top k in 1..{L - 1}")
 
 
-def _defined(states: np.ndarray) -> list[int]:
-    """Layers whose first-token vector varies across examples (layer 0 of BERT-style models
-    is the same [CLS] embedding for every sentence: README, "The library in six lines")."""
-    constant = set(cka.constant_layers(states))
-    return [k for k in range(states.shape[0]) if k not in constant]
-
-
-def _retrain(line: str, init: heads.HeadParams, train: acts.Activations,
-             val: acts.Activations, cfg: TruncationConfig, seed: int, regression: bool
-             ) -> tuple[list[int], np.ndarray, dict]:
-    """TUNED or TUNEDORIG for one seed: every defined layer's head trained at once on ``train``
-    features and applied to ``val`` features -> (layers, logits [K, n, C], training record)."""
-    layers = [k for k in _defined(np.asarray(train.states))
-              if k in _defined(np.asarray(val.states))]
-    fit = heads.train_heads(init, np.asarray(train.states)[layers], train.labels,
-                            regression=regression, settings=cfg.head_training(), seed=seed)
-    record = {"line": line, "layers": layers, "best_epoch": fit.best_epoch.tolist(),
-              "epochs": fit.epochs, "holdout_loss": fit.holdout_loss.tolist(),
-              "initial_loss": fit.initial_loss.tolist(), "n_fit": fit.n_fit,
-              "n_holdout": fit.n_holdout}
-    return layers, to_numpy(heads.apply(fit.params, np.asarray(val.states)[layers])), record
-
-
 def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
                verbose: bool) -> list[dict]:
-    """Merchant et al. 2020: one fine-tune per (kind, k, seed), predictions [S, n] on rows."""
+    """Merchant et al. 2020: one fine-tune per (kind, k, seed), predictions [S, U] on ``rows``
+    of ``finetune.predictions`` (the units' reference rows)."""
     out, log = [], progress.logger(verbose)
     for kind, ks in (("drop_top", cfg.drop_top), ("freeze_bottom", cfg.freeze_bottom)):
         for k in ks:
@@ -182,32 +164,6 @@ def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
     return out
 
 
-class _Clock:
-    """Seconds per phase, summed over seeds: ``lap(name)`` charges ``name`` with the time since
-    the previous lap (or the start)."""
-
-    def __init__(self, t0: float):
-        self.times: dict[str, float] = {}
-        self.last = t0
-
-    def lap(self, name: str) -> None:
-        self.times[name] = self.times.get(name, 0.0) + time.time() - self.last
-        self.last = time.time()
-
-
-@dataclass
-class _Lines:
-    """What the per-seed steps fill in: ``logits[line]`` [S, L+1, n, C] (NaN rows where
-    undefined), the head fits per line, the UNTUNED-vs-predictions parity per seed, the
-    activation keys, and the FT–FT blocks (first seed, ``mark_blocks``)."""
-
-    logits: dict[str, np.ndarray]
-    fits: dict[str, list[dict]]
-    parity: list
-    keys: dict[str, str]
-    blocks: object = None
-
-
 def _untuned_features(cfg: TruncationConfig, specs: tuple, verbose: bool
                       ) -> tuple[acts.Activations, acts.Activations]:
     """The untuned encoder's first-token features (cached when there) for ``specs`` (validation,
@@ -219,18 +175,16 @@ def _untuned_features(cfg: TruncationConfig, specs: tuple, verbose: bool
     return orig_val, orig_train
 
 
-def _empty_lines(n_seeds: int, orig: tuple, task) -> _Lines:
+def _sequence_lines(n_seeds: int, orig: tuple, task) -> Lines:
     """All-NaN logits [S, L+1, n, C] for each line; the untuned features' keys."""
     orig_val, orig_train = orig
-    L, C, n = orig_val.n_layers, task.num_labels, orig_val.ids.shape[0]
-    return _Lines(
-        logits={k: np.full((n_seeds, L + 1, n, C), np.nan, dtype=np.float32) for k in LINES},
-        fits={"tuned": [], "tunedorig": []}, parity=[],
-        keys={"orig_val": orig_val.key, "orig_train": orig_train.key})
+    return empty_lines(n_seeds, orig_val.n_layers, orig_val.ids.shape[0], task.num_labels,
+                       keys={"orig_val": orig_val.key, "orig_train": orig_train.key},
+                       labels=np.asarray(orig_val.labels))
 
 
 def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tuple,
-                rows: np.ndarray, labels: np.ndarray, out: _Lines, clock: _Clock, log,
+                rows: np.ndarray, labels: np.ndarray, out: Lines, clock: Clock, log,
                 verbose: bool, tuned_heads: bool = True) -> None:
     """Seed ``s`` (fine-tuned run ``res``) of every line into ``out``: UNTUNED logits
     [L+1, n, C] from one pass (parity of row L with the run's predictions), the fine-tuned
@@ -239,13 +193,11 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     (orig_val, orig_train), (val_spec, train_spec) = orig, specs
     L = orig_val.n_layers
     model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
-    if s == 0:
-        check_ablations(cfg, model)
     log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
     es = evaluation.eval_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
     u = evaluation.untuned_logits(model, es)  # [L+1, n, C], float32 on every device
     ref = finetune.predictions(res, cfg.split)
-    out.parity.append(evaluation.parity(task, res.config.seed, u[L], ref, rows))
+    out.parity.append(evaluation.parity(task, res.config.seed, u[L], ref, es))
     clock.lap("untuned")
     progress.phase(f"truncation: seed {res.config.seed}: fine-tuned encoder features")
     ft_val = acts.load_or_extract(val_spec, model, tok, progress=verbose)
@@ -254,12 +206,10 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     if not (ft_val.ids[:, 0] == rows).all() or not (labels == ref.labels[rows]).all():
         raise RuntimeError("validation rows of the features and of the predictions differ "
                            "(unexpected: both come from the same split and subset)")
-    keep = _defined(np.asarray(ft_val.states))
+    keep = defined_layers(ft_val.states)
     out.logits["untuned"][s][keep] = u[keep]
     if s == 0 and cfg.mark_blocks:  # FT–FT linear CKA of the same CLS states (study 02)
-        m = np.asarray(cka.cka_matrix(np.asarray(ft_val.states), undefined="nan"),
-                       dtype=np.float64)
-        out.blocks = block_structure((m + m.T) / 2)
+        out.blocks = ft_blocks(ft_val.states)
     clock.lap("features")
     if not tuned_heads:
         return
@@ -267,35 +217,47 @@ def _seed_lines(cfg: TruncationConfig, task, specs: tuple, s: int, res, orig: tu
     for line, train, val in (("tuned", ft_train, ft_val),
                              ("tunedorig", orig_train, orig_val)):
         log(f"[truncation] seed {res.config.seed}: {line.upper()} heads, all layers at once")
-        layers, lg, record = _retrain(line, init, train, val, cfg, cfg.seed + s,
-                                      task.kind == "regression")
+        layers, lg, record = retrain(line, init, train.states, train.labels, val.states,
+                                     cfg.head_training(), cfg.seed + s,
+                                     task.kind == "regression")
         out.logits[line][s][layers] = lg
         out.fits[line].append({"seed": res.config.seed, **record})
     clock.lap("heads")
 
 
-def _undefined(logits: dict[str, np.ndarray], no_heads: str | None = None
+def _undefined(logits: dict[str, np.ndarray], no_heads: str | None = None,
+               why: str = "the first-token vector is the same for every example"
                ) -> dict[str, dict[int, str]]:
     """Line -> {layer: why} for the layers whose logits [S, L+1, n, C] are not all finite
     (``no_heads``: why TUNED/TUNEDORIG were not trained at all, for every layer)."""
     n_layers = next(iter(logits.values())).shape[1]
-    return {k: {i: (no_heads if no_heads and k != "untuned" else
-                    "the first-token vector is the same for every example")
+    return {k: {i: (no_heads if no_heads and k != "untuned" else why)
                 for i in range(n_layers) if not np.isfinite(v[:, i]).all()}
             for k, v in logits.items()}
 
 
-def _scored_result(cfg: TruncationConfig, task, ft: list, out: _Lines, rows: np.ndarray,
-                   labels: np.ndarray, undefined: dict, ablations: list[dict],
-                   clock: _Clock) -> TruncationResult:
+def scorer_for(cfg, task, labels: np.ndarray, groups: np.ndarray | None, n_rows: int,
+               metric: str | None = None) -> Scorer:
+    """The task's scorer on the units' ``labels``: token tasks resample whole sentences
+    (``groups``: the sentence of each unit), so the intervals respect the dependence between
+    the words of one sentence; every other kind resamples examples."""
+    if task.kind not in TOKEN_KINDS:
+        return Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed, metric=metric)
+    return Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed, metric=metric, groups=groups,
+                  n_groups=n_rows, unit_name=task_heads.for_task(task).units)
+
+
+def _scored_result(cfg: TruncationConfig, task, ft: list, out: Lines, rows: np.ndarray,
+                   undefined: dict, ablations: list[dict], clock: Clock) -> TruncationResult:
     """Scores with bootstrap bands over examples ([L+1, 1 + B] tables per line), the baseline,
     the findings' effects, the ablations' scores (added to ``ablations``) and the full model's
     primary metric -> the result (its timings from ``clock``, statistics lapped)."""
     logits, L = out.logits, next(iter(out.logits.values())).shape[1] - 1
-    n = len(rows)
+    labels = out.labels
+    n = len(labels)
     pred = {k: metrics.predictions_from_logits(task, np.nan_to_num(v))
             for k, v in logits.items()}  # [S, L+1, n]
-    scorer = Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed)
+    scorer = scorer_for(cfg, task, labels, out.groups, len(rows))
     baseline_value = finetune.predictions(ft[0], cfg.split).baseline  # train majority/mean
     tables = {}
     for line in LINES:
@@ -315,8 +277,8 @@ def _scored_result(cfg: TruncationConfig, task, ft: list, out: _Lines, rows: np.
             a["minus_untuned"] = list(scorer.interval(scorer.sign
                                                       * (t - tables["untuned"][a["x"]])))
     primary = task.primary_metric  # the task's own metric (regression: pearson, not MSE)
-    ps = scorer if primary == scorer.metric else Scorer(task, labels, n_boot=cfg.n_boot,
-                                                        seed=cfg.seed, metric=primary)
+    ps = scorer if primary == scorer.metric else scorer_for(cfg, task, labels, out.groups,
+                                                            len(rows), metric=primary)
     full_primary = dict(zip(("estimate", "low", "high"),
                             ps.interval(ps.table(pred["untuned"][:, L])[0]), strict=True))
     clock.lap("statistics")
@@ -333,42 +295,74 @@ def _scored_result(cfg: TruncationConfig, task, ft: list, out: _Lines, rows: np.
         full_primary={"metric": primary, **full_primary}, ablations=tuple(ablations),
         blocks=out.blocks, effects=effects, undefined=undefined, head_fits=out.fits,
         parity=tuple(out.parity), activation_keys=out.keys,
-        finetune_runs=finetune_runs(ft, baseline=True),
+        finetune_runs=finetune_runs(ft, baseline=True), groups=out.groups,
+        reference_rows=out.reference_rows,
         timings={k: round(v, 1) for k, v in clock.times.items()})
 
 
 def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> TruncationResult:
     """UNTUNED, TUNED, TUNEDORIG at every layer, the baseline and the ablations of ``cfg``
     (fine-tuning and features come from the cache when there). Returns a ``TruncationResult``
-    whose ``logits[line]`` are [S, L+1, n, C] (NaN rows where undefined)."""
+    whose ``logits[line]`` are [S, L+1, U, C] (U units: examples, questions, words or pairs;
+    NaN rows where undefined)."""
     t0 = time.time()
-    clock, log = _Clock(t0), progress.logger(verbose)
-    task = cfg.task_spec  # a sequence task: TruncationConfig.check
-    family = adapters.require_surgery(models.load_config(cfg.model),
-                                      "the truncation study")  # before any fine-tuning
-    # TUNED/TUNEDORIG retrain the head as act(x W1 + b1) W2 + b2 on the first token; a family
-    # whose head is not of that form (ModernBERT: final norm and a LayerNorm inside) runs
-    # UNTUNED only, and its two other lines are undefined, saying why
-    no_heads = None if family.has_first_token_head() else (
-        f"TUNED/TUNEDORIG are undefined for {family.family}: its head is not a first-token "
-        "dense + activation + linear head that can be retrained on layer k's features")
-    specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
+    clock, log = Clock(t0), progress.logger(verbose)
+    task = cfg.task_spec  # a kind with a head on states: TruncationConfig.check
+    kind = adapters.head_kind_of(task.kind)
+    model_config = models.load_config(cfg.model)
+    family = adapters.require_surgery(model_config, "the truncation study",
+                                      head_kind=kind)  # before any fine-tuning
+    # TUNED/TUNEDORIG retrain the head in its own form (first-token dense + activation +
+    # linear; token and pair classifiers: one linear layer); a family whose head of this kind
+    # is not of that form (ModernBERT: final norm and a LayerNorm inside) runs UNTUNED only,
+    # and its two other lines are undefined, saying why
+    form = ("first-token dense + activation + linear" if kind in ("sequence", "multiple_choice")
+            else "linear")
+    no_heads = None if family.has_tuned_head(kind) else (
+        f"TUNED/TUNEDORIG are undefined for {family.family}: its {kind} head is not a {form} "
+        f"head that can be retrained on layer k's features")
+    check_ablations(cfg, model_config)
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
     clock.lap("finetune")
+    if task.kind in evaluation.SEQUENCE_KINDS:
+        out, rows = _sequence_run(cfg, task, ft, clock, log, verbose, no_heads)
+        undefined = _undefined(out.logits, no_heads)
+    else:
+        rows, train_rows = units.unit_rows(cfg)
+        orig = None
+        if no_heads is None:
+            log("[truncation] untuned encoder features")
+            orig = units.untuned_features(cfg, rows, train_rows, verbose)
+            clock.lap("features")
+        out = None
+        for s, res in enumerate(ft):
+            out = units.seed_lines(cfg, s, res, rows, train_rows, orig, out, clock, log,
+                                   len(ft), no_heads)
+        kh = task_heads.for_task(task)
+        undefined = _undefined(out.logits, no_heads, f"the head's input is the same for every "
+                                                     f"{kh.unit}")
+    ref_rows = rows if out.reference_rows is None else out.reference_rows
+    ablations = _ablations(cfg, ref_rows, next(iter(out.logits.values())).shape[1] - 1,
+                           verbose)
+    clock.lap("ablations")
+    progress.phase("truncation: statistics (bootstrap over examples)")
+    result = _scored_result(cfg, task, ft, out, rows, undefined, ablations, clock)
+    return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), cfg.dtype)
+
+
+def _sequence_run(cfg: TruncationConfig, task, ft: list, clock: Clock, log, verbose: bool,
+                  no_heads: str | None) -> tuple[Lines, np.ndarray]:
+    """Every seed's lines of a sequence task from the cached CLS features -> (lines, rows)."""
+    specs = cfg.activation_spec(), cfg.activation_spec("train")  # validation, train
     log("[truncation] untuned encoder features")
     orig = _untuned_features(cfg, specs, verbose)
     rows, labels = orig[0].ids[:, 0].copy(), np.asarray(orig[0].labels)
-    out = _empty_lines(len(ft), orig, task)
+    out = _sequence_lines(len(ft), orig, task)
     clock.lap("features")
     for s, res in enumerate(ft):
         _seed_lines(cfg, task, specs, s, res, orig, rows, labels, out, clock, log, verbose,
                     tuned_heads=no_heads is None)
-    undefined = _undefined(out.logits, no_heads)
-    ablations = _ablations(cfg, rows, orig[0].n_layers, verbose)
-    clock.lap("ablations")
-    progress.phase("truncation: statistics (bootstrap over examples)")
-    result = _scored_result(cfg, task, ft, out, rows, labels, undefined, ablations, clock)
-    return result.finished(round(time.time() - t0, 1), cfg.resolved_device(), cfg.dtype)
+    return out, rows
 
 
 def _metrics(task, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
