@@ -7,8 +7,12 @@ over the sentences of a batch (§2). Training follows the authors' released regi
 (structural-probes ``regimen.py``): B initialised uniform in [-0.05, 0.05], Adam at lr 1e-3, the
 learning rate x0.1 whenever the validation loss stops improving (``ReduceLROnPlateau``, patience
 0), batches of 20 sentences, the parameters of the best validation loss kept, and a stop after 5
-epochs without an improvement of more than 1e-4 (or ``max_epochs``; the authors cap at 30-40).
-Without validation data the training loss plays its part.
+epochs without an improvement of more than 1e-4, or after ``max_epochs`` (40 in the authors'
+configs, with full rank: the defaults here). Without validation data the training loss plays
+its part. The plateau rule assumes large epochs (PTB: ~2,000 batches): on a few hundred
+sentences it can cut the learning rate before the probe has learned, so use smaller batches or
+a larger learning rate there (the tests do). For BERT-style models the authors' word vectors
+are the mean of each word's sub-word states (their ``data.py``).
 
 Evaluation (§3, the authors' ``reporter.py``):
 * UUAS: the minimum spanning tree of the predicted distances against the gold tree's undirected

@@ -12,14 +12,14 @@ of word i, 0 for ROOT. Both decoders are exact:
 * ``eisner``: the best projective tree (Eisner 1996), O(n^3) dynamic programme over spans,
   vectorised over all spans of one width.
 
-``single_root=True`` allows one word only under ROOT, as UD trees have (Dozat & Manning 2017's
-parser and SuPar enforce it). SuPar and Stanza get it by re-running the decoder with each root
-word of the unconstrained tree forced, which can miss the best single-root tree (Zmigrod et al.
-2020, "Please Mind the Root"); here it is exact: every root arc is lowered by a constant M
-larger than the score range of any two trees (n x (max - min) + 1), so each extra root child
-costs more than any tree can gain, and the best penalised tree is the best single-root tree
-(the reduction Gabow & Tarjan 1984 note; Zmigrod et al. 2020, §3). For Eisner the root's
-complete span is allowed to stop only at the sentence end (as in SuPar's ``eisner``).
+``single_root=True`` allows one word only under ROOT, as UD trees have (Dozat & Manning's
+parser and SuPar enforce it; Zmigrod et al. 2020, "Please Mind the Root", on why it matters).
+SuPar re-runs the decoder once per root child of the unconstrained tree, with that child forced;
+here it is one call: every root arc is lowered by a constant M larger than the score range of
+any two trees (n x (max - min) + 1), so each extra root child costs more than any tree can gain
+and the best penalised tree is exactly the best single-root tree (tests check it against
+brute force). For Eisner the root's complete span may stop only at the sentence end (as in
+SuPar's ``eisner``), so ROOT takes one child.
 
 Adding a constant to all scores of one dependent (a row) changes no decoder's choice, since
 every tree has exactly one arc into each word: raw biaffine scores and their log-softmax over
