@@ -108,27 +108,30 @@ def test_checkpoint_steps_mean_one_thing():
 def _derived(c) -> dict:
     """Everything the run reads off a config: fine-tuning configs (their cache key's input),
     activation specs, steps; and the config's own values (its record)."""
-    def before_device(x) -> dict:  # ``device`` (issue 16) came after these digests
-        return {k: v for k, v in dataclasses.asdict(x).items() if k != "device"}
+    def before_device(x) -> dict:  # ``device`` (issue 16) and ``word_vector`` at its
+        # default (issue 17) came after these digests
+        return {k: v for k, v in dataclasses.asdict(x).items()
+                if k != "device" and not (k == "word_vector" and v == "mean")}
 
     def fts(cs):
         return [cache.canonical_json(before_device(x)) for x in cs]
     d = {"asdict": json.loads(json.dumps(before_device(c), default=str)),
          "ft": fts(c.finetune_configs())}
     if isinstance(c, SimilarityConfig):
-        d["spec"] = cache.canonical_json(c.activation_spec())
+        d["spec"] = cache.canonical_json(before_device(c.activation_spec()))
         if c.cross_model:
             d["ft_cross"] = fts(c.finetune_configs(c.cross_model))
         d["label"] = c.measure_label()
     elif isinstance(c, TruncationConfig):
-        d["spec"] = cache.canonical_json(c.activation_spec())
-        d["spec_train"] = cache.canonical_json(c.activation_spec("train"))
+        d["spec"] = cache.canonical_json(before_device(c.activation_spec()))
+        d["spec_train"] = cache.canonical_json(before_device(c.activation_spec("train")))
         d["head"], d["ml"] = repr(c.head_training()), c.resolved_max_length()
         d["ft_abl"] = fts(c.finetune_configs(drop_top=1))
     elif isinstance(c, SkippingConfig):
-        d["spec"], d["ml"] = cache.canonical_json(c.spec()), c.resolved_max_length()
+        d["spec"], d["ml"] = (cache.canonical_json(before_device(c.spec())),
+                              c.resolved_max_length())
     else:
-        d["spec"] = [cache.canonical_json(c.activation_spec(t, w))
+        d["spec"] = [cache.canonical_json(before_device(c.activation_spec(t, w)))
                      for t in (c.task, "tiny-pos") for w in ("train", "test")]
         d["steps"], d["total"] = list(c.steps()), c.total_steps()
     return d
