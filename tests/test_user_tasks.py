@@ -281,9 +281,11 @@ def test_file_digests_are_memoised_by_size_and_mtime(tmp_path, monkeypatch):
     ident = data_identity(spec)
 
     def no_reading(*a, **k):
-        raise AssertionError("the file was hashed again")
+        raise AssertionError("the file was read again")
     monkeypatch.setattr(task_files, "open", no_reading, raising=False)
+    monkeypatch.setattr(task_files, "read_delimited", no_reading)
     assert data_identity(spec) == ident  # from the memo, not the disk
+    assert len(load_split(spec, "train")) == 16 and get_task(spec.name) == spec  # rows too
     monkeypatch.undo()
     _write_csv(path, [{"text": r["review"], "label": r["stars"]} for r in _reviews(22)])
     assert data_identity(spec)["content"] != ident["content"]  # a changed file is hashed anew
@@ -303,12 +305,16 @@ def test_pickled_configs_come_back(tmp_path):
     assert cfg.task == "my-reviews" and cfg.task_spec == named  # the spec travels with it
 
 
-def test_a_hub_dataset_offline_says_what_to_do():
+def test_a_hub_dataset_offline_says_what_to_do(tmp_path):
     with pytest.raises(HubUnavailableError, match=r"(?s)task 'hub:org/absent'.*needs the "
                                                   r"Hugging Face hub.*save it to a folder"):
         resolve_task("hub:org/absent")
     with pytest.raises(HubUnavailableError, match="revision='v1'"):
         TaskSpec.from_dataset("org/absent", config="x", revision="v1")
+    card = tmp_path / "hub.yaml"
+    card.write_text("dataset: org/absent\nconfig: x\ncolumns: {text: sentence}\n")
+    with pytest.raises(HubUnavailableError, match=r"load_dataset\('org/absent', 'x'"):
+        resolve_task(str(card))
 
 
 def test_splits_and_metrics_agree_with_the_registry_modules():
@@ -443,6 +449,8 @@ def test_bad_cards_and_split_mappings(tmp_path):
     card.write_text("path: r.csv\ncolumn: {text: review}\nlabel_name: [a, b]\n")
     _fails(r"task card .*c\.yaml: unknown key 'label_name' \(did you mean 'label_names'\?\); "
            r"valid keys: name, description, path", resolve_task, str(card))
+    card.write_text("path: r.csv\ncolumns: {text: [unclosed\n")
+    _fails(r"task card .*c\.yaml:3: not valid YAML", resolve_task, str(card))
     path = _write_csv(tmp_path / "s.csv", [{"text": r["review"], "label": r["stars"],
                                             "split": "train" if i > 3 else "validation"}
                                            for i, r in enumerate(_reviews())])

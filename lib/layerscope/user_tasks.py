@@ -23,8 +23,9 @@ label names and the split rule — not the file's name or place, so a renamed fi
 cache entries and a changed row makes new ones. A hub dataset: its id, config, revision and
 the commit that revision resolves to (``hub.resolve_commit``), and the same mapping.
 
-Rows are read once per process and kept (by the files' size and mtime); nothing is written
-to the cache (a hub or folder dataset goes through ``datasets``' own cache).
+Rows are read once per process and kept, converted (by the files' size and mtime and the
+options); nothing is written to the cache (a hub or folder dataset goes through ``datasets``'
+own cache).
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ QUERY_KEYS = ("config", "format", "kind", "column", "columns", "label_names", "s
 FILE_KEYS = tuple(k for k in QUERY_KEYS if k != "config")
 DATASET_KEYS = tuple(k for k in QUERY_KEYS if k not in ("format", "column"))
 _DEFINED: dict[str, TaskSpec] = {}  # name= specs of this process
-_MEMO: dict[tuple, object] = {}  # read and converted data, by content signature and options
-_MEMO_SIZE = 16
+# converted rows by content signature and options (the raw rows are not kept: a large file's
+# dict rows take several times its size; another set of options reads the file again)
+_MEMO: dict[tuple, Converted] = {}
+_MEMO_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -442,9 +445,6 @@ def _raw_key(src: Source, kind: str | None, column: str | None) -> tuple:
 
 
 def _raw(src: Source, kind: str | None, column: str | None) -> task_files.RawData:
-    key = ("raw", _raw_key(src, kind, column))
-    if key in _MEMO:
-        return _MEMO[key]
     if src.kind == "hub_dataset":
         name = task_name(_base(src), {"config": src.hub_config})
         raw = task_files.read_hub(name, src.hub_path, src.hub_config, src.hub_revision)
@@ -462,7 +462,7 @@ def _raw(src: Source, kind: str | None, column: str | None) -> task_files.RawDat
                                  ", ".join(r.shown for r in parts.values()), kind=first.kind)
     else:
         raw = task_files.read_file(Path(src.location), src.format, kind=kind, column=column)
-    return _remember(key, raw)
+    return raw
 
 
 def _converted(src: Source, opts: Options, column: str | None) -> Converted:
