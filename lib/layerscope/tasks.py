@@ -97,20 +97,39 @@ class TaskSpec:
     card: str = ""  # the task card it was read from (absolute path), if any
 
     @classmethod
-    def from_file(cls, path, **options) -> TaskSpec:
+    def from_file(cls, path, *, kind=None, columns=None, label_names=None, splits=None,
+                  split_seed=0, split_fractions=None, name=None, description="", metrics=None,
+                  column=None, format=None) -> TaskSpec:
         """A task from a data file: CSV, TSV, JSONL/JSON, Parquet, CoNLL-U, STREUSLE
-        .conllulex (``user_tasks.from_file`` documents the options)."""
+        .conllulex (``user_tasks.from_file`` documents the options)::
+
+            TaskSpec.from_file("reviews.csv", columns={"text": "review", "label": "stars"})
+        """
         from . import user_tasks
 
-        return user_tasks.from_file(path, **options)
+        return user_tasks.from_file(
+            path, kind=kind, columns=columns, label_names=label_names, splits=splits,
+            split_seed=split_seed, split_fractions=split_fractions, name=name,
+            description=description, metrics=metrics, column=column, format=format)
 
     @classmethod
-    def from_dataset(cls, path_or_hub_id, **options) -> TaskSpec:
+    def from_dataset(cls, path_or_hub_id, *, config=None, revision=None, kind=None,
+                     columns=None, label_names=None, splits=None, split_seed=0,
+                     split_fractions=None, name=None, description="", metrics=None,
+                     hub=False) -> TaskSpec:
         """A task from a ``datasets`` dataset: a ``save_to_disk`` folder, a folder of data
-        files, or a hub id with ``config=`` and ``revision=`` (``user_tasks.from_dataset``)."""
+        files, or a hub id with ``config=`` and ``revision=`` (``user_tasks.from_dataset``)::
+
+            TaskSpec.from_dataset("nyu-mll/glue", config="sst2", columns={"text": "sentence"},
+                                  splits={"train": "train", "validation": "validation"})
+        """
         from . import user_tasks
 
-        return user_tasks.from_dataset(path_or_hub_id, **options)
+        return user_tasks.from_dataset(
+            path_or_hub_id, config=config, revision=revision, kind=kind, columns=columns,
+            label_names=label_names, splits=splits, split_seed=split_seed,
+            split_fractions=split_fractions, name=name, description=description,
+            metrics=metrics, hub=hub)
 
     @property
     def num_labels(self) -> int:

@@ -100,16 +100,13 @@ def from_file(path, *, kind=None, columns=None, label_names=None, splits=None, s
 
 def from_dataset(path_or_hub_id, *, config=None, revision=None, kind=None, columns=None,
                  label_names=None, splits=None, split_seed=0, split_fractions=None, name=None,
-                 description="", metrics=None, column=None, hub=False) -> TaskSpec:
+                 description="", metrics=None, hub=False) -> TaskSpec:
     """A task from a ``datasets`` dataset: a folder written by ``save_to_disk`` (a Dataset or
     a DatasetDict, whose splits are used), a local folder of data files
     (``datasets.load_dataset(folder)``), or a hub dataset id with ``config`` and ``revision``
     (offline: the Hugging Face cache only; a ``HubUnavailableError`` says what to do). The
     other options are ``from_file``'s; ClassLabel columns give the label names. ``hub=True``:
     ``path_or_hub_id`` is a hub id even where a local folder has that name."""
-    if column is not None:
-        raise ConfigError(f"column={column!r} is for CoNLL-U and STREUSLE files — map a "
-                          f"dataset's columns with columns=")
     text = str(path_or_hub_id)
     local = Path(text).expanduser()
     opts = _options(kind, columns, label_names, splits, split_seed, split_fractions)
