@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from layerscope import task_files, tasks, user_tasks
+from layerscope import task_files, task_names, tasks, user_tasks
 from layerscope.errors import ConfigError, HubUnavailableError
 from layerscope.tasks import TaskSpec, data_identity, get_task, load_split, resolve_task
 
@@ -225,7 +225,7 @@ def test_options_in_the_name_round_trip_with_odd_column_names(tmp_path):
     spec = TaskSpec.from_file(path, columns={"text": "the text, really", "label": "stars:+&?"},
                               label_names=["pos", "neg"], split_seed=3,
                               split_fractions=(0.6, 0.2, 0.2), metrics=["accuracy", "f1"])
-    base, options = user_tasks.parse_name(spec.name)
+    base, options = task_names.parse_name(spec.name)
     assert base == str(path)
     assert options == {"columns": {"text": "the text, really", "label": "stars:+&?"},
                        "label_names": ["pos", "neg"], "split_seed": 3,

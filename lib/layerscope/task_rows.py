@@ -22,18 +22,18 @@ The steps, each with an error that names the file, the row and the fix:
    One class in all rows is an error (a wrong column, most likely). Tags of -1 or null mark
    words without a label (STREUSLE's non-prepositions). Multiple choice: the label is the
    index of the right choice (or its text); every row has the same number of choices, >= 2.
+
+One cell at a time (text, label, number, list, choices, pairs) is read by ``task_cells``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import task_cells as cells
 from .errors import ConfigError
 from .task_files import RawData, RawSplit
-from .tasks import SPLITS
+from .tasks import KINDS, SPLITS
 
 SCHEMA = {
     "classification": ("text", "label"),
@@ -50,7 +50,6 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
                  "valid": "validation", "val": "validation", "dev": "validation",
                  "test": "test"}
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -119,6 +118,47 @@ def convert(raw: RawData, opts: Options) -> Converted:
             raise ConfigError(f"{raw.shown}: split {s!r} is empty: {how}")
         data[s] = {f: [columns[f][i] for i in idx] for f in fields}
     return Converted(kind, label_names, split_map, made, fractions, data, len(units))
+
+
+def make_options(kind, columns, label_names, splits, split_seed, split_fractions) -> Options:
+    """``Options`` from the keywords of ``TaskSpec.from_file`` (checked, normalised: the
+    mapping without identity entries, in schema order; splits in our order)."""
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"unknown task kind {kind!r}; valid values: {', '.join(KINDS)}")
+    cols = []
+    for ours, theirs in (columns or {}).items():
+        if ours not in FIELDS:
+            raise ConfigError(f"columns=: {ours!r} is not one of our column names "
+                              f"({', '.join(FIELDS)}); map ours to yours: "
+                              f"{{'text': 'review', 'label': 'stars'}}")
+        if isinstance(theirs, list | tuple):
+            if ours != "choices" or not all(isinstance(c, str) for c in theirs):
+                raise ConfigError(f"columns=: {ours!r} maps to one column name, not "
+                                  f"{theirs!r} (only choices may list several columns)")
+            theirs = theirs[0] if len(theirs) == 1 else tuple(theirs)
+        elif not isinstance(theirs, str):
+            raise ConfigError(f"columns=: {ours!r} maps to {theirs!r}; give a column name")
+        if theirs != ours:
+            cols.append((ours, theirs))
+    cols.sort(key=lambda c: FIELDS.index(c[0]))
+    names = None
+    if label_names is not None:
+        names = tuple(str(n) for n in label_names)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup or not all(names) or len(names) < 2:
+            raise ConfigError(f"label_names={list(names)}: give two or more distinct, "
+                              f"non-empty names")
+    split_map = None
+    if splits is not None:
+        if set(splits) & {"seed", "fractions"}:
+            raise ConfigError(f"splits={splits}: to make splits give split_seed= and "
+                              f"split_fractions=; splits= maps our splits to the data's")
+        split_map = tuple(sorted(((str(k), str(v)) for k, v in splits.items()),
+                                 key=lambda kv: (SPLITS + (kv[0],)).index(kv[0])))
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
+        raise ConfigError(f"split_seed={split_seed!r}: give a whole number")
+    fractions = None if split_fractions is None else tuple(float(f) for f in split_fractions)
+    return Options(kind, tuple(cols), names, split_map, split_seed, fractions)
 
 
 # --- columns and splits ---------------------------------------------------------------------
@@ -242,7 +282,7 @@ def _infer_kind(raw: RawData, present: dict, units: list[Unit]) -> str:
         return "multiple_choice"
     if {"text", "label"} <= has:
         col = present["label"]
-        values = [scalar(rs.rows[i].get(col)) for rs, i in units]
+        values = [cells.scalar(rs.rows[i].get(col)) for rs, i in units]
         if all(isinstance(v, int | float) for v in values) and any(
                 isinstance(v, float) for v in values):
             return "regression"
@@ -256,22 +296,6 @@ def _infer_kind(raw: RawData, present: dict, units: list[Unit]) -> str:
 
 
 # --- rows ---------------------------------------------------------------------------------------
-
-def scalar(v):
-    """A label as read: int for whole numbers (1, 1.0, "1", " 2 "), float for other numbers,
-    str for words (a bool: "true"/"false"); None and other types as they are."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        return int(v)
-    if isinstance(v, str):
-        s = v.strip()
-        if _NUMBER.fullmatch(s):
-            f = float(s)
-            return int(f) if f.is_integer() else f
-        return s
-    return v
-
 
 def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
           raw: RawData, opts: Options) -> tuple[dict[str, list], tuple[str, ...]]:
@@ -288,39 +312,39 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
             return row.get(present[f])
         for f in ("text", "text_pair", "context"):
             if f in fields:
-                cols[f].append(_text(get(f), where, f, present[f]))
+                cols[f].append(cells.text(get(f), where, f, present[f]))
         if kind in ("classification", "pair"):
-            label_values.append(_label(get("label"), where, present["label"]))
+            label_values.append(cells.label(get("label"), where, present["label"]))
             owner.append(u)
         elif kind == "regression":
-            cols["label"].append(_number(get("label"), where, present["label"]))
+            cols["label"].append(cells.number(get("label"), where, present["label"]))
         elif kind == "multiple_choice":
-            choices = _choices(row, present["choices"], where)
+            choices = cells.choices(row, present["choices"], where)
             if n_choices is None:
                 n_choices, first = len(choices), where
             elif len(choices) != n_choices:
                 raise ConfigError(f"{where}: {len(choices)} choices, but {first} has "
                                   f"{n_choices} — every row needs the same number of choices")
             cols["choices"].append(choices)
-            cols["label"].append(_answer(get("label"), choices, where, present["label"]))
+            cols["label"].append(cells.answer(get("label"), choices, where, present["label"]))
         else:
-            tokens = _list(get("tokens"), where, "tokens", present["tokens"], words=True)
+            tokens = cells.as_list(get("tokens"), where, "tokens", present["tokens"], words=True)
             if not tokens or not all(isinstance(t, str) for t in tokens):
                 raise ConfigError(f"{where}: tokens must be a non-empty list of words, not "
                                   f"{str(tokens)[:80]} — one string per word")
             cols["tokens"].append(tokens)
             if kind == "tagging":
-                tags = _list(get("tags"), where, "tags", present["tags"], words=True)
+                tags = cells.as_list(get("tags"), where, "tags", present["tags"], words=True)
                 if len(tags) != len(tokens):
                     raise ConfigError(f"{where}: {len(tokens)} tokens but {len(tags)} tags — "
                                       f"one tag per word (null or -1 for a word without one)")
-                tags = [scalar(t) for t in tags]
+                tags = [cells.scalar(t) for t in tags]
                 kept = [t for t in tags if t is not None and t != -1]
                 cols["tags"].append(tags)
             else:
-                pairs = _pairs(get("pairs"), len(tokens), where, present["pairs"])
-                kept = [scalar(v) for v in _list(get("pair_labels"), where, "pair_labels",
-                                                  present["pair_labels"], words=True)]
+                pairs = cells.pairs(get("pairs"), len(tokens), where, present["pairs"])
+                kept = [cells.scalar(v) for v in cells.as_list(
+                    get("pair_labels"), where, "pair_labels", present["pair_labels"], words=True)]
                 if len(kept) != len(pairs):
                     raise ConfigError(f"{where}: {len(pairs)} pairs but {len(kept)} "
                                       f"pair_labels — one label per pair")
@@ -350,7 +374,7 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
     if not label_values:
         raise ConfigError(f"{raw.shown}: no word has a {what} (all null or -1) — nothing to "
                           f"learn; is column {label_col!r} the right one?")
-    indices, names = classes(
+    indices, names = cells.classes(
         label_values, lambda j: units[owner[j]][0].where(units[owner[j]][1]),
         declared=opts.label_names, feature_names=raw.class_names.get(label_col), what=what)
     if len(set(indices)) < 2:
@@ -371,140 +395,3 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
     return cols, names
 
 
-def classes(values: list, where: Callable[[int], str], *, declared: tuple[str, ...] | None,
-            feature_names: tuple[str, ...] | None, what: str
-            ) -> tuple[list[int], tuple[str, ...]]:
-    """Class indices of ``values`` (scalars) and the class names (module docstring, step 4)."""
-    if feature_names is not None:  # a datasets ClassLabel: the values are indices
-        names = tuple(declared) if declared is not None else feature_names
-        if len(names) != len(feature_names):
-            raise ConfigError(f"label_names {names} for a column whose classes are "
-                              f"{feature_names} — give {len(feature_names)} names or none")
-        for j, v in enumerate(values):
-            if not (isinstance(v, int) and 0 <= v < len(names)):
-                raise ConfigError(
-                    f"{where(j)}: {what} {v!r} is not one of the dataset's classes 0.."
-                    f"{len(names) - 1} ({', '.join(names)}) — hidden labels (-1) of a test "
-                    f"split? leave that split out: splits={{'train': ..., 'validation': ...}}")
-        return list(values), names
-    if declared is not None:
-        names = tuple(declared)
-        pos = {n: i for i, n in enumerate(names)}
-        if all(isinstance(v, int) for v in values) and not all(str(v) in pos for v in values):
-            for j, v in enumerate(values):  # whole numbers that are not names: indices
-                if not 0 <= v < len(names):
-                    raise ConfigError(
-                        f"{where(j)}: {what} {v} is neither one of the declared label_names "
-                        f"({', '.join(names)}) nor an index 0..{len(names) - 1} into them — "
-                        f"add it to label_names, or fix the row")
-            return list(values), names
-        out = []
-        for j, v in enumerate(values):
-            i = pos.get(str(v))
-            if i is None:
-                raise ConfigError(f"{where(j)}: {what} {v!r} is not one of the declared "
-                                  f"label_names ({', '.join(names)}) — add it to label_names, "
-                                  f"or fix the row")
-            out.append(i)
-        return out, names
-    for j, v in enumerate(values):
-        if isinstance(v, float):
-            raise ConfigError(f"{where(j)}: {what} {v!r} is not a class (classes are words or "
-                              f"whole numbers) — for a score, use kind='regression'")
-    if all(isinstance(v, int) for v in values):
-        distinct = sorted(set(values))
-        index = {v: i for i, v in enumerate(distinct)}
-        return [index[v] for v in values], tuple(str(v) for v in distinct)
-    distinct = sorted({str(v) for v in values})
-    index = {v: i for i, v in enumerate(distinct)}
-    return [index[str(v)] for v in values], tuple(distinct)
-
-
-def _text(v, where: str, f: str, col: str) -> str:
-    if isinstance(v, str):
-        return v
-    if v is None:
-        raise ConfigError(f"{where}: no {f} (column {col!r} is empty) — fill it in or drop "
-                          f"the row")
-    raise ConfigError(f"{where}: {f} (column {col!r}) is {v!r}, not text — is {col!r} the "
-                      f"right column? map another with columns={{{f!r}: <column>}}")
-
-
-def _label(v, where: str, col: str):
-    v = scalar(v)
-    if v is None or v == "":
-        raise ConfigError(f"{where}: no label (column {col!r} is empty) — label the row or "
-                          f"drop it")
-    if not isinstance(v, str | int | float) or (isinstance(v, float) and not math.isfinite(v)):
-        raise ConfigError(f"{where}: label {v!r} (column {col!r}) is not a class name or "
-                          f"number — is {col!r} the right column?")
-    return v
-
-
-def _number(v, where: str, col: str) -> float:
-    x = scalar(v)
-    if isinstance(x, int | float) and math.isfinite(x):
-        return float(x)
-    raise ConfigError(f"{where}: label {v!r} (column {col!r}) is not a number — a regression "
-                      f"label is a score like 3.5 (for classes, use kind='classification')")
-
-
-def _list(v, where: str, f: str, col: str, *, words: bool = False) -> list:
-    if isinstance(v, list | tuple):
-        return list(v)
-    if isinstance(v, str):
-        s = v.strip()
-        if s.startswith("["):
-            import json
-
-            try:
-                out = json.loads(s)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{where}: {f} (column {col!r}) starts like a JSON list but "
-                                  f"does not parse ({e.msg}) — write it as a JSON list") from e
-            if isinstance(out, list):
-                return out
-        elif words:
-            return s.split()
-    raise ConfigError(f"{where}: {f} (column {col!r}) is {str(v)[:80]!r}, not a list — write "
-                      f"a JSON list" + (" or words separated by spaces" if words else ""))
-
-
-def _choices(row: dict, col, where: str) -> list[str]:
-    if isinstance(col, str):
-        choices = _list(row.get(col), where, "choices", col)
-    else:
-        choices = [row.get(c) for c in col]
-    if len(choices) < 2:
-        raise ConfigError(f"{where}: {len(choices)} choice(s) — a multiple-choice row needs "
-                          f"at least 2")
-    for c in choices:
-        if not isinstance(c, str):
-            raise ConfigError(f"{where}: choice {c!r} is not text — every choice is a string")
-    return choices
-
-
-def _answer(v, choices: list[str], where: str, col: str) -> int:
-    x = scalar(v)
-    if isinstance(x, int) and 0 <= x < len(choices):
-        return x
-    if isinstance(v, str) and v in choices:
-        return choices.index(v)
-    raise ConfigError(f"{where}: label {v!r} (column {col!r}) is neither the index of a choice "
-                      f"(0..{len(choices) - 1}) nor one of the choices' texts")
-
-
-def _pairs(v, n: int, where: str, col: str) -> list[list[int]]:
-    out = []
-    for p in _list(v, where, "pairs", col):
-        if (not isinstance(p, list | tuple) or len(p) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in p)):
-            raise ConfigError(f"{where}: pair {p!r} is not [head, dependent] — two 0-based "
-                              f"word indices")
-        bad = [x for x in p if not 0 <= x < n]
-        if bad:
-            raise ConfigError(f"{where}: pair {list(p)} has word index {bad[0]}, but the "
-                              f"sentence has {n} words (0-based indices 0..{n - 1}) — fix the "
-                              f"pair (indices count from 0)")
-        out.append([int(p[0]), int(p[1])])
-    return out

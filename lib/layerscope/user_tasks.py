@@ -31,25 +31,19 @@ own cache).
 from __future__ import annotations
 
 import os
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hub, task_cards, task_files
+from . import hub, task_cards, task_files, task_names
 from .errors import ConfigError
-from .task_rows import FIELDS, STRATIFIED, Converted, Options, convert
-from .tasks import KINDS, SPLITS, TASKS, TaskSpec
+from .task_rows import STRATIFIED, Converted, Options, convert, make_options
+from .tasks import TASKS, TaskSpec
 
 WHAT_ELSE = ("Or your own data: a task card's name (a card in $LAYERSCOPE_HOME/tasks/NAME.yaml), "
              "hub:org/name (a hub dataset), or the path of a data file (.csv .tsv .jsonl .json "
              ".parquet .conllu .conllulex), a dataset folder or a task card (.yaml)")
 METRIC_NAMES = ("accuracy", "f1", "macro_f1", "mcc", "mse", "pearson", "spearman")  # metrics.py
 REGRESSION_METRICS = ("pearson", "spearman", "mse")
-# the options a name's query holds, in this order
-QUERY_KEYS = ("config", "format", "kind", "column", "columns", "label_names", "splits",
-              "split_seed", "split_fractions", "metrics")
-FILE_KEYS = tuple(k for k in QUERY_KEYS if k != "config")
-DATASET_KEYS = tuple(k for k in QUERY_KEYS if k not in ("format", "column"))
 _DEFINED: dict[str, TaskSpec] = {}  # name= specs of this process
 # converted rows by content signature and options (the raw rows are not kept: a large file's
 # dict rows take several times its size; another set of options reads the file again)
@@ -92,10 +86,9 @@ def from_file(path, *, kind=None, columns=None, label_names=None, splits=None, s
         raise ConfigError(f"{p} is a folder — use TaskSpec.from_dataset for a dataset folder")
     fmt = task_files.format_of(p, format)
     src = Source("file", str(p), fmt)
-    declared = {"format": format, "column": column}
-    return _build(src, _options(kind, columns, label_names, splits, split_seed, split_fractions),
-                  declared=declared, name=name, description=description, metrics=metrics,
-                  column=column)
+    opts = make_options(kind, columns, label_names, splits, split_seed, split_fractions)
+    return _build(src, opts, declared={"format": format, "column": column}, name=name,
+                  description=description, metrics=metrics, column=column)
 
 
 def from_dataset(path_or_hub_id, *, config=None, revision=None, kind=None, columns=None,
@@ -109,7 +102,7 @@ def from_dataset(path_or_hub_id, *, config=None, revision=None, kind=None, colum
     ``path_or_hub_id`` is a hub id even where a local folder has that name."""
     text = str(path_or_hub_id)
     local = Path(text).expanduser()
-    opts = _options(kind, columns, label_names, splits, split_seed, split_fractions)
+    opts = make_options(kind, columns, label_names, splits, split_seed, split_fractions)
     if not hub and local.exists():
         if config is not None or revision is not None:
             raise ConfigError(f"{local}: config= and revision= are for hub datasets; this is "
@@ -135,7 +128,7 @@ def from_card(path) -> TaskSpec:
     o = dict(card.options)
     config, revision, fmt = o.pop("config", None), o.pop("revision", None), o.pop("format", None)
     metrics, column = o.pop("metrics", None), o.pop("column", None)
-    opts = _options(o.get("kind"), o.get("columns"), o.get("label_names"), o.get("splits"),
+    opts = make_options(o.get("kind"), o.get("columns"), o.get("label_names"), o.get("splits"),
                     o.get("split_seed", 0), o.get("split_fractions"))
     common = {"name": card.name, "description": card.description, "metrics": metrics,
               "card": str(card.path)}
@@ -173,22 +166,22 @@ def resolve(text: str) -> TaskSpec | None:
     card = task_cards.card_named(text)
     if card is not None:
         return from_card(card)
-    base, options = parse_name(text)
+    base, options = task_names.parse_name(text)
     if base.startswith("hub:"):
         hub_id, _, rev = base[4:].partition("@")
-        _check_keys(text, options, DATASET_KEYS)
+        task_names.check_keys(text, options, task_names.DATASET_KEYS)
         return from_dataset(hub_id, revision=rev or None, hub=True, **options)
     p = Path(base).expanduser()
     if p.exists():
         if p.is_dir():
-            _check_keys(text, options, DATASET_KEYS)
+            task_names.check_keys(text, options, task_names.DATASET_KEYS)
             return from_dataset(p, **options)
         if p.suffix.lower() in task_cards.CARD_SUFFIXES:
             if options:
                 raise ConfigError(f"task {text!r}: a card holds its own options — write them "
                                   f"in {p}, not after '?'")
             return from_card(p)
-        _check_keys(text, options, FILE_KEYS)
+        task_names.check_keys(text, options, task_names.FILE_KEYS)
         return from_file(p, **options)
     if options or _looks_like_path(base):
         raise ConfigError(f"task {text!r}: no such file or folder {os.path.abspath(p)} — check "
@@ -196,13 +189,6 @@ def resolve(text: str) -> TaskSpec | None:
                           f"also a registry name (`layerscope tasks`) or a card in "
                           f"{task_cards.cards_dir()}")
     return None
-
-
-def _check_keys(text: str, options: dict, valid: tuple[str, ...]) -> None:
-    wrong = [k for k in options if k not in valid]
-    if wrong:
-        raise ConfigError(f"task {text!r}: option {wrong[0]!r} does not apply to this data; "
-                          f"its options: {', '.join(valid)}")
 
 
 def _looks_like_path(text: str) -> bool:
@@ -217,45 +203,6 @@ def _path(path) -> Path:
         raise ConfigError(f"{p}: no such file or folder — check the path (a relative one is "
                           f"read from {os.getcwd()})")
     return p
-
-
-def _options(kind, columns, label_names, splits, split_seed, split_fractions) -> Options:
-    if kind is not None and kind not in KINDS:
-        raise ConfigError(f"unknown task kind {kind!r}; valid values: {', '.join(KINDS)}")
-    cols = []
-    for ours, theirs in (columns or {}).items():
-        if ours not in FIELDS:
-            raise ConfigError(f"columns=: {ours!r} is not one of our column names "
-                              f"({', '.join(FIELDS)}); map ours to yours: "
-                              f"{{'text': 'review', 'label': 'stars'}}")
-        if isinstance(theirs, list | tuple):
-            if ours != "choices" or not all(isinstance(c, str) for c in theirs):
-                raise ConfigError(f"columns=: {ours!r} maps to one column name, not "
-                                  f"{theirs!r} (only choices may list several columns)")
-            theirs = theirs[0] if len(theirs) == 1 else tuple(theirs)
-        elif not isinstance(theirs, str):
-            raise ConfigError(f"columns=: {ours!r} maps to {theirs!r}; give a column name")
-        if theirs != ours:
-            cols.append((ours, theirs))
-    cols.sort(key=lambda c: FIELDS.index(c[0]))
-    names = None
-    if label_names is not None:
-        names = tuple(str(n) for n in label_names)
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup or not all(names) or len(names) < 2:
-            raise ConfigError(f"label_names={list(names)}: give two or more distinct, "
-                              f"non-empty names")
-    split_map = None
-    if splits is not None:
-        if set(splits) & {"seed", "fractions"}:
-            raise ConfigError(f"splits={splits}: to make splits give split_seed= and "
-                              f"split_fractions=; splits= maps our splits to the data's")
-        split_map = tuple(sorted(((str(k), str(v)) for k, v in splits.items()),
-                                 key=lambda kv: (SPLITS + (kv[0],)).index(kv[0])))
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
-        raise ConfigError(f"split_seed={split_seed!r}: give a whole number")
-    fractions = None if split_fractions is None else tuple(float(f) for f in split_fractions)
-    return Options(kind, tuple(cols), names, split_map, split_seed, fractions)
 
 
 def _build(src: Source, opts: Options, *, declared: dict, name, description, metrics,
@@ -281,7 +228,8 @@ def _build(src: Source, opts: Options, *, declared: dict, name, description, met
     elif name is not None:
         spec_name = _own_name(name)
     else:
-        spec_name = task_name(_base(src), {**declared, **_declared(opts), "metrics": metrics})
+        spec_name = task_names.task_name(_base(src), {**declared, **_declared(opts),
+                                                      "metrics": metrics})
     spec = TaskSpec(
         name=spec_name, kind=conv.kind, source=src.kind, label_names=conv.label_names,
         metrics=checked, splits=dict(conv.splits),
@@ -356,71 +304,6 @@ def _metrics(metrics, kind: str, n_labels: int, src: Source) -> tuple[str, ...]:
     return metrics
 
 
-# --- names --------------------------------------------------------------------------------------
-
-def _q(value) -> str:
-    return urllib.parse.quote(str(value), safe="")
-
-
-def task_name(base: str, options: dict) -> str:
-    """``base`` with the given options as a query (``?kind=regression&columns=text:review``);
-    ``base`` alone when none are given. ``parse_name`` reads it back."""
-    parts = []
-    for k in QUERY_KEYS:
-        v = options.get(k)
-        if v is None:
-            continue
-        if k == "columns":
-            v = ",".join(f"{ours}:" + "+".join(_q(c) for c in ((t,) if isinstance(t, str) else t))
-                         for ours, t in v)
-        elif k == "splits":
-            v = ",".join(f"{ours}:{_q(t)}" for ours, t in v)
-        elif k in ("label_names", "metrics"):
-            v = ",".join(_q(x) for x in ((v,) if isinstance(v, str) else v))
-        elif k == "split_fractions":
-            v = ",".join(repr(float(f)) for f in v)
-        else:
-            v = _q(v)
-        parts.append(f"{k}={v}")
-    return base + ("?" + "&".join(parts) if parts else "")
-
-
-def parse_name(text: str) -> tuple[str, dict]:
-    """(base, keyword options) of a name ``task_name`` wrote; a path that exists as given
-    (even with a '?') is all base."""
-    if "?" not in text or Path(text).expanduser().exists():
-        return text, {}
-    base, _, query = text.rpartition("?")
-    out: dict = {}
-    u = urllib.parse.unquote
-    for part in query.split("&"):
-        key, sep, value = part.partition("=")
-        if not sep or key not in QUERY_KEYS:
-            raise ConfigError(f"task {text!r}: {part!r} after '?' is not an option; options: "
-                              f"{', '.join(f'{k}=...' for k in QUERY_KEYS)}")
-        try:
-            if key == "columns":
-                out[key] = {}
-                for item in value.split(","):
-                    ours, _, theirs = item.partition(":")
-                    cols = [u(c) for c in theirs.split("+")]
-                    out[key][ours] = cols[0] if len(cols) == 1 else cols
-            elif key == "splits":
-                out[key] = dict((o, u(t)) for o, _, t in (i.partition(":")
-                                                          for i in value.split(",")))
-            elif key in ("label_names", "metrics"):
-                out[key] = [u(x) for x in value.split(",")]
-            elif key == "split_seed":
-                out[key] = int(value)
-            elif key == "split_fractions":
-                out[key] = [float(f) for f in value.split(",")]
-            else:
-                out[key] = u(value)
-        except ValueError as e:
-            raise ConfigError(f"task {text!r}: cannot read {part!r} ({e})") from e
-    return base, out
-
-
 # --- reading (memoised) -------------------------------------------------------------------------
 
 def _remember(key: tuple, value):
@@ -443,7 +326,7 @@ def _raw_key(src: Source, kind: str | None, column: str | None) -> tuple:
 
 def _raw(src: Source, kind: str | None, column: str | None) -> task_files.RawData:
     if src.kind == "hub_dataset":
-        name = task_name(_base(src), {"config": src.hub_config})
+        name = task_names.task_name(_base(src), {"config": src.hub_config})
         raw = task_files.read_hub(name, src.hub_path, src.hub_config, src.hub_revision)
     elif src.kind == "dataset":
         folder = Path(src.location)
