@@ -31,13 +31,14 @@
 # the offline default `minilm-l6`, "ORIG" is all-MiniLM-L6-v2, a sentence-embedding fine-tune.
 
 # %% tags=["parameters"]
-task: str = "movies"  # a task name: `python -m layerscope.cli tasks` lists them
+task: str = "movies"  # a task name (`layerscope tasks`), or your data: a CSV/TSV/JSONL/Parquet/CoNLL-U/.conllulex file, a save_to_disk folder or a task card (.yaml)
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0, 1]  # fine-tuning seeds: FT is the first, FT[2] the second
 finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
-pooling: str = "cls"  # cls (Phang et al.) | mean | word / pair (token tasks only)
+pooling: str = "auto"  # auto (cls; word for tagging, pair for token_pair) | cls (Phang et al.) | mean | word | pair
+word_vector: str = "mean"  # each word's vector (word/pair pooling): mean of its sub-words (Zhou & Srikumar) | first
 measure: str = "cka"  # cka (Kornblith et al. 2019) | rsa (Merchant et al. 2020)
 kernel: str = "linear"  # CKA kernel: linear | rbf
 debiased: bool = False  # unbiased HSIC estimator (Song et al. 2012)
@@ -56,8 +57,8 @@ import numpy as np
 from layerscope.studies.similarity import SimilarityConfig, run_similarity
 
 cfg = SimilarityConfig(task=task, model=model, preset=preset, seeds=seeds, max_steps=max_steps or None,
-                       finetuned=finetuned, pooling=pooling, measure=measure, kernel=kernel,
-                       debiased=debiased, rsa_dissimilarity=rsa_dissimilarity, n_examples=n_examples,
+                       finetuned=finetuned, pooling=pooling, word_vector=word_vector,
+                       measure=measure, kernel=kernel, debiased=debiased, rsa_dissimilarity=rsa_dissimilarity, n_examples=n_examples,
                        n_boot=n_boot, cross_model=cross_model or None,
                        checkpoint_steps=checkpoint_steps, device=device)
 result = run_similarity(cfg)  # fine-tuning and representations are cached by content

@@ -36,13 +36,14 @@
 # checkpoints (`finetuned`, fine-tuned elsewhere) have no snapshots: only ORIG and FT are shown.
 
 # %% tags=["parameters"]
-task: str = "movies"  # fine-tuning task: movies | brown-genre | brown-pos (word level) | ...
+task: str = "movies"  # a task name (`layerscope tasks`), or your data: a CSV/TSV/JSONL/Parquet/CoNLL-U/.conllulex file, a save_to_disk folder or a task card (.yaml)
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | zhou2022 | phang2021 | smoke
 seeds: list = [0, 1]  # fine-tuning seeds; the first gives checkpoints, tables and probes
 finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
-pooling: str = "cls"  # cls (sentence tasks) | word (token tasks: sub-words averaged per word)
+pooling: str = "auto"  # auto (cls; word for tagging, pair for token_pair) | cls | mean | word (sub-words averaged) | pair
+word_vector: str = "mean"  # each word's vector (word/pair pooling): mean of its sub-words (Zhou & Srikumar) | first
 n_train: int = 600  # training examples whose points DirectProbe clusters
 n_test: int = 1000  # validation examples (test points; 1000: study 02's rows, cached)
 max_points: int = 1000  # at most this many points per set (word tasks give ~20 per sentence)
@@ -53,7 +54,7 @@ probe_grid: str = "demo"  # MLP probe grid: demo | zhou (16 sizes x 4 L2, §2.1)
 probe_restarts: int = 3  # restarts of the chosen probe configuration (Zhou: 5)
 probe_layers: list = []  # layers that get the MLP probe; empty: all
 cross_task: list = []  # tasks read off the fine-tuned model (Zhou §4.4), e.g. ["brown-genre"]
-out_of_domain: list = ["tweets", "amazon", "nyt"]  # sentence sets for Merchant et al.'s claim
+out_of_domain: list = None  # sentence sets for Merchant et al.'s claim; None: tweets, amazon, nyt (none for token tasks)
 n_ood: int = 400  # sentences per set for the out-of-domain comparison
 n_boot: int = 100  # bootstrap resamples of the out-of-domain effect
 layer: int = -1  # layer shown in the figures (-1: top)
@@ -69,8 +70,8 @@ from layerscope.studies.geometry import GeometryConfig, run_geometry
 from layerscope.studies.geometry.dynamics import spatial
 
 cfg = GeometryConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
-                     max_steps=max_steps or None, pooling=pooling, n_train=n_train,
-                     n_test=n_test, max_points=max_points, layers=layers,
+                     max_steps=max_steps or None, pooling=pooling, word_vector=word_vector,
+                     n_train=n_train, n_test=n_test, max_points=max_points, layers=layers,
                      checkpoint_steps=checkpoint_steps, n_folds=n_folds,
                      probe_grid=probe_grid, probe_restarts=probe_restarts,
                      probe_layers=probe_layers, cross_task=cross_task,

@@ -65,6 +65,15 @@ from .progress import counted
 from .tasks import TOKEN_KINDS, ResolvedTask, TaskSpec, data_identity, key_name, load_split
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
+# a study's pooling "auto": what each kind's labels sit on (Phang et al.'s CLS for sentences,
+# Zhou & Srikumar's words for tagging and (head, dependent) pairs for DEP)
+KIND_POOLING = {"tagging": "word", "token_pair": "pair"}
+
+
+def pooling_for(pooling: str, kind: str) -> str:
+    """``pooling`` as given, or for "auto" the pooling of the task kind: "word" (tagging),
+    "pair" (token_pair), else "cls"."""
+    return KIND_POOLING.get(kind, "cls") if pooling == "auto" else pooling
 WORD_VECTORS: tuple[str, ...] = ("mean", "first")  # a word's vector: sub-words' mean, or the first
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 ACTIVATIONS_VERSION = 1  # bump when extraction semantics change: old cache entries stop matching

@@ -262,3 +262,29 @@ def test_device_is_checked_at_once_passed_on_and_not_in_cache_keys():
         finetune.cache_key(SkippingConfig(**T).finetune_configs()[0])
     with pytest.raises(ConfigError, match="device='tpu'"):
         finetune.FinetuneConfig(**T, device="tpu")
+
+
+@pytest.mark.parametrize("cls", [SimilarityConfig, GeometryConfig])
+def test_pooling_auto_is_the_task_kinds_and_the_config_holds_it(cls):
+    """The notebooks' default: a user's CoNLL-U or DEP task runs without naming its pooling;
+    the config (its record, its activation specs) holds the pooling used."""
+    small = {"n_train": 16, "n_test": 16} if cls is GeometryConfig else {"n_examples": 16}
+    for task, want in (("tiny-sentiment", "cls"), ("tiny-pos", "word"), ("tiny-dep", "pair")):
+        cfg = cls(task=task, model="tiny-bert", preset="smoke", pooling="auto", **small)
+        assert cfg.pooling == want, task
+        spec = (cfg.activation_spec() if cls is SimilarityConfig
+                else cfg.activation_spec(task, "train"))
+        assert spec.pooling == want
+    assert cls(task="tiny-pos", model="tiny-bert", preset="smoke", **small).pooling == "word"
+    with pytest.raises(ConfigError, match="pooling='pair'"):  # an explicit one is checked
+        GeometryConfig(task="tiny-dep", model="tiny-bert", preset="smoke", pooling="cls",
+                       n_train=16, n_test=16)
+
+
+def test_out_of_domain_none_is_merchants_sets_for_sentence_tasks_only():
+    def ood(task):
+        return GeometryConfig(task=task, model="tiny-bert", preset="smoke", n_train=16,
+                              n_test=16, out_of_domain=None).out_of_domain
+    assert ood("movies") == ("tweets", "amazon", "nyt")
+    assert ood("tweets") == ("amazon", "nyt")  # never the task itself
+    assert ood("tiny-dep") == ood("tiny-pos") == ()

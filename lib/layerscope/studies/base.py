@@ -259,8 +259,9 @@ class StudyConfig(ResolvedTask):
         self._resolve_task()
         for name in ("seeds", *self.INT_TUPLES):  # papermill passes lists
             object.__setattr__(self, name, tuple(int(s) for s in getattr(self, name)))
-        for name in self.STR_TUPLES:
-            object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
+        for name in self.STR_TUPLES:  # None stays None where the study gives it a meaning
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(str(s) for s in getattr(self, name)))
         if getattr(self, "checkpoint_steps", None) is not None:
             object.__setattr__(self, "checkpoint_steps",
                                tuple(sorted({int(s) for s in self.checkpoint_steps})))

@@ -30,6 +30,10 @@ PROBE_GRIDS: dict[str, tuple[tuple, tuple]] = {
 }
 
 
+# the offline sentence sets beside the movies snippets (offline_data's VADER corpora)
+OUT_OF_DOMAIN_SETS = ("tweets", "amazon", "nyt")
+
+
 @dataclass(frozen=True)
 class GeometryConfig(StudyConfig):
     """One geometry study: the shared fields (``StudyConfig``: task, model, preset, seeds,
@@ -41,10 +45,11 @@ class GeometryConfig(StudyConfig):
         finetuned: as in ``StudyConfig`` (``model``: ORIG). They have no training snapshots:
             the states are ORIG and FT only (said in ``result.notes()``), and explicit
             ``checkpoint_steps`` are refused.
-        pooling: "cls" or "mean" (sentence tasks), "word" (tagging tasks such as brown-pos:
-            one point per word, words tagged -1 left out) or "pair" (token_pair tasks such as
-            Zhou & Srikumar's DEP: one point per (head, dependent) pair, the two words'
-            vectors concatenated, §3.2).
+        pooling: "auto" (the default: the task kind's, resolved at construction: "cls",
+            "word" or "pair"), "cls" or "mean" (sentence tasks), "word" (tagging tasks such
+            as brown-pos: one point per word, words tagged -1 left out) or "pair"
+            (token_pair tasks such as Zhou & Srikumar's DEP: one point per (head, dependent)
+            pair, the two words' vectors concatenated, §3.2).
         word_vector: a word's vector for word and pair pooling: "mean" of its sub-words (Zhou
             & Srikumar §3) or its "first" sub-word (``activations.WORD_VECTORS``).
         n_train: training examples (sentences) whose points DirectProbe clusters.
@@ -68,7 +73,9 @@ class GeometryConfig(StudyConfig):
             ~1e-2) stall Adam's convergence test and the probe stays at the majority class.
         probe_layers: layers that get the MLP probe and nearest-cluster accuracy; (): all.
         cross_task: other tasks whose labels are read off the fine-tuned model (Zhou §4.4).
-        out_of_domain: sentence tasks to compare with in-domain change (Merchant et al. 2020),
+        out_of_domain: sentence tasks to compare with in-domain change (Merchant et al. 2020);
+            None: ``OUT_OF_DOMAIN_SETS`` (tweets, Amazon, NYT) for a sentence task, none for a
+            token task (resolved at construction);
             e.g. ("tweets", "amazon", "nyt") for movies; sentence vectors only, so a token
             task (pooling word or pair) is refused with it.
         n_ood: examples per set for the out-of-domain comparison (in-domain: test rows).
@@ -78,7 +85,7 @@ class GeometryConfig(StudyConfig):
             ``seed`` also seeds folds, subsets and probes.
     """
 
-    pooling: str = "cls"
+    pooling: str = "auto"
     n_train: int = 600
     n_test: int = 1000
     max_points: int = 1000
@@ -93,7 +100,7 @@ class GeometryConfig(StudyConfig):
     probe_standardize: bool = True
     probe_layers: tuple[int, ...] = ()
     cross_task: tuple[str, ...] = ()
-    out_of_domain: tuple[str, ...] = ()
+    out_of_domain: tuple[str, ...] | None = ()
     n_ood: int = 400
     n_boot: int = 100
     dtype: str = "float32"
@@ -117,6 +124,12 @@ class GeometryConfig(StudyConfig):
             raise ConfigError(f"n_folds={self.n_folds} folds of {n_points} points leave fewer "
                               "than 4 points a fold; lower n_folds or raise n_train")
         spec = self.task_spec
+        object.__setattr__(self, "pooling", acts.pooling_for(self.pooling, spec.kind))
+        if self.cross_task is None:
+            object.__setattr__(self, "cross_task", ())
+        if self.out_of_domain is None:  # Merchant et al.'s sets where the task has sentences
+            object.__setattr__(self, "out_of_domain", () if spec.kind in TOKEN_KINDS else tuple(
+                t for t in OUT_OF_DOMAIN_SETS if t != self.task))
         if spec.kind not in LABELLED_KINDS:
             raise ConfigError(f"task {self.task!r} is {spec.kind!r}: geometry needs class "
                               "labels (DirectProbe clusters points by label); use movies, "

@@ -48,7 +48,10 @@ class SimilarityConfig(StudyConfig):
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
         finetuned: as in ``StudyConfig`` (``model`` is ORIG); drift (``checkpoint_steps``) and a
             fine-tuned cross model need training runs and are refused with them.
-        pooling, n_examples, split, dtype, word_vector: see ``activations.ActivationSpec``
+        pooling: "auto" (the default: "cls" for sentence tasks, "word" for tagging, "pair"
+            for token_pair; resolved at construction, so the config holds the pooling used) or
+            one of ``activations.POOLINGS``.
+        n_examples, split, dtype, word_vector: see ``activations.ActivationSpec``
             (with ``max_length``, ``seed``). Phang et al. use CLS on validation examples; a
             token_pair task (Zhou & Srikumar's DEP) compares its pair vectors with "pair"
             (one row per (head, dependent) pair), a tagging task its words with "word".
@@ -68,7 +71,7 @@ class SimilarityConfig(StudyConfig):
     """
 
     seeds: tuple[int, ...] = (0, 1)
-    pooling: str = "cls"
+    pooling: str = "auto"
     measure: str = "cka"
     kernel: str = "linear"
     debiased: bool = False
@@ -86,6 +89,7 @@ class SimilarityConfig(StudyConfig):
     NEEDS_TRAINING: ClassVar[tuple[str, ...]] = ("checkpoint_steps",)
 
     def check(self):
+        object.__setattr__(self, "pooling", acts.pooling_for(self.pooling, self.task_spec.kind))
         if self.ci_cell is not None:
             object.__setattr__(self, "ci_cell", (str(self.ci_cell[0]), int(self.ci_cell[1]),
                                                  int(self.ci_cell[2])))
