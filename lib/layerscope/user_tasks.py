@@ -308,8 +308,11 @@ def _metrics(metrics, kind: str, n_labels: int, src: Source) -> tuple[str, ...]:
 
 def _remember(key: tuple, value):
     _MEMO[key] = value
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.pop(next(iter(_MEMO)))
+    while len(_MEMO) > _MEMO_SIZE:  # the oldest out (threads may race here: tolerated)
+        try:
+            _MEMO.pop(next(iter(_MEMO)), None)
+        except (StopIteration, RuntimeError):
+            break
     return value
 
 
@@ -347,10 +350,11 @@ def _raw(src: Source, kind: str | None, column: str | None) -> task_files.RawDat
 
 def _converted(src: Source, opts: Options, column: str | None) -> Converted:
     key = ("conv", _raw_key(src, opts.kind, column), opts)
-    if key not in _MEMO:
+    conv = _MEMO.get(key)
+    if conv is None:
         kind = opts.kind or ("tagging" if src.format in task_files.READER_KINDS else None)
-        _remember(key, convert(_raw(src, kind, column), opts))
-    return _MEMO[key]
+        conv = _remember(key, convert(_raw(src, kind, column), opts))
+    return conv
 
 
 def source_of(spec: TaskSpec) -> Source:
