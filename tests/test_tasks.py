@@ -11,7 +11,8 @@ def test_registry_names_and_kinds():
     """Every paper task is registered with a valid kind, metrics and splits."""
     for name in ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "boolq",
                  "yelp_polarity", "hellaswag", "cosmos_qa", "trec-coarse", "trec-fine", "ud-pos",
-                 "movies", "movies-score", "tweets", "amazon", "nyt", "brown-pos", "brown-genre"]:
+                 "ud-dep", "brown-dep", "movies", "movies-score", "tweets", "amazon", "nyt",
+                 "brown-pos", "brown-genre"]:
         spec = get_task(name)
         assert spec.kind in tasks.KINDS and spec.metrics and "train" in spec.splits
         assert (spec.kind == "regression") == (spec.num_labels == 1)
@@ -26,7 +27,9 @@ def test_offline_corpus_is_a_spec_property():
     pinned = offline_data.pinned_splits()
     for name in tasks.OFFLINE_TASK_NAMES:
         spec = get_task(name)
-        assert spec.corpus in pinned and tasks.offline_source(spec) == spec.corpus
+        assert tasks.offline_source(spec) == spec.corpus
+        # brown-dep reads Brown's pinned split through its parses (silver_parses)
+        assert spec.corpus in pinned or spec.corpus == tasks.SILVER_CORPUS
     assert get_task("movies-score").corpus == "movies"
     assert {get_task(n).corpus for n in ("brown-pos", "brown-genre")} == {"brown"}
     assert all(get_task(n).corpus == "" for n in tasks.TASK_NAMES
@@ -121,6 +124,9 @@ HUB_ROWS = {
         {"text": "Who?", "coarse_label": 3, "fine_label": 29}],
     ("ud-pos", "universal_dependencies/en_ewt/validation"): [
         {"tokens": ["I", "ran", "."], "upos": [11, 16, 1]}],
+    ("ud-dep", "universal_dependencies/en_ewt/train"): [  # the hub's columns: heads as strings
+        {"idx": "s1", "tokens": ["My", "dog", "ran", "."], "upos": [11, 0, 16, 1],
+         "head": ["2", "3", "0", "3"], "deprel": ["nmod:poss", "nsubj", "root", "punct"]}],
 }
 
 
@@ -136,7 +142,8 @@ def test_hub_loading_code_on_local_files(tmp_path, task, rel):
     expected_cols = {"classification": {"text", "label"}, "pair": {"text", "text_pair", "label"},
                      "regression": {"text", "text_pair", "label"},
                      "multiple_choice": {"context", "choices", "label"},
-                     "tagging": {"tokens", "tags"}}[spec.kind]
+                     "tagging": {"tokens", "tags"},
+                     "token_pair": {"tokens", "pairs", "pair_labels"}}[spec.kind]
     assert set(ds.column_names) == expected_cols
     if task == "hellaswag":
         assert row["label"] == 2 and len(row["choices"]) == 4
@@ -144,6 +151,28 @@ def test_hub_loading_code_on_local_files(tmp_path, task, rel):
         assert row["label"] == 1 and row["text_pair"] == "It is."
     if task == "trec-fine":
         assert row["label"] == 29
+    if task == "ud-dep":  # root arc left out, 0-based, subtype folded into its relation
+        assert row["pairs"] == [[1, 0], [2, 1], [2, 3]]
+        assert [spec.label_names[i] for i in row["pair_labels"]] == ["nmod", "nsubj", "punct"]
+
+
+def test_ud_dep_names_a_relation_that_is_not_ud(tmp_path):
+    _write_jsonl(tmp_path / "universal_dependencies/en_ewt/train.jsonl", [
+        {"idx": "s9", "tokens": ["a", "b"], "head": ["2", "0"], "deprel": ["pobj", "root"]}])
+    with pytest.raises(ValueError, match=r"s9.*word 1 \('a'\).*'pobj'.*UD treebank"):
+        load_split("ud-dep", "train", hub_data_dir=tmp_path)
+
+
+def test_brown_dep_is_silver_and_says_so():
+    """The offline DEP task: its labels are the parser's ClearNLP set, and its description
+    says silver and not UD wherever the task is listed."""
+    from layerscope import silver_parses
+
+    spec = get_task("brown-dep")
+    assert spec.kind == "token_pair" and spec.label_names == silver_parses.DEP_LABELS
+    assert "SILVER" in spec.description and "not Universal Dependencies" in spec.description
+    ident = tasks.data_identity(spec)  # the parses' keys: another parser, another key
+    assert set(ident["parses"]) == {"train", "validation", "test"}
 
 
 def test_hub_hidden_labels_are_rejected(tmp_path):

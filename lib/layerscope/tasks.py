@@ -43,7 +43,7 @@ from typing import Literal
 
 import datasets
 
-from . import hub
+from . import conllu, hub, silver_parses
 from .brown_tags import UNIVERSAL_TAGS
 from .errors import ConfigError, HubUnavailableError, unknown
 
@@ -164,6 +164,34 @@ def _cosmos(r: dict) -> dict:
             "choices": [r[f"answer{i}"] for i in range(4)], "label": int(r["label"])}
 
 
+# Universal Dependencies v2's 37 universal relations less root (a root arc has no head word,
+# so it is no (head, dependent) pair); language subtypes (nmod:poss, obl:tmod) are read as
+# their universal relation, so one label set serves every UD treebank
+UD_DEPRELS = ("acl", "advcl", "advmod", "amod", "appos", "aux", "case", "cc", "ccomp", "clf",
+              "compound", "conj", "cop", "csubj", "dep", "det", "discourse", "dislocated",
+              "expl", "fixed", "flat", "goeswith", "iobj", "list", "mark", "nmod", "nsubj",
+              "nummod", "obj", "obl", "orphan", "parataxis", "punct", "reparandum", "vocative",
+              "xcomp")
+
+
+def _ud_dep(r: dict) -> dict:
+    """Zhou & Srikumar 2022's DEP from a hub UD row (HEAD and DEPREL columns as strings, 1-based
+    heads, 0 = root): one (head, dependent) pair per non-root arc, 0-based word indices."""
+    pairs, labels = [], []
+    for dep, (head, rel) in enumerate(zip(r["head"], r["deprel"], strict=True)):
+        if head in (None, "None", "_") or int(head) == 0:
+            continue
+        universal = str(rel).split(":")[0]
+        if universal not in UD_DEPRELS:
+            raise ConfigError(f"UD row {r.get('idx', '?')!r}, word {dep + 1} "
+                              f"({r['tokens'][dep]!r}): relation {rel!r} is not a Universal "
+                              f"Dependencies v2 relation ({', '.join(UD_DEPRELS)}); is this a "
+                              "UD treebank?")
+        pairs.append([int(head) - 1, dep])
+        labels.append(UD_DEPRELS.index(universal))
+    return {"tokens": list(r["tokens"]), "pairs": pairs, "pair_labels": labels}
+
+
 def _ud_pos(r: dict) -> dict:
     return {"tokens": list(r["tokens"]), "tags": [int(t) for t in r["upos"]]}
 
@@ -183,6 +211,9 @@ def _hub(name, kind, labels, metrics, path, config, convert, description, splits
     return TaskSpec(name=name, kind=kind, source="hub", label_names=tuple(labels),
                     metrics=tuple(metrics), splits=dict(splits), description=description,
                     hub_path=path, hub_config=config, convert=convert)
+
+
+SILVER_CORPUS = "brown-silver"  # Brown's split, parsed (silver_parses.brown_sentences)
 
 
 def _offline(name, kind, labels, metrics, description, corpus=None):
@@ -228,6 +259,10 @@ _SPECS = [
     _hub("ud-pos", "tagging", UD_UPOS, ("accuracy",), "universal_dependencies", "en_ewt", _ud_pos,
          "Universal Dependencies English EWT, UPOS tags",
          splits={"train": "train", "validation": "validation", "test": "test"}),
+    _hub("ud-dep", "token_pair", UD_DEPRELS, ("accuracy",), "universal_dependencies", "en_ewt",
+         _ud_dep, "Universal Dependencies English EWT, (head, dependent) word pairs labelled "
+         "with their universal relation (Zhou & Srikumar 2022's DEP; subtypes folded in)",
+         splits={"train": "train", "validation": "validation", "test": "test"}),
     _offline("movies", "classification", SENTIMENT, ("accuracy", "f1"),
              "Rotten Tomatoes snippets (SST-2 source), mean human rating > 0 -> positive; "
              "rating exactly 0 dropped"),
@@ -246,6 +281,13 @@ _SPECS = [
     _offline("brown-genre", "classification", GENRES, ("accuracy", "macro_f1"),
              "Brown corpus sentences, 15-way genre (TREC-like multi-class sentence task)",
              corpus="brown"),
+    # Zhou & Srikumar 2022's DEP offline: no treebank is on a registry, so Brown parsed by
+    # spaCy's small English model (silver_parses; needs the `silver` extra to parse, once)
+    _offline("brown-dep", "token_pair", silver_parses.DEP_LABELS, ("accuracy",),
+             "Brown sentences, (head, dependent) word pairs labelled with their relation: "
+             "SILVER parses by spaCy en_core_web_sm 3.8 with ClearNLP labels (nsubj, dobj, "
+             "prep, pobj, ...), not Universal Dependencies; the first 2000/500/500 sentences "
+             "of the train/validation/test splits", corpus=SILVER_CORPUS),
 ]
 _FIXTURE_DIR = Path(__file__).resolve().parent / "resources" / "fixtures"
 _SPECS += [
@@ -271,7 +313,7 @@ TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 OFFLINE_TASK_NAMES: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.source == "offline")
 # Offline stand-ins to suggest when a hub task can't be loaded.
 OFFLINE_ALTERNATIVES = {"sst2": "movies", "yelp_polarity": "movies", "stsb": "movies-score",
-                        "ud-pos": "brown-pos", "trec-coarse": "brown-genre",
+                        "ud-pos": "brown-pos", "ud-dep": "brown-dep", "trec-coarse": "brown-genre",
                         "trec-fine": "brown-genre"}
 
 
@@ -403,6 +445,9 @@ def data_identity(task: TaskSpec) -> dict:
     if task.source == "offline":
         from . import offline_data
 
+        if task.corpus == SILVER_CORPUS:  # the parses: Brown's split + parser + sizes
+            return {"splits": offline_data.pinned_splits().get("brown"),
+                    "parses": {s: silver_parses.cache_key(s) for s in silver_parses.SPLITS}}
         return {"splits": offline_data.pinned_splits().get(offline_source(task))}
     if task.source in USER_SOURCES:  # content digest + mapping (user_tasks.data_identity)
         from . import user_tasks
@@ -424,6 +469,12 @@ def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
     from . import offline_data
 
     source = spec.corpus
+    if source == SILVER_CORPUS:
+        rows = conllu.pair_rows(silver_parses.brown_sentences(split))
+        return datasets.Dataset.from_dict({
+            "tokens": [r["tokens"] for r in rows], "pairs": [r["pairs"] for r in rows],
+            "pair_labels": [[spec.label_names.index(t) for t in r["pair_labels"]]
+                            for r in rows]})
     if source == "brown":
         rows = offline_data.split_rows("brown", offline_data.brown_rows(), split)
         if spec.kind == "tagging":
