@@ -26,20 +26,27 @@
 # **Layer convention:** layer 0 is the embedding output, layer *i* the output of block *i*; layer
 # *L* is the full model (the rightmost point). UNTUNED for every layer comes from one forward
 # pass. TUNED and TUNEDORIG heads (same architecture as the model's own head, both starting
-# from the fine-tuned head's weights) are trained on cached CLS features of `n_train` training
-# sentences, all layers at once, with early stopping on a held-out fifth. In BERT-style models
-# the layer-0 CLS vector is the same for every sentence, so layer 0 is left out (with the
-# reason). Token tasks (tagging) are not supported here.
+# from the fine-tuned head's weights) are trained on layer-*k* features of `n_train` training
+# examples, all layers at once, with early stopping on a held-out fifth. In BERT-style models
+# the layer-0 CLS vector is the same for every sentence, so layer 0 is left out there (with
+# the reason).
+#
+# **Every head.** What the head reads at layer *k* depends on the task kind: a sentence task's
+# first token (cached CLS features); a multiple-choice task's pooled state of each choice
+# (context + choice, one score per choice, accuracy over choices); a tagging task's first
+# sub-word of each labelled word; a token-pair task's two words (head and dependent,
+# concatenated). Token tasks are scored per word (pair), and their intervals resample whole
+# sentences.
 
 # %% tags=["parameters"]
-task: str = "movies"  # a sentence task: `python -m layerscope.cli tasks` lists them
+task: str = "movies"  # a task of any kind with a head (sentence, multiple choice, tagging, token pair): `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each line is the mean over them
 finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
-n_examples: int = 1000  # validation examples (seeded subset, the same rows as notebook 02)
-n_train: int = 2000  # training examples whose CLS features train the TUNED/TUNEDORIG heads
+n_examples: int = 1000  # validation examples, sentences or questions (seeded subset, the same rows as notebook 02)
+n_train: int = 2000  # training examples (sentences, questions) whose features train the TUNED/TUNEDORIG heads
 head_lr: float = 0.001  # Adam learning rate of the retrained heads
 head_max_epochs: int = 50  # at most this many epochs (early stopping on held-out examples)
 n_boot: int = 200  # bootstrap resamples behind every band and finding
@@ -72,10 +79,12 @@ print("seconds by step:", result.timings)
 # ## Checks that hold for any model
 # Shapes follow the layer convention; every undefined layer has a reason and no defined layer
 # holds a NaN; UNTUNED at layer *L* (the head on the last hidden state) is the fine-tuned model
-# itself: it reproduces the cached predictions of notebook 01 on the same examples.
+# itself: it reproduces the cached predictions of notebook 01 on the same examples (units:
+# examples, questions, words or word pairs, each at its row of those predictions).
 
 # %%
-L, n = result.n_layers, len(result.rows)
+L, n = result.n_layers, len(result.labels)  # n scored units
+rows = result.unit_reference_rows  # each unit's row in finetune.predictions
 for line, logits in result.logits.items():
     assert logits.shape[:3] == (len(cfg.seeds), L + 1, n), (line, logits.shape)
     defined = result.layers(line)
@@ -84,15 +93,17 @@ for line, logits in result.logits.items():
     assert all(np.isfinite(result.scores[line][k]) for k in defined), line
 for s, fc in enumerate(cfg.finetune_configs()):
     ref = finetune.predictions(finetune.load_or_train(fc, verbose=False), cfg.split)
-    assert np.allclose(result.logits["untuned"][s, L], ref.logits[result.rows], atol=1e-4), s
-    assert np.allclose(result.predictions("untuned")[s, L], ref.predictions[result.rows]), s
+    assert np.allclose(result.logits["untuned"][s, L], ref.logits[rows], atol=1e-4), s
+    assert np.allclose(result.predictions("untuned")[s, L], ref.predictions[rows]), s
 print({line: sorted(why.items()) for line, why in result.undefined.items() if why})
 
 # %% [markdown]
 # ## Metric vs layer (after Phang et al. Fig. 3)
-# Bands are 95% bootstrap intervals over validation examples; the dotted line is the
-# majority-class baseline (regression: the mean predictor, scored by MSE); the dashed vertical
-# line is where the fine-tuned model's CKA matrix splits into its two blocks. Ablation points:
+# Bands are 95% bootstrap intervals over validation examples (token tasks: over sentences);
+# the dotted line is the majority-class baseline (regression: the mean predictor, scored by
+# MSE; tagging: the most frequent tag; multiple choice: the most frequent gold choice); the
+# dashed vertical line is where the fine-tuned model's CKA matrix (of the states the head
+# reads) splits into its two blocks. Ablation points:
 # a model fine-tuned with the top *k* blocks dropped sits at depth *L − k*, next to UNTUNED
 # truncation there; one fine-tuned with blocks 1..*k* frozen (full depth) at *x = k*.
 

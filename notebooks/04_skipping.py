@@ -24,16 +24,19 @@
 # first skipped block, columns the last (inclusive). Skipping blocks 1..*L* leaves no model, so
 # that cell is grey, as are the impossible cells below the diagonal. Every span comes from one
 # base pass plus the blocks after the span, run once per last block on the stacked inputs of
-# all spans that end there. Token tasks (tagging) are not supported here.
+# all spans that end there. Every task kind is scored through its own head on the final state:
+# a sentence task's first token, each choice's pooled state (multiple choice: accuracy over
+# choices), each labelled word (tagging), each word pair (token pairs; token tasks' intervals
+# resample whole sentences).
 
 # %% tags=["parameters"]
-task: str = "movies"  # a sentence task: `python -m layerscope.cli tasks` lists them
+task: str = "movies"  # a task of any kind with a head (sentence, multiple choice, tagging, token pair): `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each cell is the mean over them
 finetuned: list = []  # already fine-tuned checkpoints (local folders or hub ids), one per seed, instead of training; model: the base they came from
 max_steps: int = 0  # fine-tuning steps; 0: the preset's number
-n_examples: int = 1000  # validation examples (seeded subset, the same rows as notebooks 02, 03)
+n_examples: int = 1000  # validation examples, sentences or questions (seeded subset, the same rows as notebooks 02, 03)
 n_boot: int = 200  # bootstrap resamples behind every interval
 tolerance: float = 0.01  # how far below the full model a single skip may be and still cost nothing
 device: str = "auto"  # where models run: auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:1 | mps
@@ -58,10 +61,11 @@ print("seconds by step:", result.timings)
 # ## Checks that hold for any model
 # Every span but 1..*L* is there and every logit is a number; the heatmap is grey exactly
 # where no span exists; skipping nothing is the fine-tuned model itself: it reproduces the
-# cached predictions of notebook 01.
+# cached predictions of notebook 01 (each scored unit at its row of those predictions).
 
 # %%
-L, n = result.n_layers, len(result.rows)
+L, n = result.n_layers, len(result.labels)  # n scored units
+rows = result.unit_reference_rows  # each unit's row in finetune.predictions
 assert list(result.spans) == spans(L) and (1, L) not in result.spans
 assert result.span_logits.shape[:3] == (len(cfg.seeds), len(result.spans), n)
 assert np.isfinite(result.span_logits).all() and np.isfinite(result.span_scores).all()
@@ -70,8 +74,8 @@ assert m.shape == (L, L) and np.isnan(m[np.tril_indices(L, -1)]).all() and np.is
 assert np.isfinite(m).sum() == len(result.spans)
 for s, fc in enumerate(cfg.finetune_configs()):
     ref = finetune.predictions(finetune.load_or_train(fc, verbose=False), cfg.split)
-    assert np.allclose(result.full_logits[s], ref.logits[result.rows], atol=1e-4), s
-    assert np.allclose(result.full_predictions()[s], ref.predictions[result.rows]), s
+    assert np.allclose(result.full_logits[s], ref.logits[rows], atol=1e-4), s
+    assert np.allclose(result.full_predictions()[s], ref.predictions[rows]), s
 
 # %% [markdown]
 # ## Every span skipped (after Phang et al. Fig. 4)

@@ -230,6 +230,44 @@ def test_save_truncated_and_drop_top_blocks(fam, tmp_path):
         assert torch.equal(model_logits(cut, batch), model_logits(model, batch))
 
 
+def _pair_batch(fam) -> dict:
+    """The word batch with two (head, dependent) pairs per sentence by first sub-word position
+    (words 1 -> 0 and 0 -> 2; a one-word sentence: 0 -> 0 and a padding pair)."""
+    words = fam.word_batch()
+    pairs, labels = [], []
+    for i in range(len(SENTENCES)):
+        first = {}
+        for t, w in enumerate(words.word_ids(i)):
+            if w is not None:
+                first.setdefault(w, t)
+        if len(first) >= 3:
+            pairs.append([[first[1], first[0]], [first[0], first[2]]])
+            labels.append([1, 3])
+        else:
+            pairs.append([[first[0], first[0]], [-1, -1]])
+            labels.append([0, -100])
+    return {**words, "pair_index": torch.tensor(pairs), "labels": torch.tensor(labels)}
+
+
+def test_token_pair_head_on_every_layer_and_span(fam):
+    """A token-pair model (finetune.pair_model: one linear layer on [h_head; h_dep]) through the
+    family's adapter: the head on hidden state L is the model itself (ModernBERT: its final
+    norm included), on state k the model truncated to k blocks, with a span skipped the model
+    without those blocks."""
+    model, batch = fam.load("tiny-dep"), _pair_batch(fam)
+    assert EncoderAdapter(model).model_head_kind == "token_pair"
+    per_layer = untuned_truncation_logits(model, batch)
+    assert per_layer.shape == (L + 1, len(SENTENCES), 2, 5)
+    torch.testing.assert_close(per_layer[L], model_logits(model, batch), rtol=0, atol=1e-6)
+    with truncated(model, 2):
+        torch.testing.assert_close(model_logits(model, batch), per_layer[2], rtol=0, atol=ATOL)
+    by_span = all_span_skipping_logits(model, batch)
+    with skipped(model, {2, 3}):
+        torch.testing.assert_close(model_logits(model, batch), by_span[(2, 3)], rtol=0,
+                                   atol=ATOL)
+    assert not torch.allclose(per_layer[1], per_layer[L])
+
+
 # --- fine-tuning and CKA ----------------------------------------------------------------------
 
 def _orig_ft_cka(name: str, private_home) -> np.ndarray:

@@ -75,7 +75,8 @@ class DebertaAdapter(EncoderAdapter):
     ``ContextPooler`` head."""
 
     family = "DeBERTa"
-    head_kinds = ("sequence", "token")  # transformers has no DebertaForMultipleChoice
+    # transformers has no DebertaForMultipleChoice; the token-pair model is any encoder's
+    head_kinds = ("sequence", "token", "token_pair")
 
     def __init__(self, model: nn.Module):
         super().__init__(model)
@@ -154,7 +155,7 @@ class DebertaV2Adapter(DebertaAdapter):
     relative embeddings, and the optional convolution that belongs to block 1."""
 
     family = "DeBERTa-v2"
-    head_kinds = ("sequence", "token", "multiple_choice")
+    head_kinds = ("sequence", "token", "multiple_choice", "token_pair")
 
     def run_block(self, i: int, hidden: torch.Tensor, ctx: DebertaContext) -> torch.Tensor:
         out = super().run_block(i, hidden, ctx)

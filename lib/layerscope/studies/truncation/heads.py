@@ -282,13 +282,20 @@ def train_heads(init: HeadParams, x, y, *, regression: bool,
         else:
             b1 = b1 + torch.bmm(mu[:, None], w1)[:, 0]
             w1 = w1 * sd[:, :, None]
-    trainable = [t.clone().requires_grad_(True) for t in (w1, b1, w2, b2) if t is not None]
+    # multiple choice scores each choice with the same head and takes a softmax over the
+    # choices: the output bias b2 (one number) shifts every choice's score alike, so it has no
+    # gradient in exact arithmetic, and Adam would turn float noise in it into lr-sized steps
+    # (Adam normalises the gradient): it stays as it is
+    cur = [None if t is None else t.clone() for t in (w1, b1, w2, b2)]
+    train = [i for i, t in enumerate(cur) if t is not None and not (x.ndim == 4 and i == 3)]
+    for i in train:
+        cur[i].requires_grad_(True)
+    first = 2 if init.linear else 0  # the layer that reads the (standardised) features
 
     def forward(rows: torch.Tensor) -> torch.Tensor:
-        ws = trainable if not init.linear else [None, None, *trainable]
-        return _forward(*ws, init.activation, x[:, rows])
+        return _forward(*cur, init.activation, x[:, rows])
 
-    opt = torch.optim.Adam(trainable, lr=settings.lr)
+    opt = torch.optim.Adam([cur[i] for i in train], lr=settings.lr)
 
     def held_out() -> torch.Tensor:
         with torch.no_grad():
@@ -296,7 +303,7 @@ def train_heads(init: HeadParams, x, y, *, regression: bool,
 
     best_loss = held_out()
     initial = best_loss.clone()
-    best = [t.detach().clone() for t in trainable]
+    best = [None if t is None else t.detach().clone() for t in cur]
     best_epoch = torch.zeros(K, dtype=torch.long)
     wait = torch.zeros(K, dtype=torch.long)
     active = torch.ones(K, dtype=torch.bool)
@@ -311,16 +318,15 @@ def train_heads(init: HeadParams, x, y, *, regression: bool,
             opt.step()
         loss = held_out()
         better = active & (loss < best_loss)
-        for t, kept in zip(trainable, best, strict=True):
-            kept[better] = t.detach()[better]
+        for i in train:
+            best[i][better] = cur[i].detach()[better]
         best_loss = torch.where(better, loss, best_loss)
         best_epoch[better] = epoch
         wait = torch.where(better, torch.zeros_like(wait), wait + 1)
         active &= wait < settings.patience
     if settings.standardize:  # back to the raw features: x' W' = (x - mu) / sd W'
-        best[0] = best[0] / sd[:, :, None]
-        best[1] = best[1] - torch.bmm(mu[:, None], best[0])[:, 0]
-    params = (HeadParams(None, None, *best, None) if init.linear else
-              HeadParams(*best, init.activation))
+        best[first] = best[first] / sd[:, :, None]
+        best[first + 1] = best[first + 1] - torch.bmm(mu[:, None], best[first])[:, 0]
+    params = HeadParams(*best, init.activation)
     return HeadFit(params, to_numpy(best_epoch), to_numpy(best_loss.double()),
                    to_numpy(initial.double()), epoch, len(fit), len(hold))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import activations as acts
-from ... import finetune, metrics, models, surgery
+from ... import devices, finetune, metrics, models, surgery
 from ...errors import ConfigError
 from ..common import evaluation
 from .result import TruncationResult
@@ -34,8 +34,9 @@ def save_truncated_model(result: TruncationResult, directory: str, k: int = 0,
     model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
     surgery.check_depth(k, L, "truncate_at")
     path = surgery.save_truncated(model, k, directory, tokenizer=tok)
-    task = cfg.task_spec  # a sequence task: TruncationConfig.check
-    small = models.task_model_class(task).from_pretrained(str(path)).eval().to(model.device)
+    task = cfg.task_spec  # any kind with a head: TruncationConfig.check
+    small = models.task_model_class(task).from_pretrained(str(path)).eval().to(
+        devices.model_device(model))  # a token-pair model is a plain nn.Module: no .device
     es = evaluation.eval_set(cfg.task_spec, cfg.split, result.rows, tok, cfg.resolved_max_length())
     got = evaluation.full_logits(small, es)
     want = result.logits["untuned"][seed_index, k]

@@ -79,9 +79,11 @@ def seed_lines(cfg, s: int, res, rows: np.ndarray, train_rows: np.ndarray, orig:
     log(f"[truncation] seed {res.config.seed}: UNTUNED, one pass for all layers")
     val, train = _eval_sets(cfg, tok, rows, None if no_heads else train_rows)
     u, val_x = evaluation.untuned_logits(model, val, features=True)  # float32, every device
-    if out is None:
+    if out is None:  # units: token tasks' words (pairs) of each sentence, at their own rows
+        words = task.kind in TOKEN_KINDS
         out = empty_lines(n_seeds, u.shape[0] - 1, u.shape[1], u.shape[2], labels=val.labels,
-                          groups=val.groups, reference_rows=val.reference_rows)
+                          groups=val.groups if words else None,
+                          reference_rows=val.reference_rows if words else None)
     _check_same_units("validation", out.labels, val.labels)
     ref = finetune.predictions(res, cfg.split)
     out.parity.append(evaluation.parity(task, res.config.seed, u[-1], ref, val))
