@@ -13,6 +13,11 @@ tagging            tokens (list[str]), tags (list[int])
 token_pair         tokens (list[str]), pairs (list[[head, dependent]] word indices, 0-based),
                    pair_labels (list[int]); Zhou & Srikumar 2022's DEP: one example per pair,
                    represented by the two words' vectors concatenated
+extractive_qa      id, question, context, answers {text: [str], answer_start: [int]} (the hub
+                   ``squad`` rows; Merchant et al. 2020's SQuAD)
+dependency_parsing tokens (list[str]), heads (list[int]: CoNLL-U's HEAD, 0 = root, else the
+                   1-based index of the head word), deprels (list[int], the root arc's label
+                   included); Merchant et al. 2020's parsing
 =================  =========================================================
 
 Hub tasks (Phang et al. 2021 §2; Merchant et al. 2020; Zhou & Srikumar 2022) are loaded with
@@ -48,9 +53,11 @@ from .brown_tags import UNIVERSAL_TAGS
 from .errors import ConfigError, HubUnavailableError, unknown
 
 Kind = Literal["classification", "pair", "regression", "multiple_choice", "tagging",
-               "token_pair"]
+               "token_pair", "extractive_qa", "dependency_parsing"]
 KINDS: tuple[str, ...] = ("classification", "pair", "regression", "multiple_choice", "tagging",
-                          "token_pair")
+                          "token_pair", "extractive_qa", "dependency_parsing")
+# kinds whose rows carry one class label in a "label" column
+LABEL_KINDS: tuple[str, ...] = ("classification", "pair", "multiple_choice")
 # kinds whose examples are words (tagging) or pairs of words (token_pair) of a sentence
 TOKEN_KINDS: tuple[str, ...] = ("tagging", "token_pair")
 # our split names (= offline_data.SPLITS; literal here so that listing tasks imports no torch
@@ -174,6 +181,9 @@ UD_DEPRELS = ("acl", "advcl", "advmod", "amod", "appos", "aux", "case", "cc", "c
               "xcomp")
 
 
+UD_PARSE_LABELS = ("root", *UD_DEPRELS)  # dependency parsing labels every arc, root's too
+
+
 def _ud_dep(r: dict) -> dict:
     """Zhou & Srikumar 2022's DEP from a hub UD row (HEAD and DEPREL columns as strings, 1-based
     heads, 0 = root): one (head, dependent) pair per non-root arc, 0-based word indices."""
@@ -190,6 +200,34 @@ def _ud_dep(r: dict) -> dict:
         pairs.append([int(head) - 1, dep])
         labels.append(UD_DEPRELS.index(universal))
     return {"tokens": list(r["tokens"]), "pairs": pairs, "pair_labels": labels}
+
+
+def _universal(rel: str, where: str) -> str:
+    universal = str(rel).split(":")[0]
+    if universal not in UD_DEPRELS + ("root",):
+        raise ConfigError(f"{where}: relation {rel!r} is not a Universal Dependencies v2 "
+                          f"relation ({', '.join(UD_DEPRELS)}, root); is this a UD treebank?")
+    return universal
+
+
+def _ud_parse(r: dict) -> dict:
+    """Merchant et al. 2020's parsing rows from a hub UD row: every word's head (1-based, 0 =
+    root) and universal relation (subtypes folded in), indices into ``UD_PARSE_LABELS``."""
+    heads, rels = [], []
+    for w, (head, rel) in enumerate(zip(r["head"], r["deprel"], strict=True)):
+        if head in (None, "None", "_"):
+            raise ConfigError(f"UD row {r.get('idx', '?')!r}, word {w + 1}: no head; "
+                              "dependency parsing needs every word's head")
+        heads.append(int(head))
+        rels.append(UD_PARSE_LABELS.index(_universal(rel, f"UD row {r.get('idx', '?')!r}, "
+                                                          f"word {w + 1}")))
+    return {"tokens": list(r["tokens"]), "heads": heads, "deprels": rels}
+
+
+def _squad(r: dict) -> dict:
+    return {"id": r["id"], "question": r["question"], "context": r["context"],
+            "answers": {"text": list(r["answers"]["text"]),
+                        "answer_start": [int(a) for a in r["answers"]["answer_start"]]}}
 
 
 def _ud_pos(r: dict) -> dict:
@@ -259,6 +297,14 @@ _SPECS = [
     _hub("ud-pos", "tagging", UD_UPOS, ("accuracy",), "universal_dependencies", "en_ewt", _ud_pos,
          "Universal Dependencies English EWT, UPOS tags",
          splits={"train": "train", "validation": "validation", "test": "test"}),
+    _hub("squad", "extractive_qa", (), ("f1", "exact_match"), "rajpurkar/squad", None, _squad,
+         "SQuAD v1.1: extractive question answering over Wikipedia paragraphs (Merchant et "
+         "al. 2020); EM and F1 as the official evaluation, every gold answer counted"),
+    _hub("ud-parse", "dependency_parsing", UD_PARSE_LABELS, ("las", "uas"),
+         "universal_dependencies", "en_ewt", _ud_parse,
+         "Universal Dependencies English EWT: dependency parsing (Merchant et al. 2020), "
+         "universal relations (subtypes folded in)",
+         splits={"train": "train", "validation": "validation", "test": "test"}),
     _hub("ud-dep", "token_pair", UD_DEPRELS, ("accuracy",), "universal_dependencies", "en_ewt",
          _ud_dep, "Universal Dependencies English EWT, (head, dependent) word pairs labelled "
          "with their universal relation (Zhou & Srikumar 2022's DEP; subtypes folded in)",
@@ -288,6 +334,11 @@ _SPECS = [
              "SILVER parses by spaCy en_core_web_sm 3.8 with ClearNLP labels (nsubj, dobj, "
              "prep, pobj, ...), not Universal Dependencies; the first 2000/500/500 sentences "
              "of the train/validation/test splits", corpus=SILVER_CORPUS),
+    _offline("brown-parse", "dependency_parsing", ("ROOT", *silver_parses.DEP_LABELS),
+             ("las", "uas"),
+             "Brown sentences, dependency parsing on SILVER parses by spaCy en_core_web_sm "
+             "3.8 (ClearNLP labels, not Universal Dependencies; the sentences of brown-dep)",
+             corpus=SILVER_CORPUS),
 ]
 _FIXTURE_DIR = Path(__file__).resolve().parent / "resources" / "fixtures"
 _SPECS += [
@@ -302,6 +353,15 @@ _SPECS += [
              label_names=("0", "1"), metrics=("accuracy",), splits=dict(_OFFLINE_SPLITS),
              description="committed template sentences, the continuation of the same sentiment "
                          "out of two (tests, smoke runs)"),
+    TaskSpec(name="tiny-squad", kind="extractive_qa", source="fixture", label_names=(),
+             metrics=("f1", "exact_match"), splits=dict(_OFFLINE_SPLITS),
+             description="committed template paragraphs, 'the <noun> was ?' answered by the "
+                         "adjective said of it (tests, smoke runs)"),
+    TaskSpec(name="tiny-parse", kind="dependency_parsing", source="fixture",
+             label_names=("root", "det", "nsubj", "advmod", "acomp", "punct"),
+             metrics=("las", "uas"), splits=dict(_OFFLINE_SPLITS),
+             description="tiny-dep's template sentences as trees: every word's head and "
+                         "relation (tests, smoke runs)"),
     TaskSpec(name="tiny-dep", kind="token_pair", source="fixture",
              label_names=("det", "nsubj", "advmod", "acomp", "punct"), metrics=("accuracy",),
              splits=dict(_OFFLINE_SPLITS),
@@ -313,8 +373,9 @@ TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 OFFLINE_TASK_NAMES: tuple[str, ...] = tuple(n for n, s in TASKS.items() if s.source == "offline")
 # Offline stand-ins to suggest when a hub task can't be loaded.
 OFFLINE_ALTERNATIVES = {"sst2": "movies", "yelp_polarity": "movies", "stsb": "movies-score",
-                        "ud-pos": "brown-pos", "ud-dep": "brown-dep", "trec-coarse": "brown-genre",
-                        "trec-fine": "brown-genre"}
+                        "ud-pos": "brown-pos", "ud-dep": "brown-dep", "ud-parse": "brown-parse",
+                        "trec-coarse": "brown-genre", "trec-fine": "brown-genre",
+                        "squad": "tiny-squad"}
 
 
 def get_task(name: str) -> TaskSpec:
@@ -469,6 +530,11 @@ def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
     from . import offline_data
 
     source = spec.corpus
+    if source == SILVER_CORPUS and spec.kind == "dependency_parsing":
+        sentences = silver_parses.brown_sentences(split)
+        return datasets.Dataset.from_dict({
+            "tokens": [s["tokens"] for s in sentences], "heads": [s["heads"] for s in sentences],
+            "deprels": [[spec.label_names.index(d) for d in s["deprels"]] for s in sentences]})
     if source == SILVER_CORPUS:
         rows = conllu.pair_rows(silver_parses.brown_sentences(split))
         return datasets.Dataset.from_dict({
@@ -492,9 +558,22 @@ def _load_offline(spec: TaskSpec, split: str) -> datasets.Dataset:
 
 
 def _load_fixture(spec: TaskSpec, split: str) -> datasets.Dataset:
-    path = _FIXTURE_DIR / f"{spec.name.replace('-', '_')}.jsonl"
+    stem = "tiny_dep" if spec.kind == "dependency_parsing" else spec.name.replace("-", "_")
+    path = _FIXTURE_DIR / f"{stem}.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.pop("split") == split]
+    if spec.kind == "dependency_parsing":  # tiny-dep's arcs, and the word without one: root
+        out = {"tokens": [], "heads": [], "deprels": []}
+        for r in rows:
+            arcs = {d: (h + 1, rel) for (h, d), rel in zip(r["pairs"], r["pair_labels"],
+                                                           strict=True)}
+            tree = [arcs.get(w, (0, "root")) for w in range(len(r["tokens"]))]
+            out["tokens"].append(r["tokens"])
+            out["heads"].append([h for h, _ in tree])
+            out["deprels"].append([spec.label_names.index(rel) for _, rel in tree])
+        return datasets.Dataset.from_dict(out)
+    if spec.kind == "extractive_qa":
+        return datasets.Dataset.from_list(rows)
     if spec.kind == "tagging":
         return datasets.Dataset.from_dict({
             "tokens": [r["tokens"] for r in rows],
@@ -567,7 +646,7 @@ def load_hub_dataset(task: str, path: str, config: str | None, *, split: str | N
 def _convert(spec: TaskSpec, raw: datasets.Dataset) -> datasets.Dataset:
     assert spec.convert is not None
     converted = raw.map(spec.convert, remove_columns=raw.column_names)
-    if spec.kind not in ("regression",) + TOKEN_KINDS:
+    if spec.kind in LABEL_KINDS:
         labels = set(converted["label"])
         bad = labels - set(range(spec.num_labels))
         if bad:  # e.g. GLUE test splits carry label -1 (hidden)
