@@ -113,3 +113,19 @@ def test_a_dep_task_card_runs_notebook_05_through_papermill(tmp_path):
                                cwd=str(tmp_path))
     saved = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert saved["config"]["task"] == str(card) and saved["config"]["pooling"] == "pair"
+
+
+@pytest.mark.slow
+def test_the_silver_dep_task_runs_offline_in_notebook_05(tmp_path):
+    """brown-dep: Brown sentences parsed by the spaCy model from PyPI (parsed once, cached),
+    Zhou & Srikumar's DEP on (head, dependent) pairs; no hub anywhere."""
+    import papermill
+
+    params = {"task": "brown-dep", "model": "tiny-bert", "preset": "smoke", "max_steps": 10,
+              "interactive": False, "out_dir": str(tmp_path / "out"), **SMALL["05_geometry"],
+              "max_points": 200}
+    papermill.execute_notebook(str(ROOT / "notebooks" / "05_geometry.ipynb"),
+                               str(tmp_path / "05.ipynb"), parameters=params, progress_bar=False,
+                               cwd=str(tmp_path))
+    saved = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert saved["config"]["task"] == "brown-dep" and saved["config"]["pooling"] == "pair"
