@@ -1,7 +1,10 @@
 """Findings of study 04 (skipping): Phang et al. 2021 §4.1's claims tested on one run.
 
 Paired bootstrap over validation examples: every span and the full model are scored on the same
-resamples (``common.scoring.Scorer``). ``sign`` makes "better" positive (-1 for MSE).
+resamples (``common.scoring.Scorer``). Token tasks (tagging, token pairs) are scored per word
+or pair but resampled per sentence: the words of one sentence are not independent draws, so a
+resample takes whole sentences (``Scorer(groups=...)``), and the intervals are (usually) wider
+than a bootstrap over words would make them. ``sign`` makes "better" positive (-1 for MSE).
 m(i, j) is the metric with blocks i..j skipped; m(j) = m(j, j) skips block j alone.
 
 * first_block_hurts_most: "skipping just the first layer can heavily impact task performance"

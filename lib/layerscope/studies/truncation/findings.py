@@ -2,7 +2,11 @@
 
 Every effect is a paired bootstrap over validation examples: all lines, layers and the baseline
 are scored on the same resamples (``common.scoring.Scorer``), so a difference of two scores is
-resampled as a whole. ``sign`` makes "better" positive (-1 for MSE, lower is better).
+resampled as a whole. Token tasks (tagging, token pairs) are scored per word or pair but
+resampled per sentence: the words of one sentence are not independent draws, so a resample
+takes whole sentences (``Scorer(groups=...)``), and the intervals are (usually) wider than a
+bootstrap over words would make them. ``sign`` makes "better" positive (-1 for MSE, lower is
+better).
 
 * top_layers_droppable: how many top blocks UNTUNED truncation drops while staying within
   ``tolerance`` of the full model (Phang et al.: "the top 4 layers of the RoBERTa for Yelp
