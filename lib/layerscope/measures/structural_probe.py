@@ -220,7 +220,7 @@ def fit_distance_probe(states: Sequence, heads: Sequence, states_val: Sequence |
             best, best_epoch, best_B = score, epoch, B.detach().clone()
         elif best_epoch < epoch - (patience - 1):
             break
-    return DistanceProbe(best_B.to(torch.float64).numpy(), tuple(train_curve), tuple(val_curve),
+    return DistanceProbe(to_numpy(best_B.to(torch.float64)), tuple(train_curve), tuple(val_curve),
                          best_epoch, seed)
 
 

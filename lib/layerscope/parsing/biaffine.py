@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import to_numpy
 from ..errors import ConfigError, check_choice
 from .mst import ALGORITHMS, decode
 
@@ -153,10 +154,10 @@ class BiaffineParser(nn.Module):
                single_root: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Trees and labels: heads [B, W] and labels [B, W] int64 numpy arrays, -1 at padding."""
         check_choice(algorithm, ALGORITHMS, "tree decoding algorithm")
-        lengths = scores.lengths.cpu().numpy()
-        arc = scores.arc.detach().float().cpu().numpy()
+        lengths = to_numpy(scores.lengths)
+        arc = to_numpy(scores.arc.detach().float())
         heads = decode(arc, lengths, algorithm=algorithm, single_root=single_root)
         t = torch.as_tensor(heads, device=scores.arc.device)
-        labels = self.label_scores(scores, t).argmax(-1).cpu().numpy()
+        labels = to_numpy(self.label_scores(scores, t).argmax(-1)).copy()
         labels[heads < 0] = -1
         return heads, labels
