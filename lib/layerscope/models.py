@@ -286,17 +286,26 @@ _TASK_MODEL_CLASSES = {
     "regression": tr.AutoModelForSequenceClassification,
     "multiple_choice": tr.AutoModelForMultipleChoice,
     "tagging": tr.AutoModelForTokenClassification,
+    # Merchant et al. 2020's SQuAD model: the standard start/end head (a Linear(H, 2) on every
+    # token, Devlin et al. 2019 §4.2)
+    "extractive_qa": tr.AutoModelForQuestionAnswering,
 }
 
 
 def task_model_class(task: TaskSpec):
-    """The class of ``task``'s model (head shape and loss): an ``AutoModelFor...`` class, or
-    for a token_pair task ``finetune.pair_model.TokenPairClassifier`` (transformers has no
-    pair head); each has ``from_pretrained(folder, output_loading_info=...)``."""
+    """The class of ``task``'s model (head shape and loss): an ``AutoModelFor...`` class
+    (extractive QA: ``AutoModelForQuestionAnswering``), or for the kinds transformers has no
+    head for ``finetune.pair_model.TokenPairClassifier`` (token_pair) and
+    ``finetune.parser_model.BiaffineParserModel`` (dependency_parsing); each has
+    ``from_pretrained(folder, output_loading_info=...)``."""
     if task.kind == "token_pair":
         from .finetune.pair_model import TokenPairClassifier  # imported late: finetune imports us
 
         return TokenPairClassifier
+    if task.kind == "dependency_parsing":
+        from .finetune.parser_model import BiaffineParserModel
+
+        return BiaffineParserModel
     return _TASK_MODEL_CLASSES[task.kind]
 
 
@@ -304,14 +313,17 @@ def load_for_task(name: str, task: TaskSpec, *,
                   revision: str | None = None) -> tr.PreTrainedModel:
     """Encoder plus a freshly initialised head for ``task`` (a checkpoint's own head if any).
     A token_pair task gets a ``TokenPairClassifier`` on the encoder (a fresh head: Zhou &
-    Srikumar 2022's linear layer on the two words' concatenated states)."""
-    if task.kind == "token_pair":
-        from .finetune.pair_model import TokenPairClassifier
-
+    Srikumar 2022's linear layer on the two words' concatenated states); a dependency_parsing
+    task a ``BiaffineParserModel`` (Dozat & Manning 2017's biaffine head, one label per
+    relation of ``task.label_names``); extractive_qa an ``AutoModelForQuestionAnswering``
+    (its start/end head: two outputs)."""
+    if task.kind in ("token_pair", "dependency_parsing"):
         encoder = _from_pretrained(tr.AutoModel, name, revision, num_labels=task.num_labels,
                                    id2label=dict(enumerate(task.label_names)),
                                    label2id={n: i for i, n in enumerate(task.label_names)})
-        return TokenPairClassifier(encoder.config, encoder)
+        return task_model_class(task)(encoder.config, encoder)
+    if task.kind == "extractive_qa":
+        return _from_pretrained(task_model_class(task), name, revision)
     kwargs: dict = {}
     if task.kind != "multiple_choice":
         kwargs["num_labels"] = task.num_labels

@@ -15,15 +15,21 @@ study):
 
 * ``config``: ``Preset``/``PRESETS``, ``FinetuneConfig``, ``trace_steps``; the cache keys
   (``cache_key``, ``checkpoint_key``) and the code versions they hold.
+* ``pair_model``, ``parser_model``: the task models transformers has none of,
+  ``TokenPairClassifier`` (token_pair) and ``BiaffineParserModel`` (dependency_parsing: Dozat
+  & Manning 2017's biaffine head on the encoder, Merchant et al. 2020), imported by
+  ``models.load_for_task`` (they import nothing of this package above them).
+* ``qa``, ``parsing``: how extractive QA (best span per question over its windows -> EM/F1) and
+  dependency parsing (a tree per sentence -> UAS/LAS) are evaluated, and their predictions
+  (``QAPredictions``, ``ParsePredictions``).
 * ``data``: data collation of a run: the encoded train and evaluation splits, their labels,
-  the metrics of the Trainer's predictions.
+  the metrics of the Trainer's predictions (``evaluation``: the evaluated split per kind).
 * ``record``: the run record, ``FinetuneResult`` (an encoder source for ``activations``),
   ``load_finetuned``, ``summary_line``.
 * ``checkpoint``: a model fine-tuned elsewhere, checked and evaluated (``load_checkpoint``).
 * ``training``: the training loop, ``load_or_train``, ``train``, ``add_snapshots``.
-* ``predict``: per-example ``predictions`` of a fine-tuned model (``Predictions``).
-* ``pair_model``: ``TokenPairClassifier``, the token_pair task model (transformers has none),
-  imported by ``models.load_for_task`` (it imports nothing of this package).
+* ``predict``: per-example ``predictions`` of a fine-tuned model (``Predictions``;
+  ``QAPredictions`` and ``ParsePredictions`` for the two structured kinds).
 
 The names below are the package's interface (``from layerscope import finetune;
 finetune.load_or_train(...)``); callers outside the package use them, not the modules.
@@ -46,14 +52,18 @@ from .config import (
     trace_steps,
 )
 from .pair_model import TokenPairClassifier
+from .parser_model import BiaffineParserModel, decode_outputs
+from .parsing import ParsePredictions
 from .predict import PREDICTIONS_VERSION, Predictions, predictions
+from .qa import QAPredictions
 from .record import FinetuneResult, load_finetuned, summary_line
 from .training import add_snapshots, load_or_train, max_weight_difference, train
 
 __all__ = [
     "CHECKPOINT_VERSION", "FINETUNE_VERSION", "PRECISIONS", "PREDICTIONS_VERSION",
     "PRESET_NAMES", "PRESETS", "TOKENIZER_FILES", "TRAINING_ONLY", "FinetuneConfig",
-    "TokenPairClassifier",
+    "TokenPairClassifier", "BiaffineParserModel", "decode_outputs", "QAPredictions",
+    "ParsePredictions",
     "FinetuneResult", "Predictions", "Preset", "add_snapshots", "cache_key",
     "check_against_base", "checkpoint_key", "load_checkpoint", "load_finetuned",
     "load_or_train", "max_weight_difference", "predictions", "summary_line", "trace_steps",

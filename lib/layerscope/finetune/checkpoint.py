@@ -16,12 +16,19 @@ from pathlib import Path
 import torch
 import transformers as tr
 
-from .. import cache, metrics, models
+from .. import cache, models
 from ..encoding import collator_for
 from ..errors import ConfigError, MissingHeadError
-from ..tasks import TOKEN_KINDS, TaskSpec
+from ..tasks import TaskSpec
 from .config import FinetuneConfig, checkpoint_key
-from .data import eval_dataset, label_array, predict_metrics, train_dataset
+from .data import (
+    WORD_KINDS,
+    eval_batch_size,
+    evaluation,
+    label_names,
+    train_dataset,
+    trainer_class,
+)
 from .record import FinetuneResult, versions
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
@@ -44,7 +51,9 @@ def check_against_base(cfg: FinetuneConfig, folder: Path) -> None:
 def _checkpoint_model(cfg: FinetuneConfig, folder: Path, task: TaskSpec) -> tr.PreTrainedModel:
     """The checkpoint with its own head, refused when the head does not fit the task."""
     name, ck = cfg.checkpoint, tr.AutoConfig.from_pretrained(str(folder))
-    if task.kind != "multiple_choice":  # a multiple-choice head scores each choice: 1 output
+    # a multiple-choice head scores each choice (1 output), a QA head each token's start and
+    # end (2): neither has one output per label
+    if task.kind not in ("multiple_choice", "extractive_qa"):
         if ck.num_labels != task.num_labels:
             raise ConfigError(f"checkpoint {name!r} has {ck.num_labels} output labels, task "
                               f"{task.name!r} has {task.num_labels} ({', '.join(task.label_names)}"
@@ -93,28 +102,29 @@ def _evaluate(cfg: FinetuneConfig, folder: Path, task: TaskSpec, key: str, *,
         raise ConfigError(f"checkpoint {cfg.checkpoint!r} has no tokenizer files ({folder}); "
                           "save the tokenizer it was fine-tuned with beside the weights: "
                           f"AutoTokenizer.from_pretrained({cfg.model!r}).save_pretrained(folder)")
-    t0, hp = time.time(), cfg.hyperparameters()
+    t0 = time.time()
     model = _checkpoint_model(cfg, folder, task)
-    tokenizer = models.load_tokenizer(str(folder), for_words=task.kind in TOKEN_KINDS)
+    tokenizer = models.load_tokenizer(str(folder), for_words=task.kind in WORD_KINDS)
     if verbose:
         print(f"[finetune] evaluating checkpoint {cfg.checkpoint} on {cfg.task} (no training)")
     train_ds = train_dataset(cfg, task, tokenizer)
-    eval_ds = eval_dataset(cfg, task, tokenizer)
+    ev = evaluation(cfg, task, tokenizer)
     with tempfile.TemporaryDirectory() as tmp:  # the same evaluation as the end of ``train``
         args = tr.TrainingArguments(output_dir=tmp, report_to=[], disable_tqdm=not verbose,
-                                    per_device_eval_batch_size=max(32, hp["batch_size"]),
+                                    per_device_eval_batch_size=eval_batch_size(cfg),
                                     dataloader_num_workers=0,
-                                    dataloader_pin_memory=torch.cuda.is_available())
-        final = tr.Trainer(model=model, args=args, eval_dataset=eval_ds,
+                                    dataloader_pin_memory=torch.cuda.is_available(),
+                                    label_names=label_names(task))
+        final = trainer_class(task)(model=model, args=args, eval_dataset=ev.dataset,
                            data_collator=collator_for(task, tokenizer),
-                           compute_metrics=lambda p: predict_metrics(task, p.predictions,
-                                                                     p.label_ids)).evaluate()
+                           compute_metrics=ev.compute_metrics,
+                           preprocess_logits_for_metrics=ev.preprocess).evaluate()
     return {
         "config": dataclasses.asdict(cfg), "key": key, "checkpoint": cfg.checkpoint,
         "checkpoint_dir": str(folder), "identity": models.model_identity(str(folder)),
         "metrics": {k[5:]: v for k, v in final.items() if k[5:] in task.metrics},
-        "baseline": metrics.majority_baseline(task, label_array(train_ds), label_array(eval_ds)),
-        "n_train": len(train_ds), "n_eval": len(eval_ds), "global_step": None,
+        "baseline": ev.baseline(cfg, train_ds),
+        "n_train": len(train_ds), "n_eval": len(ev.dataset), "global_step": None,
         "log_history": [], "saved_steps": [], "wall_seconds": round(time.time() - t0, 1),
         "versions": versions(),
     }

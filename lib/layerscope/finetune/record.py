@@ -98,7 +98,9 @@ def summary_line(result: FinetuneResult) -> str:
     who = (f"checkpoint {c.checkpoint} (from {c.model})" if c.checkpoint else c.model)
     tail = ("fine-tuned elsewhere, not trained here" if c.checkpoint else
             f"{result.meta['wall_seconds']}s, {result.meta['global_step']} steps")
+    # QA and parsing have their own baselines (metrics.qa_baseline / parse_baseline)
+    which = "baseline" if "rule" in b else "majority baseline"
     return (f"{who} on {task.name} (seed {c.seed}): {main} = "
-            f"{m.get(main):.4f} vs majority baseline {base:.4f}; "
+            f"{m.get(main):.4f} vs {which} {base:.4f}; "
             f"{json.dumps({k: round(v, 4) for k, v in m.items() if isinstance(v, float)})}; "
             f"{tail}")

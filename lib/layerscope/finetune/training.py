@@ -22,13 +22,19 @@ import torch
 import transformers as tr
 from safetensors.numpy import load_file
 
-from .. import cache, devices, metrics, models, progress, surgery
+from .. import cache, devices, models, progress, surgery
 from ..adapters import EncoderAdapter
 from ..encoding import collator_for
-from ..tasks import TOKEN_KINDS
 from .checkpoint import load_checkpoint, resumable_checkpoint
 from .config import FinetuneConfig, cache_key
-from .data import eval_dataset, label_array, predict_metrics, train_dataset
+from .data import (
+    WORD_KINDS,
+    eval_batch_size,
+    evaluation,
+    label_names,
+    train_dataset,
+    trainer_class,
+)
 from .record import FinetuneResult, versions
 
 
@@ -215,11 +221,12 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     hp = cfg.hyperparameters()
     t0 = time.time()
     tr.set_seed(cfg.seed)  # before loading: the new head's initialisation depends on the seed
-    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind in TOKEN_KINDS)
+    tokenizer = models.load_tokenizer(cfg.model, for_words=task.kind in WORD_KINDS)
     model = models.load_for_task(cfg.model, task)
     _apply_ablations(model, cfg)
     train_ds = train_dataset(cfg, task, tokenizer)
-    eval_ds = eval_dataset(cfg, task, tokenizer)
+    ev = evaluation(cfg, task, tokenizer)
+    eval_ds = ev.dataset
     # the entry folder only now: a model or task that cannot load (no hub) leaves no folder
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_dir = folder / "checkpoints"
@@ -232,7 +239,7 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         torch.cuda.set_device(device)
     args = tr.TrainingArguments(
         output_dir=str(ckpt_dir), per_device_train_batch_size=hp["batch_size"],
-        per_device_eval_batch_size=max(32, hp["batch_size"]), learning_rate=hp["learning_rate"],
+        per_device_eval_batch_size=eval_batch_size(cfg), learning_rate=hp["learning_rate"],
         weight_decay=0.0, optim="adamw_torch",  # weight_decay 0 makes AdamW plain Adam
         lr_scheduler_type="linear", warmup_steps=hp["warmup_steps"] or hp["warmup_ratio"],
         max_steps=hp["max_steps"], num_train_epochs=hp["num_epochs"], seed=cfg.seed,
@@ -251,11 +258,12 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
         # device="cpu" on a machine with a GPU: say so (else the Trainer takes the GPU)
         use_cpu=device.type == "cpu" and (hp.get("precision") == "bf16"
                                           or devices.available_devices() != ("cpu",)),
+        label_names=label_names(task),
     )
-    trainer = tr.Trainer(
+    trainer = trainer_class(task)(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
         data_collator=collator_for(task, tokenizer),
-        compute_metrics=lambda p: predict_metrics(task, p.predictions, p.label_ids),
+        compute_metrics=ev.compute_metrics, preprocess_logits_for_metrics=ev.preprocess,
         callbacks=[_Snapshots(folder / "steps", cfg.save_steps), progress.TrainerSteps(
             f"fine-tuning {cfg.model} on {cfg.task}, seed {cfg.seed}" + "".join(
                 f", {k}={getattr(cfg, k)}" for k in ("freeze_bottom", "drop_top")
@@ -268,11 +276,12 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     done = [h for h in last if h.get("step") == trainer.state.global_step and "eval_loss" in h]
     final = done[-1] if done else trainer.evaluate()  # reuse an evaluation at the last step
     out_metrics = {k[5:]: v for k, v in final.items() if k[5:] in task.metrics}
-    baseline = metrics.majority_baseline(task, label_array(train_ds), label_array(eval_ds))
+    baseline = ev.baseline(cfg, train_ds)
     with cache.atomic_dir(folder / "model", replace=True) as tmp_model:
         if isinstance(trainer.model, tr.PreTrainedModel):
             trainer.save_model(str(tmp_model))
-        else:  # TokenPairClassifier: the Trainer would save its weights without a config
+        else:  # TokenPairClassifier, BiaffineParserModel: the Trainer would save its
+            # weights without a config
             trainer.model.save_pretrained(str(tmp_model))
         tokenizer.save_pretrained(str(tmp_model))
         digests = cache.folder_digests(tmp_model, prefix="model/")  # as written, privately
@@ -281,7 +290,8 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     meta = {
         "config": dataclasses.asdict(cfg), "hyperparameters": hp, "key": folder.name,
         "metrics": out_metrics, "baseline": baseline, "resumed": resume,
-        "n_train": len(train_ds), "n_eval": len(eval_ds),
+        "n_train": len(train_ds), "n_eval": len(eval_ds),  # QA: windows
+        **({"n_eval_questions": len(ev.rows)} if task.kind == "extractive_qa" else {}),
         "global_step": trainer.state.global_step, "log_history": trainer.state.log_history,
         "saved_steps": saved_steps(digests),
         "wall_seconds": round(time.time() - t0, 1), "versions": versions(),
