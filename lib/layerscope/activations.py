@@ -21,6 +21,22 @@ Poolings (what one row of a layer's [n, d] matrix is):
 * ``pair`` on a tagging task: the concatenation [word_i ; word_{i+k}] of two complete words of
   one sentence with ``k = pair_offset`` (default 1: adjacent words), neither tagged -1;
   label = tag_i * n_tags + tag_{i+k}; ids = (row, i).
+* dependency_parsing (Merchant et al. 2020's parsing): ``word`` as for tagging, one row per
+  complete word, label = the word's relation (its ``deprels`` index, the root's included), so
+  probes and DirectProbe read relations per word; ``pair``: one row per non-root arc whose
+  two words are complete, [v_head ; v_dependent] as for token_pair, label = the dependent's
+  relation; ids = (row, dependent word) for both (a word has one head, so the dependent
+  names its arc).
+* extractive_qa (Merchant et al. 2020's SQuAD): one row per question, read off the windows
+  fine-tuning sees (``qa.windows.make_windows``: ``[CLS] question [SEP] context [SEP]``, only
+  the context truncated, consecutive windows overlapping by ``encoding.qa_stride(max_length)``
+  tokens). ``cls``: the first token of the question's first window; ``mean``: the mean over
+  every token of that window (question, context and special tokens); ``context``: the mean
+  over the context tokens of that window (``QAWindows.context_mask``); ``answer``: the mean
+  over the gold answer's tokens (the first answer's token span, exactly the start/end targets
+  fine-tuning trains on) in the first window that holds the whole span. A question whose answer
+  no window holds is dropped from ``answer`` rows and counted (``answers_dropped``), as cut
+  words are. Labels -1 (no class); ids = (row, -1).
 
 A word's vector (``word_vector``, used by ``word`` and ``pair``): "mean" of its sub-words (Zhou
 & Srikumar 2022, §3; the default) or its "first" sub-word (the usual fine-tuning choice, as
@@ -29,12 +45,15 @@ A word's vector (``word_vector``, used by ``word`` and ``pair``): "mean" of its 
 Truncation is never silent: every extraction counts the examples whose tokens were cut by
 ``max_length`` and the words and pairs dropped with them, prints one line saying how many and
 the fix (raise max_length), and keeps the counts in ``Activations.meta["truncation"]`` (and
-the cache entry's meta).
+the cache entry's meta). For extractive QA an example is cut when its context needs more than
+one window (its rows read one window: the first, or for ``answer`` the first holding the
+answer), and the counts add ``answers_dropped`` and the window ``stride``.
 
 What is encoded per task kind: ``text`` (classification, regression), ``text`` + ``text_pair``
-as one segment pair (pair tasks), the pre-split ``tokens`` (tagging), and for multiple choice
-``context`` + the *first* choice (label-independent, so every model sees the same inputs; the
-row label is the gold choice index).
+as one segment pair (pair tasks), the pre-split ``tokens`` (tagging, token_pair, dependency
+parsing), for multiple choice ``context`` + the *first* choice (label-independent, so every
+model sees the same inputs; the row label is the gold choice index), and for extractive QA
+``question`` + ``context`` in windows (``QAExample``).
 
 Batches are sorted by length and padded per batch; padding never changes a row (tested across
 batch compositions). Results are cached content-addressed under ``<home>/cache/activations/``:
@@ -60,20 +79,52 @@ import torch
 from tqdm.auto import tqdm
 
 from . import cache, devices, models
+from .encoding import qa_stride
 from .errors import CacheError, ConfigError
 from .progress import counted
+from .qa.windows import make_windows
 from .tasks import TOKEN_KINDS, ResolvedTask, TaskSpec, data_identity, key_name, load_split
 
-POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair")
+POOLINGS: tuple[str, ...] = ("cls", "mean", "word", "pair", "context", "answer")
+SENTENCE_POOLINGS: tuple[str, ...] = ("cls", "mean")  # one row per example, any kind
+WORD_POOLINGS: tuple[str, ...] = ("word", "pair")  # rows on words of pre-split sentences
+QA_POOLINGS: tuple[str, ...] = ("cls", "mean", "context", "answer")  # extractive_qa's
+# kinds whose examples are pre-split words (their tokenizer: models.load_tokenizer(for_words=))
+WORD_KINDS: tuple[str, ...] = (*TOKEN_KINDS, "dependency_parsing")
 # a study's pooling "auto": what each kind's labels sit on (Phang et al.'s CLS for sentences,
-# Zhou & Srikumar's words for tagging and (head, dependent) pairs for DEP)
-KIND_POOLING = {"tagging": "word", "token_pair": "pair"}
+# Zhou & Srikumar's words for tagging and (head, dependent) pairs for DEP, words for parsing:
+# its relations are per word). Extractive QA: the context mean, because the QA head reads
+# every context token (a start and an end logit each) and CLS only as "no answer here".
+KIND_POOLING = {"tagging": "word", "token_pair": "pair", "dependency_parsing": "word",
+                "extractive_qa": "context"}
 
 
 def pooling_for(pooling: str, kind: str) -> str:
-    """``pooling`` as given, or for "auto" the pooling of the task kind: "word" (tagging),
-    "pair" (token_pair), else "cls"."""
+    """``pooling`` as given, or for "auto" the pooling of the task kind: "word" (tagging,
+    dependency_parsing), "pair" (token_pair), "context" (extractive_qa), else "cls"."""
     return KIND_POOLING.get(kind, "cls") if pooling == "auto" else pooling
+
+
+def poolings_for(kind: str) -> tuple[str, ...]:
+    """The poolings a task of ``kind`` takes (``ActivationSpec`` refuses the others)."""
+    if kind == "extractive_qa":
+        return QA_POOLINGS
+    if kind == "token_pair":
+        return ("cls", "mean", "pair")
+    if kind in WORD_KINDS:
+        return (*SENTENCE_POOLINGS, *WORD_POOLINGS)
+    return SENTENCE_POOLINGS
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One extractive-QA example to encode: its ``question``, ``context`` and ``answers``
+    (SQuAD's ``{"text": [...], "answer_start": [...]}``; the first answer gives the ``answer``
+    pooling's span; None: no answer, for the other poolings)."""
+
+    question: str
+    context: str
+    answers: dict | None = None
 WORD_VECTORS: tuple[str, ...] = ("mean", "first")  # a word's vector: sub-words' mean, or the first
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 ACTIVATIONS_VERSION = 1  # bump when extraction semantics change: old cache entries stop matching
@@ -89,7 +140,8 @@ class ActivationSpec(ResolvedTask):
             ``task_spec`` (``tasks.ResolvedTask``).
         split: one of the task's splits; Phang et al. (2021) use validation examples.
         n_examples: seeded random subset of this many examples (None: the whole split).
-        pooling: one of ``POOLINGS`` (see module docstring).
+        pooling: one of ``POOLINGS`` that the task's kind takes (``poolings_for``; see the
+            module docstring).
         dtype: compute dtype, one of ``DTYPES`` (``devices.autocast``); stored as float32.
         max_length: tokens per example after truncation, special tokens included.
         seed: seed of the example subset.
@@ -118,18 +170,29 @@ class ActivationSpec(ResolvedTask):
                              f"use one of {list(spec.splits)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {POOLINGS}")
-        if self.pooling in ("word", "pair") and spec.kind not in TOKEN_KINDS:
+        if self.pooling in ("context", "answer") and spec.kind != "extractive_qa":
+            raise ValueError(f"pooling {self.pooling!r} reads a question's "
+                             f"{'context' if self.pooling == 'context' else 'gold answer'} "
+                             f"tokens: it needs an extractive_qa task (e.g. tiny-squad, "
+                             f"squad); task {self.task!r} is {spec.kind!r}: use one of "
+                             f"{poolings_for(spec.kind)}")
+        if spec.kind == "extractive_qa" and self.pooling not in QA_POOLINGS:
+            raise ValueError(f"pooling {self.pooling!r} needs pre-split words; task "
+                             f"{self.task!r} is extractive_qa (question + context): use one of "
+                             f"{QA_POOLINGS} ('context': the mean over the context tokens, "
+                             f"'answer': over the gold answer's)")
+        if self.pooling in WORD_POOLINGS and spec.kind not in WORD_KINDS:
             raise ValueError(f"pooling {self.pooling!r} needs a token task (kind 'tagging', e.g. "
-                             f"brown-pos or tiny-pos, or 'token_pair' for 'pair', e.g. "
-                             f"tiny-dep); task {self.task!r} is {spec.kind!r}: use pooling "
-                             f"'cls' or 'mean'")
+                             f"brown-pos or tiny-pos, 'dependency_parsing', e.g. tiny-parse, or "
+                             f"'token_pair' for 'pair', e.g. tiny-dep); task {self.task!r} is "
+                             f"{spec.kind!r}: use pooling 'cls' or 'mean'")
         if self.pooling == "word" and spec.kind == "token_pair":
             raise ValueError(f"pooling 'word' needs per-word labels; task {self.task!r} is "
                              f"token_pair (labels on (head, dependent) pairs): use pooling "
                              f"'pair' (the two words' vectors concatenated)")
-        if spec.kind == "token_pair" and self.pair_offset != 1:
-            raise ValueError(f"pair_offset={self.pair_offset!r}: a token_pair task's pairs are "
-                             f"its own (head, dependent) pairs, not words k apart; leave "
+        if spec.kind in ("token_pair", "dependency_parsing") and self.pair_offset != 1:
+            raise ValueError(f"pair_offset={self.pair_offset!r}: a {spec.kind} task's pairs are "
+                             f"its own (head, dependent) arcs, not words k apart; leave "
                              f"pair_offset at 1")
         if self.word_vector not in WORD_VECTORS:
             raise ValueError(f"unknown word_vector {self.word_vector!r}; use one of "
@@ -154,9 +217,11 @@ class Activations:
     Attributes:
         states: [L+1, n, d] float32 (memory-mapped, read-only, when loaded from the cache).
         labels: [n] task labels (int64; float32 for regression; -1 when the task has none
-            at this granularity, e.g. a sentence pooling of a tagging task).
+            at this granularity, e.g. a sentence pooling of a tagging task, or any extractive
+            QA pooling; a dependency_parsing word's (or arc's dependent's) relation).
         ids: [n, 2] int64: (row index in the split, word index; the pair index in the row's
-            ``pairs`` for ``pair`` pooling of a token_pair task; -1 for sentence poolings).
+            ``pairs`` for ``pair`` pooling of a token_pair task, the dependent word for
+            ``pair`` pooling of a dependency_parsing task; -1 for sentence and QA poolings).
         spec: what was extracted.
         key: the cache key (content hash).
         path: the cache folder (None when not cached).
@@ -220,10 +285,12 @@ def task_inputs(spec: ActivationSpec, task: TaskSpec | None = None
     resolved task, if the caller has it; see ``spec_task``).
 
     Returns:
-        (examples, labels, rows): examples are ``str``, ``(text, text_pair)`` tuples or word
-        lists (token tasks); labels [n] (per example; for tagging, an object array of tag
-        lists; for token_pair, of ``{"pairs": [[head, dep]], "pair_labels": [int]}`` dicts);
-        rows [n] int64 indices into the split, ascending.
+        (examples, labels, rows): examples are ``str``, ``(text, text_pair)`` tuples, word
+        lists (token tasks, dependency parsing) or ``QAExample``s (extractive QA); labels [n]
+        (per example; for tagging, an object array of tag lists; for token_pair, of
+        ``{"pairs": [[head, dep]], "pair_labels": [int]}`` dicts; for dependency parsing, of
+        ``{"heads": [int], "deprels": [int]}`` dicts (CoNLL-U heads: 0 = root, else 1-based);
+        for extractive QA -1, no class); rows [n] int64 indices into the split, ascending.
     """
     examples, labels, rows = _task_inputs(spec, cache.canonical_json(
         data_identity(spec_task(spec, task))))
@@ -252,6 +319,17 @@ def _task_inputs(spec: ActivationSpec, data: str) -> tuple[list, np.ndarray, np.
         labels = np.empty(len(examples), dtype=object)
         labels[:] = [{"pairs": [list(p) for p in ps], "pair_labels": list(ys)}
                      for ps, ys in zip(ds["pairs"], ds["pair_labels"], strict=True)]
+    elif task.kind == "dependency_parsing":
+        examples = [list(t) for t in ds["tokens"]]
+        labels = np.empty(len(examples), dtype=object)
+        labels[:] = [{"heads": list(h), "deprels": list(d)}
+                     for h, d in zip(ds["heads"], ds["deprels"], strict=True)]
+    elif task.kind == "extractive_qa":
+        examples = [QAExample(q, c, {"text": list(a["text"]),
+                                     "answer_start": [int(x) for x in a["answer_start"]]})
+                    for q, c, a in zip(ds["question"], ds["context"], ds["answers"],
+                                       strict=True)]
+        labels = np.full(len(examples), -1, dtype=np.int64)
     elif task.kind == "multiple_choice":  # context + first choice: see module docstring
         examples = [(c, ch[0]) for c, ch in zip(ds["context"], ds["choices"], strict=True)]
         labels = np.asarray(ds["label"], dtype=np.int64)
@@ -336,13 +414,81 @@ def _rows(item: dict, pooling: str, pair_offset: int, pairs: list | None = None,
     return rows, cut_words, len(candidates) - len(rows)
 
 
+def _qa_items(tokenizer, examples: list[QAExample], max_length: int, pooling: str
+              ) -> tuple[list[dict], list[list[Row]], dict]:
+    """One item per question: the window its row reads (``make_windows``' features) and
+    ``weights`` [tokens] that pool it (module docstring: 1 at the first token for ``cls``;
+    1/n over the window, its context tokens or its gold answer tokens for ``mean``,
+    ``context``, ``answer``); the rows it gives (none: its answer is in no window); the
+    counts (``TRUNCATION_FIELDS`` + ``QA_TRUNCATION_FIELDS``)."""
+    stride = qa_stride(max_length)  # encoding's: the windows fine-tuning trains and predicts on
+    answers = None
+    if pooling == "answer":
+        answers = [e.answers for e in examples]
+        for i, (e, a) in enumerate(zip(examples, answers, strict=True)):
+            if a is None or not len(a.get("text", ())) or \
+                    len(a["text"]) != len(a.get("answer_start", ())):
+                raise ValueError(f"question {i} ({e.question[:60]!r}) has answers {a!r}: the "
+                                 "answer pooling reads the first gold answer's tokens, so "
+                                 "every question needs one (text with its answer_start); use "
+                                 "pooling 'context' or 'cls' for questions without answers")
+    try:
+        win = make_windows(tokenizer, [e.question for e in examples],
+                           [e.context for e in examples], answers=answers,
+                           max_length=max_length, stride=stride)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    n_windows = np.bincount(win.example_index, minlength=win.n_examples)
+    first = np.unique(win.example_index, return_index=True)[1]  # windows are consecutive
+    if pooling == "answer":  # the first window whose gold span is not CLS holds the answer
+        holds = np.flatnonzero(win.start_positions != win.cls_index)
+        chosen = np.full(win.n_examples, -1)
+        e_of, at = np.unique(win.example_index[holds], return_index=True)
+        chosen[e_of] = holds[at]
+    else:
+        chosen = first
+    ctx = win.context_mask
+    items, rows = [], []
+    for e, w in enumerate(chosen):
+        if w < 0:
+            items.append({"input_ids": [], "token_type_ids": None, "weights": None,
+                          "cut": True})
+            rows.append([])
+            continue
+        n = int(win.lengths[w])
+        weights = np.zeros(n)
+        if pooling == "cls":
+            weights[0] = 1.0
+        elif pooling == "mean":
+            weights[:] = 1.0
+        elif pooling == "context":
+            weights[ctx[w, :n]] = 1.0
+        else:
+            weights[win.start_positions[w]:win.end_positions[w] + 1] = 1.0
+        items.append({"input_ids": win.features["input_ids"][w],
+                      "token_type_ids": (win.features["token_type_ids"][w]
+                                         if "token_type_ids" in win.features else None),
+                      "weights": weights / weights.sum(), "cut": bool(n_windows[e] > 1)})
+        rows.append([(-1, -1, -1)])
+    counts = {"max_length": int(max_length), "n_examples": len(examples),
+              "examples_cut": int((n_windows > 1).sum()), "words_dropped": 0,
+              "pairs_dropped": 0, "answers_dropped": int((chosen < 0).sum()),
+              "stride": int(stride)}
+    return items, rows, counts
+
+
 TRUNCATION_FIELDS = ("max_length", "n_examples", "examples_cut", "words_dropped",
                      "pairs_dropped")
+# extractive QA's counts add these: questions dropped from ``answer`` rows (their answer is in
+# no window), and the windows' overlap (``encoding.qa_stride``)
+QA_TRUNCATION_FIELDS = ("answers_dropped", "stride")
 
 
 def truncation_line(counts: dict, what: str = "") -> str | None:
-    """The one line saying what ``max_length`` cut (``counts``: ``TRUNCATION_FIELDS``), or
-    None when nothing was cut."""
+    """The one line saying what ``max_length`` cut (``counts``: ``TRUNCATION_FIELDS``, with
+    ``QA_TRUNCATION_FIELDS`` for extractive QA), or None when nothing was cut."""
+    if "stride" in counts:
+        return _qa_truncation_line(counts, what)
     if not counts.get("examples_cut"):
         return None
     lost = []
@@ -356,10 +502,28 @@ def truncation_line(counts: dict, what: str = "") -> str | None:
             f" tokens and were cut{dropped}; raise max_length to keep them")
 
 
+def _qa_truncation_line(counts: dict, what: str) -> str | None:
+    if not (counts.get("examples_cut") or counts.get("answers_dropped")):
+        return None
+    dropped = (f"; {counts['answers_dropped']} question(s) whose answer lies in no window were "
+               f"dropped from the answer rows" if counts.get("answers_dropped") else "")
+    return (f"[activations] warning: {what + ': ' if what else ''}{counts['examples_cut']} of "
+            f"{counts['n_examples']} questions have a context longer than one window of "
+            f"max_length={counts['max_length']} tokens (windows overlapping by "
+            f"{counts['stride']}); each row reads one window (the first; for the answer "
+            f"pooling the first holding the answer), so the rest of the context is not "
+            f"represented{dropped}; raise max_length to keep it")
+
+
 # --------------------------------------------------------------------------- extraction
 def _pool(hs: torch.Tensor, mask: torch.Tensor, items: list[dict], rows: list[list[Row]],
           pooling: str, word_vector: str = "mean") -> torch.Tensor:
     """hs: [L+1, B, T, H] float32, mask: [B, T] -> pooled rows of the batch [L+1, R, H or 2H]."""
+    if items[0].get("weights") is not None:  # extractive QA: one weighted token sum an item
+        w = torch.zeros(mask.shape, dtype=hs.dtype)
+        for b, item in enumerate(items):
+            w[b, :len(item["weights"])] = torch.from_numpy(item["weights"]).to(hs.dtype)
+        return torch.einsum("bt,lbth->lbh", w.to(hs.device), hs)
     if pooling == "cls":
         return hs[:, :, 0]
     if pooling == "mean":
@@ -426,17 +590,19 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
     Args:
         model: a BERT/RoBERTa/ALBERT/ELECTRA encoder or task model (its ``base_model`` runs).
         tokenizer: the model's (fast) tokenizer.
-        examples: ``str`` (one segment), ``(text, text_pair)`` tuples, or lists of words
-            (pre-split; required by ``word``/``pair`` pooling).
+        examples: ``str`` (one segment), ``(text, text_pair)`` tuples, lists of words
+            (pre-split; required by ``word``/``pair`` pooling) or ``QAExample``s (extractive
+            QA, windowed as fine-tuning windows them; required by ``context``/``answer``).
         pooling, max_length, pair_offset, word_vector: see ``ActivationSpec``; ``max_length``
-            is capped at what the model takes (``model_max_length``).
+            is capped at what the model takes (``model_max_length``); for QA it is the
+            windows' length (stride ``encoding.qa_stride`` of it).
         pairs: per example, its (head, dependent) word pairs: ``pair`` pooling then gives one
             row per pair whose two words are complete (a token_pair task) instead of offset
             pairs.
         words: per example, the word indices that may give rows (a set or list; tagging: the
             words not tagged -1); None: every word.
-        return_counts: also return what ``max_length`` cut (``TRUNCATION_FIELDS``); without
-            it, a cut is said on one line (stderr).
+        return_counts: also return what ``max_length`` cut (``TRUNCATION_FIELDS``; QA adds
+            ``QA_TRUNCATION_FIELDS``); without it, a cut is said on one line (stderr).
         dtype: compute dtype; ``bfloat16`` runs the forward under ``devices.autocast``.
         batch_size: examples per forward pass (sorted by length, padded per batch). On 2 CPU
             cores 16-32 was fastest for minilm-l6; 64 and more ran 10-30% slower (the
@@ -453,8 +619,14 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         raise ValueError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
     if not examples:
         raise ValueError("no examples to encode")
-    if pooling in ("word", "pair") and not isinstance(examples[0], list):
+    if pooling in WORD_POOLINGS and not isinstance(examples[0], list):
         raise ValueError(f"pooling {pooling!r} needs pre-split words (lists of str) per example")
+    qa = isinstance(examples[0], QAExample)
+    if qa != (pooling in ("context", "answer")) and pooling not in SENTENCE_POOLINGS:
+        raise ValueError(f"pooling {pooling!r} needs QAExample examples (extractive QA); "
+                         f"these are {type(examples[0]).__name__}")
+    if qa and (pairs is not None or words is not None):
+        raise ValueError("pairs and words select word rows; QA examples have none")
     if word_vector not in WORD_VECTORS:
         raise ValueError(f"unknown word_vector {word_vector!r}; use one of {WORD_VECTORS}")
     for name, per in (("pairs", pairs), ("words", words)):
@@ -462,23 +634,32 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
             raise ValueError(f"{name}: {len(per)} lists for {len(examples)} examples")
     base = getattr(model, "base_model", model)
     limit = min(max_length, model_max_length(base, tokenizer))
-    items = _tokenize(tokenizer, examples, limit)
-    planned = [_rows(x, pooling, pair_offset, None if pairs is None else pairs[i],
-                     None if words is None else set(words[i])) for i, x in enumerate(items)]
-    rows = [r for r, _, _ in planned]
-    counts = {"max_length": int(limit), "n_examples": len(items),
-              "examples_cut": sum(bool(x["cut"]) for x in items),
-              "words_dropped": sum(w for _, w, _ in planned),
-              "pairs_dropped": sum(p for _, _, p in planned)}
+    if qa:
+        items, rows, counts = _qa_items(tokenizer, examples, limit, pooling)
+    else:
+        items = _tokenize(tokenizer, examples, limit)
+        planned = [_rows(x, pooling, pair_offset, None if pairs is None else pairs[i],
+                         None if words is None else set(words[i]))
+                   for i, x in enumerate(items)]
+        rows = [r for r, _, _ in planned]
+        counts = {"max_length": int(limit), "n_examples": len(items),
+                  "examples_cut": sum(bool(x["cut"]) for x in items),
+                  "words_dropped": sum(w for _, w, _ in planned),
+                  "pairs_dropped": sum(p for _, _, p in planned)}
     starts = np.cumsum([0] + [len(r) for r in rows])
     if starts[-1] == 0:
-        raise ValueError(f"no complete {pooling} rows: every word is cut by max_length="
-                         f"{max_length} (or no word has a label); raise max_length")
+        what = ("every question's answer lies in no window" if qa else
+                "every word is cut by max_length (or no word has a label)")
+        raise ValueError(f"no complete {pooling} rows: {what} at max_length={max_length}; "
+                         "raise max_length")
     n_states = base.config.num_hidden_layers + 1
     width = base.config.hidden_size * (2 if pooling == "pair" else 1)
     states = np.empty((n_states, int(starts[-1]), width), dtype=np.float32)
     # Longest first: less padding per batch, and an out-of-memory error shows up at once.
-    order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+    # Examples without rows (every word cut, a question whose answer is in no window) are
+    # not run at all.
+    order = sorted((i for i in range(len(items)) if rows[i]),
+                   key=lambda i: -len(items[i]["input_ids"]))
     device = next(base.parameters()).device
     autocast = devices.autocast(device, dtype)  # float32: none (plain fp32 numbers)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -543,8 +724,10 @@ def activation_key(spec: ActivationSpec, weights: str, tokenizer: str,
     (``task``: ``spec``'s resolved task, if the caller has it)."""
     task = spec_task(spec, task)
     fields = {**dataclasses.asdict(spec), "task": key_name(task)}  # a file task: by content
-    if spec.word_vector == "mean" or spec.pooling in ("cls", "mean"):
+    if spec.word_vector == "mean" or spec.pooling not in WORD_POOLINGS:
         del fields["word_vector"]  # at its default (or unused): the keys made before it existed
+    if task.kind == "extractive_qa":  # the windows' overlap is part of what a row reads
+        fields["qa_stride"] = qa_stride(spec.max_length)
     return cache.content_key({  # the same data identity fine-tuning keys on
         "spec": fields, "weights": weights, "tokenizer": tokenizer,
         "data": data_identity(task), "code": ACTIVATIONS_VERSION,
@@ -553,11 +736,16 @@ def activation_key(spec: ActivationSpec, weights: str, tokenizer: str,
 
 def _labels_for(spec: ActivationSpec, labels: np.ndarray, ids: np.ndarray,
                 task: TaskSpec | None = None) -> np.ndarray:
+    kind = spec_task(spec, task).kind
+    if kind == "extractive_qa":  # no class: -1 for every kept question
+        return np.full(len(ids), -1, dtype=np.int64)
     if spec.pooling in ("cls", "mean"):
         if labels.dtype == object:  # tagging task pooled per sentence: no sentence label
             return np.full(len(ids), -1, dtype=np.int64)
         return labels
-    if spec_task(spec, task).kind == "token_pair":  # ids: (position, pair index)
+    if kind == "dependency_parsing":  # ids: (position, word; the dependent for pairs)
+        return np.asarray([labels[i]["deprels"][w] for i, w in ids], dtype=np.int64)
+    if kind == "token_pair":  # ids: (position, pair index)
         return np.asarray([labels[i]["pair_labels"][j] for i, j in ids], dtype=np.int64)
     tags = [labels[i][w] for i, w in ids]
     if spec.pooling == "word":
@@ -596,6 +784,10 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
             max_length=spec.max_length, batch_size=batch_size, pair_offset=spec.pair_offset,
             progress=progress, word_vector=spec.word_vector, pairs=pairs, words=words,
             return_counts=True)
+        if task.kind == "dependency_parsing" and spec.pooling == "pair":
+            # (position, arc index) -> (position, dependent word): the arc's own name
+            ids = np.asarray([(i, pairs[i][j][1]) for i, j in ids],
+                             dtype=np.int64).reshape(-1, 2)
         labels = _labels_for(spec, labels, ids, task)
         ids = np.stack([rows[ids[:, 0]], ids[:, 1]], axis=1)  # positions -> split row indices
         return states, labels, ids, len(rows), counts
@@ -622,15 +814,32 @@ def load_or_extract(spec: ActivationSpec, model: torch.nn.Module, tokenizer, *,
 def row_filters(task: TaskSpec, labels: np.ndarray, pooling: str
                 ) -> tuple[list | None, list | None]:
     """(pairs, words) for ``extract`` from ``task_inputs``' labels: a token_pair task's
-    (head, dependent) pairs per example; a tagging task's words not tagged -1 (Zhou &
-    Srikumar's PS tasks label prepositions only). (None, None) for sentence poolings."""
-    if pooling in ("cls", "mean"):
+    (head, dependent) pairs per example; a dependency_parsing task's non-root arcs as
+    (head, dependent) 0-based word pairs, in dependent order (``pair`` pooling; its ``word``
+    rows are every word); a tagging task's words not tagged -1 (Zhou & Srikumar's PS tasks
+    label prepositions only). (None, None) for sentence and QA poolings."""
+    if pooling not in WORD_POOLINGS:
         return None, None
     if task.kind == "token_pair":
         return [lab["pairs"] for lab in labels], None
+    if task.kind == "dependency_parsing":
+        return (_arcs(labels) if pooling == "pair" else None), None
     if any(t < 0 for tags in labels for t in tags):
         return None, [[w for w, t in enumerate(tags) if t >= 0] for tags in labels]
     return None, None
+
+
+def _arcs(labels: np.ndarray) -> list[list[list[int]]]:
+    """Per sentence the non-root arcs [head, dependent] (0-based words) of CoNLL-U heads."""
+    out = []
+    for r, lab in enumerate(labels):
+        heads, n = lab["heads"], len(lab["heads"])
+        bad = [h for h in heads if not 0 <= h <= n]
+        if bad:
+            raise ValueError(f"sentence {r} has head {bad[0]!r} for {n} words: CoNLL-U heads "
+                             f"are 0 (root) or a 1-based word index; fix the task's rows")
+        out.append([[h - 1, d] for d, h in enumerate(heads) if h > 0])
+    return out
 
 
 def load(key: str, task: TaskSpec | None = None) -> Activations:
