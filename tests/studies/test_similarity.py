@@ -248,3 +248,52 @@ def test_explorer_calls_run_similarity_with_widget_values(result, monkeypatch):
     box.refresh()
     assert seen and seen[-1].seeds == (5, 6) and seen[-1].pooling == "mean"
     assert seen[-1].task == CFG.task and seen[-1].checkpoint_steps == CFG.checkpoint_steps
+
+
+# --------------------------------------------------------------------------- issue 18's kinds
+@pytest.mark.parametrize("task, pooling, measure", [
+    ("tiny-squad", "auto", "cka"),     # auto: the context mean of each question's first window
+    ("tiny-squad", "answer", "rsa"),   # the gold answer span's mean
+    ("tiny-parse", "auto", "rsa"),     # auto: one row per word
+])
+def test_qa_and_parsing_end_to_end(task, pooling, measure):
+    """Study 02 on a tiny QA fine-tune and a tiny biaffine-parser fine-tune: every comparison
+    on the rows the activations hold (the FT–ORIG cell recomputed from the cached arrays), the
+    fine-tuned encoder differs from the untuned one, the findings have verdicts."""
+    from layerscope.measures import cka, rsa
+
+    cfg = sim.SimilarityConfig(task=task, model="tiny-bert", preset="smoke", seeds=(0, 1),
+                               max_steps=20, n_examples=40, pooling=pooling, measure=measure,
+                               n_boot=10, n_perm=10)
+    auto = {"tiny-squad": "context", "tiny-parse": "word"}[task]
+    assert cfg.pooling == (auto if pooling == "auto" else pooling)
+    r = sim.run_similarity(cfg, verbose=False)
+    assert set(r.matrices) == {"orig_orig", "ft_orig", "ft_ft", "ft1_ft2"}
+    orig, ft = acts.load(r.activation_keys["orig"]), acts.load(r.activation_keys["ft"])
+    assert orig.spec.pooling == cfg.pooling and r.n_rows == orig.states.shape[1]
+    if task == "tiny-squad":
+        assert (orig.labels == -1).all() and r.n_rows == len(set(orig.ids[:, 0])) <= 40
+    else:
+        assert r.n_rows > 40 and set(orig.labels) <= set(range(6))  # words, with relations
+    a, b = np.asarray(ft.states[3:4]), np.asarray(orig.states[3:4])
+    cell = (rsa.rsa_matrix(a, b, seed=cfg.seed) if measure == "rsa" else cka.cka_matrix(a, b))
+    assert r.matrices["ft_orig"][3, 3] == pytest.approx(float(np.asarray(cell)[0, 0]), abs=1e-6)
+    assert np.nanmax(np.abs(np.asarray(ft.states) - np.asarray(orig.states))) > 1e-3
+    assert np.isfinite(r.matrices["ft_orig"][1:, 1:]).all()
+    f = r.findings()
+    assert f and all(c["verdict"] in VERDICTS for c in f.values())
+
+
+def test_explorer_keeps_a_pooling_only_where_the_task_takes_it():
+    """Switching the explorer's task to one whose kind lacks the pooling gives that kind's."""
+    from layerscope.studies.similarity import ui as similarity_ui
+
+    qa = similarity_ui.config_for(CFG, task="tiny-squad", model="tiny-bert", seed=0,
+                                  measure="cka", kernel="linear", pooling="cls")
+    assert qa.pooling == "cls"
+    back = similarity_ui.config_for(qa, task="tiny-sentiment", model="tiny-bert", seed=0,
+                                    measure="cka", kernel="linear", pooling="context")
+    assert back.pooling == "cls"
+    parse = similarity_ui.config_for(CFG, task="tiny-parse", model="tiny-bert", seed=0,
+                                     measure="cka", kernel="linear", pooling="answer")
+    assert parse.pooling == "word"

@@ -48,13 +48,18 @@ class SimilarityConfig(StudyConfig):
         seeds: fine-tuning seeds; the first is "FT", the second (if any) "FT[2]".
         finetuned: as in ``StudyConfig`` (``model`` is ORIG); drift (``checkpoint_steps``) and a
             fine-tuned cross model need training runs and are refused with them.
-        pooling: "auto" (the default: "cls" for sentence tasks, "word" for tagging, "pair"
-            for token_pair; resolved at construction, so the config holds the pooling used) or
-            one of ``activations.POOLINGS``.
+        pooling: "auto" (the default: ``activations.pooling_for``: "cls" for sentence tasks,
+            "word" for tagging and dependency parsing, "pair" for token_pair, "context" for
+            extractive QA; resolved at construction, so the config holds the pooling used) or
+            one of the task kind's ``activations.poolings_for``.
         n_examples, split, dtype, word_vector: see ``activations.ActivationSpec``
             (with ``max_length``, ``seed``). Phang et al. use CLS on validation examples; a
             token_pair task (Zhou & Srikumar's DEP) compares its pair vectors with "pair"
-            (one row per (head, dependent) pair), a tagging task its words with "word".
+            (one row per (head, dependent) pair), a tagging or parsing task its words with
+            "word" (or a parser's arcs with "pair"); an extractive QA task (Merchant et al.
+            2020's SQuAD) one row per question: "cls" (the first token of question + context),
+            "context" (the mean over the context tokens of the question's first window),
+            "answer" (the mean over the gold answer's tokens) or "mean" (over the window).
         measure: "cka" (Kornblith et al. 2019) or "rsa" (Merchant et al. 2020).
         kernel, debiased: CKA kernel ("linear" | "rbf") and unbiased HSIC estimator.
         rsa_dissimilarity: how RSA compares two examples ("correlation": 1 - Pearson r,
@@ -255,7 +260,7 @@ def _representations(cfg: SimilarityConfig, ft: list, snapshots: dict[int, State
     [L+1, N, D] (the cross model: its own L' and D'). Cached extractions are loaded."""
     spec = cfg.activation_spec()
     device = cfg.resolved_device()
-    words = spec.pooling in ("word", "pair")
+    words = spec.task_spec.kind in acts.WORD_KINDS  # pre-split words, whatever the pooling
     sets: dict[str, acts.Activations] = {}
     n_sets = 2 + (len(ft) > 1) + (cfg.cross_model is not None) + len(cfg.checkpoint_steps)
     count = iter(range(1, n_sets + 1))

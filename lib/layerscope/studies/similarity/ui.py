@@ -8,8 +8,9 @@ import dataclasses
 
 import ipywidgets as widgets
 
-from ...activations import POOLINGS
+from ...activations import POOLINGS, poolings_for
 from ...measures import cka
+from ...tasks import get_task
 from ...ui import View, common_controls, explorer
 from ..base import verdict_summary
 from . import run as sim
@@ -35,8 +36,12 @@ def similarity_controls(default: sim.SimilarityConfig) -> dict[str, widgets.Valu
 
 def config_for(default: sim.SimilarityConfig, *, task: str, model: str, seed: int,
                measure: str, kernel: str, pooling: str) -> sim.SimilarityConfig:
-    """``default`` with the widget values; FT[2] is seed + 1 when the default has two seeds."""
+    """``default`` with the widget values; FT[2] is seed + 1 when the default has two seeds;
+    a pooling the chosen task's kind does not take (``activations.poolings_for``: "context"
+    on a sentence task, "word" on QA) becomes that kind's default ("auto")."""
     seeds = (seed, seed + 1) if len(default.seeds) > 1 else (seed,)
+    if pooling not in poolings_for(get_task(task).kind):
+        pooling = "auto"
     return dataclasses.replace(default, task=task, model=model, seeds=seeds, measure=measure,
                                kernel=kernel, pooling=pooling)
 
