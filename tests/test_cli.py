@@ -162,6 +162,9 @@ def test_models_lists_the_families(capsys):
     for family in ("DistilBERT", "DeBERTa-v2", "ModernBERT", "MPNet"):
         assert family in out
     assert "ModernBERT  modernbert" in out and "truncation UNTUNED only" in out
+    assert "heads sequence, token, multiple_choice, token_pair" in out  # every head kind
+    assert "DeBERTa     deberta " in out and "DeBERTa     deberta                          all " \
+        "studies; heads sequence, token, token_pair\n" in out  # v1: no multiple-choice model
     assert "hidden-state studies only (add an adapter: adapters/base.py)" in out
 
 

@@ -93,9 +93,11 @@ def _cmd_models(args) -> int:
     for row in family_table():
         if not row["surgery"]:
             what = "hidden-state studies only (add an adapter: adapters/base.py)"
-        else:
-            what = "all studies" + ("" if row["tuned_heads"] else
-                                    "; truncation UNTUNED only (head not dense+act+linear)")
+        else:  # heads: what truncation/skipping evaluate; tuned: what TUNED/TUNEDORIG retrain
+            untuned = [h for h in row["heads"] if h not in row["tuned_head_kinds"]]
+            what = f"all studies; heads {', '.join(row['heads'])}" + (
+                f" (TUNED/TUNEDORIG not for: {', '.join(untuned)}; truncation UNTUNED only)"
+                if untuned else "")
         print(f"  {row['family']:11s} {', '.join(row['model_types']):32s} {what}")
     return 0
 
