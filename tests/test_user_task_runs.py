@@ -80,15 +80,16 @@ def test_csv_jsonl_and_conllu_run_notebooks_02_and_05_by_path_from_the_cli(tmp_p
                                     "columns": {"text": "review", "label": "sentiment"}}))
     grid = tmp_path / "mine.yaml"
     grid.write_text(yaml.safe_dump({
-        "name": "mine", "params": {"model": "tiny-bert", "preset": "smoke", "max_steps": 20},
+        "name": "mine", "params": {"model": "tiny-bert", "preset": "smoke", "max_steps": 8},
         # relative to this grid file; the CSV by its card (its column names are the user's)
         "grid": {"task": ["data/reviews-card.yaml", "data/reviews.jsonl",
                           "data/treebank.conllu"]},
         "notebooks": {nb: {"params": p} for nb, p in SMALL.items()}}))
     out = tmp_path / "runs"
+    # two at once: the six kernels' start-up is most of the time (one thread each)
     proc = subprocess.run([sys.executable, "-m", "layerscope.cli", "sweep", str(grid), "--out",
-                           str(out), "--no-gallery"], capture_output=True, text=True,
-                          cwd=tmp_path)
+                           str(out), "--no-gallery", "--workers", "2"], capture_output=True,
+                          text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 6 and set(table["status"]) == {"ok"}, table.to_string()
@@ -106,7 +107,7 @@ def test_a_dep_task_card_runs_notebook_05_through_papermill(tmp_path):
     card = tmp_path / "dep.yaml"
     card.write_text(yaml.safe_dump({"path": "treebank.conllu", "kind": "token_pair",
                                     "description": "head-dependent relations"}))
-    params = {"task": str(card), "model": "tiny-bert", "preset": "smoke", "max_steps": 20,
+    params = {"task": str(card), "model": "tiny-bert", "preset": "smoke", "max_steps": 8,
               "interactive": False, "out_dir": str(tmp_path / "out"), **SMALL["05_geometry"]}
     papermill.execute_notebook(str(ROOT / "notebooks" / "05_geometry.ipynb"),
                                str(tmp_path / "05.ipynb"), parameters=params, progress_bar=False,
