@@ -18,6 +18,11 @@ Paths in a card are relative to the card's folder::
     metrics: [accuracy, macro_f1]  # optional: the kind's defaults
     # column: upos                # CoNLL-U: upos|xpos|feats|deprel; STREUSLE: role|fxn
 
+A SQuAD-format JSON file (``path: train-v1.1.json``, or one file per split: ``splits: {train:
+train-v1.1.json, validation: dev-v1.1.json}``) is an extractive_qa task (``format: squad``
+when its top level is not ``{"data": [...]}``); a CoNLL-U file with ``kind:
+dependency_parsing`` a parsing task (every word's HEAD and DEPREL; no ``column:``).
+
 Reading a card checks its keys (an unknown one lists the valid ones, with the closest) and
 their types; the data itself is read when the task is resolved (``user_tasks.from_card``).
 """

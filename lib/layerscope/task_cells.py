@@ -1,5 +1,6 @@
 """One cell of a row read as what our row schema wants (text, a class label, a number, a
-list of words, choices, word pairs), and class labels made class indices (``classes``).
+list of words, choices, word pairs, a tree's heads, a question's answers), and class labels
+made class indices (``classes``).
 
 Every reader names the row (``where``: ``file:line`` or ``file row N``) and the fix in its
 error. Table formats hold strings (CSV, TSV): numbers are read from them (``scalar``: "1",
@@ -170,3 +171,38 @@ def pairs(v, n: int, where: str, col: str) -> list[list[int]]:
                               f"pair (indices count from 0)")
         out.append([int(p[0]), int(p[1])])
     return out
+
+
+def heads(v, n: int, where: str, col: str) -> list[int]:
+    """A sentence's heads: one whole number per word, 0 (ROOT) or the 1-based index of another
+    word of the ``n`` (CoNLL-U's HEAD)."""
+    out = []
+    for i, h in enumerate(as_list(v, where, "heads", col, words=True)):
+        x = scalar(h)
+        if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x <= n or x == i + 1:
+            raise ConfigError(f"{where}: head {h!r} of word {i + 1} (column {col!r}) is not 0 "
+                              f"(root) or another word's 1-based index 1..{n} — heads count "
+                              f"words from 1, as CoNLL-U's HEAD does")
+        out.append(x)
+    if len(out) != n:
+        raise ConfigError(f"{where}: {n} tokens but {len(out)} heads (column {col!r}) — one "
+                          f"head per word")
+    return out
+
+
+def answers(v, where: str, col: str) -> dict:
+    """A question's answers as the hub ``squad`` rows hold them: ``{"text": [str],
+    "answer_start": [int]}`` (a JSON object in a table cell); the texts' places in the context
+    are checked later (``qa.squad_format.check_rows``)."""
+    if isinstance(v, str) and v.strip().startswith("{"):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{where}: answers (column {col!r}) starts like a JSON object "
+                              f"but does not parse ({e.msg}) — write it as JSON") from e
+    if (not isinstance(v, dict) or not isinstance(v.get("text"), list)
+            or not isinstance(v.get("answer_start"), list)):
+        raise ConfigError(f"{where}: answers (column {col!r}) is {str(v)[:80]!r}; write "
+                          f'{{"text": ["..."], "answer_start": [character offset]}} (SQuAD\'s '
+                          f"answers, one start per text)")
+    return {"text": list(v["text"]), "answer_start": [scalar(a) for a in v["answer_start"]]}

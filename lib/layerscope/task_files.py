@@ -15,8 +15,13 @@ saved      a folder written by ``datasets.Dataset(Dict).save_to_disk``
 data       a folder of data files, read by ``datasets.load_dataset(folder)`` (its split
            names come from the file names: train.csv, validation.jsonl, ...)
 hub        a hub dataset id (``tasks.load_hub_dataset``: offline handling, clear error)
-conllu     CoNLL-U (``conllu``): rows already in our schema (tagging on a column, or
-           token_pair with DEPREL labels)
+conllu     CoNLL-U (``conllu``): rows already in our schema (tagging on a column,
+           token_pair with DEPREL labels, or dependency_parsing: every word's HEAD and
+           DEPREL, refused where a word has no HEAD)
+squad      SQuAD-format JSON (``qa.squad_format.read_squad``: ``{"data": [{"paragraphs":
+           [{"context", "qas": [...]}]}]}``), one extractive_qa row per question. A ``.json``
+           whose top level is such an object is read as SQuAD (``format="squad"`` says so
+           outright)
 conllulex  STREUSLE 4.x (``streusle``): tagging on the role or function supersense of
            single-token prepositions; other words have no tag (-1). STREUSLE's ``.json``
            is read with ``format="conllulex"``
@@ -34,6 +39,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +49,16 @@ from .errors import ConfigError
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
               ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".conllu": "conllu",
               ".conllulex": "conllulex"}
-FILE_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json", "parquet", "conllu", "conllulex")
+FILE_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "json", "parquet", "conllu", "conllulex",
+                                 "squad")
 # what a tag is in the formats whose rows come in our schema (first: the default)
 TAG_COLUMNS = {"conllu": ("upos", "xpos", "feats", "deprel"), "conllulex": ("role", "fxn")}
-READER_KINDS = {"conllu": ("tagging", "token_pair"), "conllulex": ("tagging",)}
+# the kinds of the formats whose rows come in our schema (first: the default)
+READER_KINDS = {"conllu": ("tagging", "token_pair", "dependency_parsing"),
+                "conllulex": ("tagging",), "squad": ("extractive_qa",)}
+# the kinds whose rows are read on a column (``column=``) of such a format
+COLUMN_KINDS = ("tagging", "token_pair")
+_SQUAD_HEAD = re.compile(r'\s*\{\s*"(data|version)"\s*:')
 
 
 @dataclass
@@ -81,12 +93,37 @@ def format_of(path: Path, fmt: str | None = None) -> str:
                               f"{', '.join(FILE_FORMATS)}")
         return fmt
     found = EXTENSIONS.get(path.suffix.lower())
+    if found == "json" and is_squad_file(path):
+        return "squad"
     if found is None:
         raise ConfigError(
             f"{path}: unknown file extension {path.suffix or '(none)'!r}; task files are "
             f"{', '.join(sorted(EXTENSIONS))} — rename the file, or give its format "
             f"(format='csv' | 'tsv' | 'jsonl' | ...; a card's format: key)")
     return found
+
+
+_SQUAD_MEMO: dict[tuple, bool] = {}
+
+
+def is_squad_file(path: Path) -> bool:
+    """Whether a .json file is SQuAD-format: one JSON object whose ``data`` is a list (its
+    opening looks so, then the whole parses so; once per process per size and mtime)."""
+    try:
+        key = stat_key(path)
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return False
+    if not _SQUAD_HEAD.match(head):
+        return False
+    if key not in _SQUAD_MEMO:
+        try:
+            doc = json.loads(read_text(path))
+        except (ValueError, ConfigError):
+            doc = None
+        _SQUAD_MEMO[key] = isinstance(doc, dict) and isinstance(doc.get("data"), list)
+    return _SQUAD_MEMO[key]
 
 
 # --- text files -------------------------------------------------------------------------------
@@ -213,6 +250,8 @@ def read_treebank(path: Path, fmt: str, kind: str, column: str) -> RawData:
         sentences = conllu.read(path, name=str(path))
         if kind == "token_pair":
             rows, cols = conllu.pair_rows(sentences), ("tokens", "pairs", "pair_labels")
+        elif kind == "dependency_parsing":
+            rows, cols = parse_rows(sentences, str(path)), ("tokens", "heads", "deprels")
         else:
             rows, cols = conllu.tagging_rows(sentences, column), ("tokens", "tags")
     else:
@@ -228,6 +267,34 @@ def read_treebank(path: Path, fmt: str, kind: str, column: str) -> RawData:
                    kind=kind)
 
 
+def parse_rows(sentences: list[dict], shown: str) -> list[dict]:
+    """Rows ``{"tokens", "heads", "deprels"}`` of a parsing task (every word's HEAD, 0 = root,
+    and DEPREL as written); a word without a HEAD (``_``) is an error naming its line."""
+    rows = []
+    for s in sentences:
+        missing = [i for i, h in enumerate(s["heads"]) if h is None]
+        if missing:
+            raise ConfigError(
+                f"{shown}:{s['line']}: word {missing[0] + 1} ({s['tokens'][missing[0]]!r}) of "
+                f"the sentence starting on this line has no HEAD ('_') — dependency parsing needs "
+                f"every word's head and relation: use a treebank with syntax (HEAD and "
+                f"DEPREL), or another kind (tagging on a column)")
+        rows.append({"tokens": list(s["tokens"]), "heads": list(s["heads"]),
+                     "deprels": list(s["deprels"])})
+    return rows
+
+
+def read_squad_file(path: Path) -> RawData:
+    """A SQuAD-format JSON file: one extractive_qa row per question (``read_squad`` checks
+    the format and every answer's place, naming the file and question)."""
+    from .qa.squad_format import read_squad
+
+    rows = read_squad(path)
+    return RawData({"": RawSplit(rows, str(path), unit="question")},
+                   ("id", "title", "context", "question", "answers"), str(path),
+                   kind="extractive_qa")
+
+
 def read_file(path: Path, fmt: str, *, kind: str | None = None,
               column: str | None = None) -> RawData:
     if not path.is_file():
@@ -239,6 +306,8 @@ def read_file(path: Path, fmt: str, *, kind: str | None = None,
         return read_json(path, fmt)
     if fmt == "parquet":
         return read_parquet(path)
+    if fmt == "squad":
+        return read_squad_file(path)
     return read_treebank(path, fmt, kind or "tagging", column or TAG_COLUMNS[fmt][0])
 
 

@@ -12,9 +12,12 @@ The steps, each with an error that names the file, the row and the fix:
    (each class cut in the same fractions, so small classes reach every split), fractions
    0.8/0.1/0.1 unless given, each split in file order. An empty split is an error.
 3. **Kind.** Given, or read from the columns found: tokens+pairs+pair_labels -> token_pair;
-   tokens+tags -> tagging; context+choices+label -> multiple_choice; text+label ->
-   regression when the labels are numbers not all whole, else pair (with text_pair) or
-   classification.
+   tokens+heads+deprels -> dependency_parsing; tokens+tags -> tagging;
+   question+context+answers -> extractive_qa; context+choices+label -> multiple_choice;
+   text+label -> regression when the labels are numbers not all whole, else pair (with
+   text_pair) or classification. Extractive QA's splits, when made, keep the questions of
+   one context together (a paragraph's questions all in one split, as SQuAD's own splits
+   keep each article's): a context seen in training would leak into validation otherwise.
 4. **Labels.** Words: the classes are the distinct labels sorted, or ``label_names`` as
    declared (a label outside them names its row). Whole numbers: their distinct values sorted
    (0..k-1 gives names "0".."k-1"); with declared names, the numbers are the names if every
@@ -22,6 +25,10 @@ The steps, each with an error that names the file, the row and the fix:
    One class in all rows is an error (a wrong column, most likely). Tags of -1 or null mark
    words without a label (STREUSLE's non-prepositions). Multiple choice: the label is the
    index of the right choice (or its text); every row has the same number of choices, >= 2.
+   Dependency parsing: the relations (one per word, the root's included) are the labels, so
+   the label names are the data's relations sorted (or ``label_names``); heads are whole
+   numbers, 0 = root. Extractive QA has no labels: its answers are checked against their
+   contexts (``qa.squad_format.check_rows``: each answer's text at its answer_start).
 
 One cell at a time (text, label, number, list, choices, pairs) is read by ``task_cells``.
 """
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 
 from . import task_cells as cells
 from .errors import ConfigError
+from .qa.squad_format import check_rows
 from .task_files import RawData, RawSplit
 from .tasks import KINDS, SPLITS
 
@@ -42,9 +50,11 @@ SCHEMA = {
     "multiple_choice": ("context", "choices", "label"),
     "tagging": ("tokens", "tags"),
     "token_pair": ("tokens", "pairs", "pair_labels"),
+    "extractive_qa": ("id", "question", "context", "answers"),
+    "dependency_parsing": ("tokens", "heads", "deprels"),
 }
 FIELDS = ("text", "text_pair", "label", "context", "choices", "tokens", "tags", "pairs",
-          "pair_labels", "split")
+          "pair_labels", "id", "question", "answers", "heads", "deprels", "split")
 STRATIFIED = ("classification", "pair", "multiple_choice")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
@@ -99,7 +109,10 @@ def convert(raw: RawData, opts: Options) -> Converted:
     columns, label_names = _rows(kind, fields, present, units, raw, opts)
     made = not split_map
     fractions = _fractions(opts.split_fractions) if made else ()
-    if made:
+    if made and kind == "extractive_qa":  # by context (module docstring, step 3)
+        chosen = grouped_splits(columns["context"], opts.split_seed, fractions)
+        split_map = {s: s for s in chosen}
+    elif made:
         strata = columns["label"] if kind in STRATIFIED else None
         chosen = made_splits(len(units), strata, opts.split_seed, fractions)
         split_map = {s: s for s in chosen}
@@ -111,8 +124,10 @@ def convert(raw: RawData, opts: Options) -> Converted:
     data = {}
     for s, idx in chosen.items():
         if not idx:
+            what = (f"{len(set(columns['context']))} contexts (a context's questions stay "
+                    f"in one split)" if kind == "extractive_qa" else f"{len(units)} rows")
             how = (f"made with fractions {'/'.join(f'{f:g}' for f in fractions)} from "
-                   f"{len(units)} rows — give more rows or a larger fraction "
+                   f"{what} — give more rows or a larger fraction "
                    f"(split_fractions=)" if made else
                    f"the data's split {split_map[s]!r} has no rows — fill it or map another")
             raise ConfigError(f"{raw.shown}: split {s!r} is empty: {how}")
@@ -270,14 +285,33 @@ def made_splits(n: int, strata: list[int] | None, seed: int,
     return {s: sorted(v) for s, v in out.items()}
 
 
+def grouped_splits(groups: list, seed: int, fractions: tuple[float, ...]) -> dict[str, list[int]]:
+    """Row indices of each split with every row of one group (e.g. the questions of one
+    context) in the same split: ``made_splits`` over the distinct groups (first-seen order),
+    each split's rows in row order."""
+    first: dict = {}
+    for g in groups:
+        first.setdefault(g, len(first))
+    by_group = made_splits(len(first), None, seed, fractions)
+    where = {i: s for s, idx in by_group.items() for i in idx}
+    out: dict[str, list[int]] = {s: [] for s in by_group}
+    for r, g in enumerate(groups):
+        out[where[first[g]]].append(r)
+    return out
+
+
 # --- kind ---------------------------------------------------------------------------------------
 
 def _infer_kind(raw: RawData, present: dict, units: list[Unit]) -> str:
     has = set(present)
     if {"tokens", "pairs", "pair_labels"} <= has:
         return "token_pair"
+    if {"tokens", "heads", "deprels"} <= has:
+        return "dependency_parsing"
     if {"tokens", "tags"} <= has:
         return "tagging"
+    if {"question", "context", "answers"} <= has:
+        return "extractive_qa"
     if {"context", "choices", "label"} <= has:
         return "multiple_choice"
     if {"text", "label"} <= has:
@@ -310,9 +344,17 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
 
         def get(f, row=row):
             return row.get(present[f])
-        for f in ("text", "text_pair", "context"):
+        for f in ("text", "text_pair", "context", "question"):
             if f in fields:
                 cols[f].append(cells.text(get(f), where, f, present[f]))
+        if kind == "extractive_qa":
+            qid = cells.scalar(get("id"))
+            if qid is None or qid == "":
+                raise ConfigError(f"{where}: no question id (column {present['id']!r} is "
+                                  f"empty) — give every question a unique id")
+            cols["id"].append(str(qid))
+            cols["answers"].append(cells.answers(get("answers"), where, present["answers"]))
+            continue
         if kind in ("classification", "pair"):
             label_values.append(cells.label(get("label"), where, present["label"]))
             owner.append(u)
@@ -333,7 +375,18 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
                 raise ConfigError(f"{where}: tokens must be a non-empty list of words, not "
                                   f"{str(tokens)[:80]} — one string per word")
             cols["tokens"].append(tokens)
-            if kind == "tagging":
+            if kind == "dependency_parsing":
+                cols["heads"].append(cells.heads(get("heads"), len(tokens), where,
+                                                 present["heads"]))
+                kept = [cells.scalar(v) for v in cells.as_list(
+                    get("deprels"), where, "deprels", present["deprels"], words=True)]
+                if len(kept) != len(tokens):
+                    raise ConfigError(f"{where}: {len(tokens)} tokens but {len(kept)} deprels "
+                                      f"— one relation per word, the root's included")
+                if any(v is None or v == "" for v in kept):
+                    raise ConfigError(f"{where}: a relation is empty — give every word its "
+                                      f"relation (the root's: root)")
+            elif kind == "tagging":
                 tags = cells.as_list(get("tags"), where, "tags", present["tags"], words=True)
                 if len(tags) != len(tokens):
                     raise ConfigError(f"{where}: {len(tokens)} tokens but {len(tags)} tags — "
@@ -341,7 +394,7 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
                 tags = [cells.scalar(t) for t in tags]
                 kept = [t for t in tags if t is not None and t != -1]
                 cols["tags"].append(tags)
-            else:
+            else:  # token_pair
                 pairs = cells.pairs(get("pairs"), len(tokens), where, present["pairs"])
                 kept = [cells.scalar(v) for v in cells.as_list(
                     get("pair_labels"), where, "pair_labels", present["pair_labels"], words=True)]
@@ -355,6 +408,10 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
             label_values += kept
             owner += [u] * len(kept)
             sizes.append(len(kept))
+    if kind == "extractive_qa":  # each answer's text where its answer_start says
+        check_rows([{"id": i, "context": c, "answers": a} for i, c, a in zip(
+            cols["id"], cols["context"], cols["answers"], strict=True)], source=raw.shown)
+        return cols, ()
     if kind == "regression":
         if len(set(cols["label"])) < 2:
             raise ConfigError(f"{raw.shown}: label column {present['label']!r} is "
@@ -369,15 +426,17 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
                               f"the right choice: leave label_names out")
         return cols, tuple(opts.label_names or names)
     label_col = present["label" if kind in ("classification", "pair") else
-                        ("tags" if kind == "tagging" else "pair_labels")]
-    what = {"tagging": "tag", "token_pair": "pair label"}.get(kind, "label")
+                        {"tagging": "tags", "token_pair": "pair_labels"}.get(kind, "deprels")]
+    what = {"tagging": "tag", "token_pair": "pair label",
+            "dependency_parsing": "relation"}.get(kind, "label")
     if not label_values:
         raise ConfigError(f"{raw.shown}: no word has a {what} (all null or -1) — nothing to "
                           f"learn; is column {label_col!r} the right one?")
     indices, names = cells.classes(
         label_values, lambda j: units[owner[j]][0].where(units[owner[j]][1]),
         declared=opts.label_names, feature_names=raw.class_names.get(label_col), what=what)
-    if len(set(indices)) < 2:
+    if len(set(indices)) < 2 and kind != "dependency_parsing":  # (one relation: a parse
+        # of one-word sentences is still a tree to score)
         field = {"tagging": "tags", "token_pair": "pair_labels"}.get(kind, "label")
         raise ConfigError(f"{raw.shown}: {what} column {label_col!r} has one value, "
                           f"{names[indices[0]]!r}, in all {len(units)} rows — a classifier "
@@ -390,6 +449,8 @@ def _rows(kind: str, fields: tuple[str, ...], present: dict, units: list[Unit],
     if kind == "tagging":
         cols["tags"] = [[-1 if t is None or t == -1 else next(it) for t in tags]
                         for tags in cols["tags"]]
+    elif kind == "dependency_parsing":
+        cols["deprels"] = [[next(it) for _ in range(k)] for k in sizes]
     else:
         cols["pair_labels"] = [[next(it) for _ in range(k)] for k in sizes]
     return cols, names

@@ -41,9 +41,13 @@ from .tasks import TASKS, TaskSpec
 
 WHAT_ELSE = ("Or your own data: a task card's name (a card in $LAYERSCOPE_HOME/tasks/NAME.yaml), "
              "hub:org/name (a hub dataset), or the path of a data file (.csv .tsv .jsonl .json "
-             ".parquet .conllu .conllulex), a dataset folder or a task card (.yaml)")
+             ".parquet .conllu .conllulex, SQuAD .json), a dataset folder or a task card (.yaml)")
 METRIC_NAMES = ("accuracy", "f1", "macro_f1", "mcc", "mse", "pearson", "spearman")  # metrics.py
 REGRESSION_METRICS = ("pearson", "spearman", "mse")
+# the kinds scored on spans and trees have their own metrics (metrics.qa_record, parse_record;
+# in percent); "f1" there is SQuAD's token F1, not binary F1
+KIND_METRICS = {"extractive_qa": ("f1", "exact_match"), "dependency_parsing": ("las", "uas")}
+STRUCTURED_METRICS = ("exact_match", "las", "uas")  # those not in METRIC_NAMES
 _DEFINED: dict[str, TaskSpec] = {}  # name= specs of this process
 # converted rows by content signature and options (the raw rows are not kept: a large file's
 # dict rows take several times its size; another set of options reads the file again)
@@ -70,9 +74,12 @@ def from_file(path, *, kind=None, columns=None, label_names=None, splits=None, s
               split_fractions=None, name=None, description="", metrics=None, column=None,
               format=None) -> TaskSpec:
     """A task from a data file: CSV, TSV, JSONL (or JSON: lines or one array of records),
-    Parquet, CoNLL-U (``.conllu``: tagging on ``column`` upos|xpos|feats|deprel, or
-    ``kind="token_pair"``: (head, dependent) pairs labelled with DEPREL), STREUSLE
-    (``.conllulex``: tagging on ``column`` role|fxn; other words -1).
+    Parquet, CoNLL-U (``.conllu``: tagging on ``column`` upos|xpos|feats|deprel,
+    ``kind="token_pair"``: (head, dependent) pairs labelled with DEPREL, or
+    ``kind="dependency_parsing"``: every word's HEAD and DEPREL, the relations' names from the
+    data), STREUSLE (``.conllulex``: tagging on ``column`` role|fxn; other words -1), SQuAD
+    JSON (a ``.json`` whose top level is ``{"data": [...]}``, or ``format="squad"``:
+    extractive QA, one row per question; splits made keep a context's questions together).
 
     ``columns`` maps our row-schema names to the file's (``{"text": "review", "label":
     "stars"}``; ``choices``: a list column, or several columns listed); ``kind`` is read from
@@ -209,15 +216,20 @@ def _build(src: Source, opts: Options, *, declared: dict, name, description, met
            column=None, card="") -> TaskSpec:
     fmt = src.format
     if fmt in task_files.READER_KINDS:
-        kind = opts.kind or "tagging"
+        kind = opts.kind or task_files.READER_KINDS[fmt][0]
         if kind not in task_files.READER_KINDS[fmt]:
             raise ConfigError(f"{src.location or src.split_files[0][1]}: a {fmt} file gives "
                               f"kind {' or '.join(task_files.READER_KINDS[fmt])}, not {kind!r}")
-        valid = ("deprel",) if kind == "token_pair" else task_files.TAG_COLUMNS[fmt]
-        if column is not None and column not in valid:
-            raise ConfigError(f"column={column!r}: a {fmt} {kind} task's column is one of "
-                              f"{', '.join(valid)}")
-        column = column or valid[0]
+        if kind in task_files.COLUMN_KINDS:
+            valid = ("deprel",) if kind == "token_pair" else task_files.TAG_COLUMNS[fmt]
+            if column is not None and column not in valid:
+                raise ConfigError(f"column={column!r}: a {fmt} {kind} task's column is one of "
+                                  f"{', '.join(valid)}")
+            column = column or valid[0]
+        elif column is not None:
+            raise ConfigError(f"column={column!r}: a {fmt} {kind} task reads "
+                              f"{'HEAD and DEPREL' if fmt == 'conllu' else 'the whole file'}, "
+                              f"not one column — leave column out")
     elif column is not None:
         raise ConfigError(f"column={column!r} is for CoNLL-U and STREUSLE files — map a "
                           f"table's columns with columns=")
@@ -278,7 +290,10 @@ def _describe(src: Source, conv: Converted) -> str:
 
 def default_metrics(kind: str, n_labels: int) -> tuple[str, ...]:
     """Classification and pair: accuracy (+ macro F1 with more than two classes); regression:
-    Pearson, Spearman, MSE; tagging, token pairs, multiple choice: accuracy."""
+    Pearson, Spearman, MSE; tagging, token pairs, multiple choice: accuracy; extractive QA:
+    F1 and exact match; dependency parsing: LAS and UAS (``KIND_METRICS``)."""
+    if kind in KIND_METRICS:
+        return KIND_METRICS[kind]
     if kind == "regression":
         return REGRESSION_METRICS
     if kind in ("classification", "pair") and n_labels > 2:
@@ -291,8 +306,16 @@ def _metrics(metrics, kind: str, n_labels: int, src: Source) -> tuple[str, ...]:
         return default_metrics(kind, n_labels)
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     for m in metrics:
-        if m not in METRIC_NAMES:
-            raise ConfigError(f"unknown metric {m!r}; valid values: {', '.join(METRIC_NAMES)}")
+        if m not in METRIC_NAMES + STRUCTURED_METRICS:
+            raise ConfigError(f"unknown metric {m!r}; valid values: "
+                              f"{', '.join(METRIC_NAMES + STRUCTURED_METRICS)}")
+        own = KIND_METRICS.get(kind)
+        if own is not None or m in STRUCTURED_METRICS:
+            if m not in (own or ()):
+                fits = own or METRIC_NAMES
+                raise ConfigError(f"metric {m!r} does not fit a {kind} task; use "
+                                  f"{', '.join(fits)}")
+            continue
         if (m in REGRESSION_METRICS) != (kind == "regression"):
             fits = [x for x in METRIC_NAMES if (x in REGRESSION_METRICS) == (kind == "regression")]
             raise ConfigError(f"metric {m!r} does not fit a {kind} task; use {', '.join(fits)}")
@@ -352,7 +375,8 @@ def _converted(src: Source, opts: Options, column: str | None) -> Converted:
     key = ("conv", _raw_key(src, opts.kind, column), opts)
     conv = _MEMO.get(key)
     if conv is None:
-        kind = opts.kind or ("tagging" if src.format in task_files.READER_KINDS else None)
+        readers = task_files.READER_KINDS
+        kind = opts.kind or (readers[src.format][0] if src.format in readers else None)
         conv = _remember(key, convert(_raw(src, kind, column), opts))
     return conv
 
