@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from layerscope import activations as acts
 from layerscope import paths
 from layerscope.errors import ConfigError
 from layerscope.studies import geometry as geo
@@ -221,3 +222,97 @@ def test_cluster_counts_that_cannot_vary_are_undefined(result):
     reps = f["numbers"]["fold_effects"]
     assert len(reps) == 2 * 2 and len(set(reps)) == 1
     assert f["verdict"] == "UNDEFINED" and "cannot vary" in f["why"] and "Cover 1965" in f["why"]
+
+
+# --------------------------------------------------------------------------- issue 18's kinds
+QA = geo.GeometryConfig(task="tiny-squad", model="tiny-bert", preset="smoke", max_steps=20,
+                        n_train=40, n_test=24, max_points=200, n_folds=2, probe_max_iter=30,
+                        cross_task=("tiny-pos",), out_of_domain=("tweets",), n_ood=24,
+                        n_boot=10)
+PARSE = geo.GeometryConfig(task="tiny-parse", model="tiny-bert", preset="smoke", max_steps=20,
+                           n_train=30, n_test=16, max_points=150, checkpoint_steps=(0, 20),
+                           n_folds=2, n_predict=4, probe_max_iter=30, layers=(0, 2, 4),
+                           out_of_domain=("tweets",), n_ood=24, n_boot=10)
+
+
+@pytest.fixture(scope="module")
+def qa():
+    return geo.run_geometry(QA, verbose=False)
+
+
+def test_qa_fine_tune_is_read_through_other_labels_and_out_of_domain(qa, tmp_path):
+    """A QA task has no class labels: no in-domain layer is analysed, the in-domain findings
+    are UNDEFINED with that reason; tiny-pos's labels are read off the QA-fine-tuned encoder
+    and its question windows are compared with tweets (Merchant et al. 2020)."""
+    assert QA.pooling == "context" and QA.ood_pooling() == "mean" and QA.steps() == ()
+    assert dataclasses.replace(QA, out_of_domain=None).out_of_domain == ("tweets", "amazon",
+                                                                          "nyt")
+    assert dataclasses.replace(PARSE, out_of_domain=None).out_of_domain == ("tweets", "amazon",
+                                                                             "nyt")
+    assert "no class labels" in qa.no_labels and qa.layers == () and qa.label_names == ()
+    assert qa.states == ("orig", "ft") and qa.n_layers == 4
+    f = qa.findings()
+    for claim in ("distances_increase", "clusters_fall_or_stay", "top_similarity_high",
+                  "train_test_diverge", "probe_improves"):
+        assert f[claim]["verdict"] == "UNDEFINED" and f[claim]["why"] == qa.no_labels, claim
+    assert f["cross_tiny-pos"]["verdict"] in VERDICTS
+    assert {"ood_changes_less_cka", "ood_changes_less_rsa"} <= set(f)
+    x = qa.cross_task["tiny-pos"]
+    assert x["layer"] == 4 and x["n_points"] > 40 and set(x["probe"]) == {"orig", "ft"}
+    assert x["min_distances"]["orig"] != x["min_distances"]["ft"]  # the QA encoder moved
+    o = qa.out_of_domain
+    assert o["sets"] == ["tiny-squad", "tweets"] and o["pooling"] == "mean" and o["n"] == 24
+    for m in ("cka", "rsa"):
+        assert np.isfinite(o["diagonal"][m]["tiny-squad"][1:]).all()
+        assert o["effects"][m]["low"] <= o["effects"][m]["high"]
+    windows = acts.load(qa.activation_keys["ood:ft"])  # the in-domain question windows
+    assert windows.spec.task == "tiny-squad" and windows.spec.pooling == "mean"
+    assert windows.states.shape[1] == 24 and (windows.labels == -1).all()
+    assert qa.check() == [] and qa.tables() == {"layers": []} and qa.notes()[0] == qa.no_labels
+    assert len(qa.figure().data) == len(qa._ood_lines()[0])
+    assert "undefined" in qa.paths_figure().layout.title.text
+    files = qa.save(tmp_path)
+    for key in ("html", "png", "json", "out_of_domain_png", "cross_task_png"):
+        assert files[key].exists() and files[key].stat().st_size > 0, key
+    back = geo.GeometryResult.read(files["json"])
+    assert back.no_labels == qa.no_labels and back.check() == []
+    assert back.findings()["cross_tiny-pos"]["verdict"] == f["cross_tiny-pos"]["verdict"]
+
+
+def test_parser_fine_tune_clusters_relations_and_compares_out_of_domain():
+    """tiny-parse: one point per word labelled with its relation (probes and DirectProbe as for
+    tagging); out-of-domain on the parser's sentences and tweets, both mean-pooled."""
+    r = geo.run_geometry(PARSE, verbose=False)
+    assert PARSE.pooling == "word" and r.states == ("orig", "step-0", "step-20", "ft")
+    assert not r.no_labels and r.layers == (0, 2, 4)
+    assert "root" in r.label_names and set(r.label_names) <= set(PARSE.task_spec.label_names)
+    assert r.n_points["train"] > 30  # several words a sentence
+    assert np.isfinite(r.probe["ft"][-1, 0]) and r.geometry["ft"][-1].n_labels >= 4
+    o = r.out_of_domain
+    assert o["sets"] == ["tiny-parse", "tweets"] and o["pooling"] == "mean" and o["n"] == 24
+    assert np.isfinite(o["diagonal"]["cka"]["tiny-parse"][1:]).all()
+    assert r.check() == [] and set(r.findings()) >= {"distances_increase", "probe_improves",
+                                                      "ood_changes_less_cka"}
+
+
+@pytest.mark.parametrize("cfg, match", [
+    (dict(task="tiny-squad"), r"no class labels.*cross_task=\('brown-pos',\)"),
+    (dict(task="tiny-squad", cross_task=("tiny-pos",), checkpoint_steps=(0, 10)),
+     "checkpoints trace in-domain label geometry"),
+    (dict(task="tiny-sentiment", cross_task=("tiny-squad",)), "cross_task 'tiny-squad' has no "
+                                                              "class labels"),
+    (dict(task="tiny-parse", pooling="cls"), "labels are on words.*pooling='word'"),
+    (dict(task="tiny-sentiment", out_of_domain=("tiny-parse",)), "out_of_domain 'tiny-parse'"),
+    (dict(task="tiny-squad", pooling="word", cross_task=("tiny-pos",)), "pooling 'word'"),
+])
+def test_qa_and_parsing_configs_refused_clearly(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        geo.GeometryConfig(model="tiny-bert", preset="smoke", n_train=16, n_test=16, **cfg)
+
+
+def test_explorer_switches_to_qa_and_parsing_tasks():
+    """A QA task keeps Merchant et al.'s sets and no trace; a parser reads words."""
+    q = ui.config_for(CFG, task="tiny-squad", model="tiny-bert", seed=0)
+    assert (q.pooling, q.checkpoint_steps, q.cross_task) == ("context", None, ("tiny-pos",))
+    p = ui.config_for(CFG, task="tiny-parse", model="tiny-bert", seed=0)
+    assert p.pooling == "word" and p.out_of_domain == ("tweets",)

@@ -176,12 +176,21 @@ def _probe_finding(r) -> dict | None:
                            f"{b0:.3f}")
 
 
+# the claims read off the fine-tuning task's own labels: undefined without them
+IN_DOMAIN = ("distances_increase", "clusters_fall_or_stay", "top_similarity_high",
+             "train_test_diverge", "probe_improves")
+
+
 def findings(r) -> dict:
-    """{claim id: {claim, numbers, interval, verdict}} for a ``GeometryResult``."""
-    out = _dp_findings(r)
-    p = _probe_finding(r)
-    if p is not None:
-        out["probe_improves"] = p
+    """{claim id: {claim, numbers, interval, verdict}} for a ``GeometryResult``; without class
+    labels (``r.no_labels``) the in-domain claims are UNDEFINED with that reason."""
+    if r.no_labels:
+        out = {c: undefined_finding(CLAIMS[c], r.no_labels) for c in IN_DOMAIN}
+    else:
+        out = _dp_findings(r)
+        p = _probe_finding(r)
+        if p is not None:
+            out["probe_improves"] = p
     o = r.out_of_domain
     for m, e in (o.get("effects") or {}).items():
         iv = Interval(e["estimate"], e["low"], e["high"],

@@ -5,6 +5,11 @@ Arrays are indexed by the analysed layers ``layers`` (0 = embedding output, i = 
 Figures: Zhou & Srikumar 2022 Fig. 2 (``figure``: minimum distance per label over steps),
 Fig. 3 (``paths_figure``), Fig. 4 (``similarity_figure``), Fig. 5 (``displacement_figure``);
 ``tables()``: Table 2 (train/test similarity), Tables 3-4 (cluster counts), probe accuracy.
+
+A fine-tuning task without class labels (extractive QA) gives a result whose ``no_labels``
+says why it has no in-domain geometry: ``layers`` is (), the states are ORIG and FT with
+empty per-layer tables, the in-domain findings are UNDEFINED with that reason, and the main
+figure is the out-of-domain comparison (or, without one, the cross-task label distances).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class GeometryResult(StudyResult):
             undefined); ``probe_score(state, layer)`` reads one.
         fold_geometry, fold_test_geometry: top layer per fold (findings' replicates).
         cross_task: task -> cross-task summary; out_of_domain: the out-of-domain comparison.
+        no_labels: "" (the task has class labels), or why the in-domain parts are undefined
+            (a task without class labels: module docstring).
     """
 
     study: ClassVar[str] = "geometry"
@@ -71,6 +78,7 @@ class GeometryResult(StudyResult):
     finetune_runs: tuple[dict, ...] = ()
     seconds: float | None = None
     device: dict = field(default_factory=dict)  # where it ran: devices.device_record
+    no_labels: str = ""
 
     # ---- arrays
     def labels_of(self, layer: int) -> str:
@@ -108,7 +116,8 @@ class GeometryResult(StudyResult):
         return [g.n_clusters for g in src[state]]
 
     def tables(self) -> dict[str, list[dict]]:
-        """Rows per layer: Table 2 (train/test similarity), Tables 3-4 (clusters), probes."""
+        """Rows per layer: Table 2 (train/test similarity), Tables 3-4 (clusters), probes
+        (none without class labels: ``no_labels``)."""
         rows = []
         for j, i in enumerate(self.layers):
             o, f = self.geometry["orig"][j], self.geometry["ft"][j]
@@ -127,7 +136,11 @@ class GeometryResult(StudyResult):
         return {"layers": rows}
 
     def notes(self) -> list[str]:
-        out = sorted({g.why for gs in self.geometry.values() for g in gs if g.why})
+        out = [self.no_labels] if self.no_labels else []
+        if self.no_labels and len(self.config.seeds) > 1:
+            out.append("Seeds after the first add no replicate here: the cross-task intervals "
+                       "are over folds of the first seed's model.")
+        out += sorted({g.why for gs in self.geometry.values() for g in gs if g.why})
         out += [w for w in self.spatial_why if w not in out]
         if self.config.finetuned:  # the default trace cannot apply: say so, do not fail
             out.append(f"No checkpoint trace: finetuned={list(self.config.finetuned)} were "
@@ -138,6 +151,12 @@ class GeometryResult(StudyResult):
     # ---- figures
     def title(self) -> str:
         c = self.config
+        if self.no_labels:
+            read = " and ".join(p for p, on in (("cross-task labels", c.cross_task),
+                                                ("out-of-domain change", c.out_of_domain))
+                                if on)
+            return (f"Geometry of {c.model} fine-tuned on {c.task} ({c.task_spec.kind}: no "
+                    f"class labels): {read}")
         return (f"Geometry of {c.pooling} representations: {c.model} fine-tuned on {c.task} "
                 f"({self.n_points['train']} train / {self.n_points['test']} test points)")
 
@@ -153,13 +172,41 @@ class GeometryResult(StudyResult):
                            y_title="min hull distance")
 
     def figure(self, layer: int = -1):
-        """Fig. 2: each label's minimum distance over the traced steps at ``layer``."""
-        lines, kw = self._distance_lines(layer)
+        """Fig. 2: each label's minimum distance over the traced steps at ``layer``; without
+        class labels (``no_labels``) the out-of-domain comparison, else the cross-task
+        label distances."""
+        lines, kw = self._main_lines(layer)
         return plots.lines_figure(lines, **kw)
 
     def png(self, path: Path, layer: int = -1) -> Path:
-        lines, kw = self._distance_lines(layer)
+        lines, kw = self._main_lines(layer)
         return plots.lines_png(lines, path, **kw)
+
+    def _main_lines(self, layer: int):
+        if not self.no_labels:
+            return self._distance_lines(layer)
+        return self._ood_lines() if self.out_of_domain else self._cross_lines()
+
+    def _cross_lines(self):
+        """Each cross task's label minimum distances at the top layer, ORIG and FT (Zhou &
+        Srikumar 2022 Table 5), one x position per (task, label)."""
+        x, ys = [], {"orig": [], "ft": []}
+        for b, c in self.cross_task.items():
+            x += [f"{b}: {lab}" for lab in c["labels"]]
+            for st in ys:
+                ys[st] += [np.nan if v is None else v for v in c["min_distances"][st]]
+        lines = [plots.Line(st.upper(), x, ys[st], colour=plots.curves.viridis(i, 2))
+                 for i, st in enumerate(ys) if x]
+        return lines, dict(title=f"Other tasks' labels on the {self.config.task}-fine-tuned "
+                                 "model: each label's minimum distance to the others, top layer"
+                                 " (Zhou & Srikumar 2022 Table 5)", x_title="task: label",
+                           y_title="min hull distance")
+
+    def _undefined_figure(self, what: str):
+        """An empty figure whose title says why ``what`` is undefined (``no_labels``)."""
+        return plots.lines_figure([], title=f"{what}: undefined<br>"
+                                  + plots.layers.wrap_notes([self.no_labels]),
+                                  x_title="", y_title="")
 
     def _similarity_lines(self):
         lines = plots.per_layer_lines(self.step_x(), self._full_layers(self.sim_to_orig))
@@ -175,6 +222,8 @@ class GeometryResult(StudyResult):
         return out
 
     def similarity_figure(self):
+        if self.no_labels:
+            return self._undefined_figure("spatial similarity to the untuned layer")
         lines, kw = self._similarity_lines()
         if not lines:
             raise ConfigError("spatial similarity is undefined at every layer: "
@@ -200,6 +249,8 @@ class GeometryResult(StudyResult):
     def paths_figure(self, layers=None):
         """Fig. 3: label-centroid paths over the checkpoints in 2-D PCA (one PCA a layer);
         ``layers`` None: ``default_path_layers()``."""
+        if self.no_labels:
+            return self._undefined_figure("label centroid paths")
         panels = self._paths(layers or self.default_path_layers())
         return paths_figure(panels, title="Label centroids during fine-tuning, 2-D PCA (Zhou & "
                                           "Srikumar 2022 Fig. 3); the last point is FT")
@@ -217,6 +268,8 @@ class GeometryResult(StudyResult):
     def displacement_figure(self):
         """Fig. 5: each label's centroid displacement ORIG -> FT per layer, uncentred 2-D PCA
         (the same units as the space: compare the ranges of low and high layers)."""
+        if self.no_labels:
+            return self._undefined_figure("centroid displacement")
         return paths_figure(self._displacements(), arrows=True,
                             title="Centroid displacement before -> after fine-tuning per layer "
                                   "(Zhou & Srikumar 2022 Fig. 5)")
@@ -240,6 +293,15 @@ class GeometryResult(StudyResult):
         return plots.lines_figure(lines, **kw)
 
     def extra_figures(self) -> dict:
+        if self.no_labels:  # the main figure is the first of these: the rest has no labels
+            out = {}
+            for stem, on, lines in (("out_of_domain", self.out_of_domain, self._ood_lines),
+                                    ("cross_task", self.cross_task, self._cross_lines)):
+                if on:
+                    ln, kw = lines()
+                    out[stem] = (plots.lines_figure(ln, **kw),
+                                 lambda p, ln=ln, kw=kw: plots.lines_png(ln, p, **kw))
+            return out
         path_panels = self._paths(self.default_path_layers())
         out = {"paths": (self.paths_figure(), lambda p: paths_png(
                    path_panels, p, title="Label centroids during fine-tuning (PCA)")),
@@ -262,6 +324,10 @@ class GeometryResult(StudyResult):
     def headline(self) -> dict:
         out: dict = {"n_layers": self.n_layers, "n_train_points": self.n_points["train"],
                      "n_test_points": self.n_points["test"], "seconds": self.seconds}
+        if self.no_labels:
+            for m, e in (self.out_of_domain.get("effects") or {}).items():
+                out[f"ood_effect_{m}"] = e["estimate"]
+            return out
         g0, g1 = self.geometry["orig"][-1], self.geometry["ft"][-1]
         out.update(top_clusters_orig=g0.n_clusters, top_clusters_ft=g1.n_clusters,
                    top_mean_min_distance_orig=float(np.mean(g0.min_distances)),
@@ -291,6 +357,7 @@ class GeometryResult(StudyResult):
                 "device": self.device,
                 # what read() needs beyond the above
                 "n_layers": self.n_layers, "spatial_why": list(self.spatial_why),
+                "no_labels": self.no_labels,
                 "probe_layers": list(self.probe_layers), "probe_why": list(self.probe_why),
                 "fold_geometry": _geometry_dicts(self.fold_geometry),
                 "fold_test_geometry": _geometry_dicts(self.fold_test_geometry)}
@@ -328,12 +395,14 @@ class GeometryResult(StudyResult):
             cross_task=saved.need("cross_task", dict), out_of_domain=ood,
             activation_keys=saved.need("activation_keys", dict),
             finetune_runs=tuple(saved.need("finetune_runs", list)), seconds=saved.need("seconds"),
-            device=saved.get("device", {}))
+            device=saved.get("device", {}), no_labels=saved.get("no_labels", ""))
 
     def problems(self) -> list[str]:
         """States against steps, per-layer arrays against the analysed layers, label counts and
         centroid shapes, NaN without a recorded reason, cache keys."""
         out, J, k = [], len(self.layers), len(self.label_names)
+        if self.no_labels:
+            return self._label_free_problems()
         if list(self.layers) != sorted(set(self.layers)) or not all(
                 0 <= i <= self.n_layers for i in self.layers) or not self.layers:
             return [f"analysed layers {list(self.layers)} are not increasing layers of "
@@ -382,6 +451,28 @@ class GeometryResult(StudyResult):
                            "(probe_why)")
         if set(self.n_points) != {"train", "test"}:
             out.append(f"n_points has {sorted(self.n_points)}, not train and test")
+        return out + self.runs_problems(self.finetune_runs, self.config.seeds,
+                                        self.activation_keys.values())
+
+
+    def _label_free_problems(self) -> list[str]:
+        """A result without class labels: no in-domain layer, table or label, and what it
+        read (cross-task or out-of-domain sets) is there."""
+        out = []
+        if self.config.has_labels():
+            out.append(f"no_labels is set but task {self.config.task!r} has class labels")
+        if self.layers or self.label_names or any(self.n_points.values()):
+            out.append("a result without class labels has analysed layers, labels or points")
+        if list(self.states) != ["orig", "ft"] or self.steps:
+            out.append(f"states {list(self.states)} and steps {list(self.steps)} are not orig "
+                       "and ft without steps")
+        tables = (self.geometry, self.test_geometry, self.fold_geometry,
+                  self.fold_test_geometry, self.train_test, self.probe)
+        if any(len(v) for t in tables for v in t.values()) or self.sim_to_orig.size:
+            out.append("a result without class labels holds in-domain per-layer values")
+        if not (self.cross_task or self.out_of_domain):
+            out.append("a result without class labels has neither cross-task nor "
+                       "out-of-domain parts")
         return out + self.runs_problems(self.finetune_runs, self.config.seeds,
                                         self.activation_keys.values())
 

@@ -10,6 +10,11 @@ fine-tuned model ("ft"): DirectProbe on the training points; for orig and ft als
 points (train/test spatial similarity, Table 2), nearest-cluster and MLP-probe accuracy on
 test points (``probe_layers``). The top layer is also clustered on disjoint folds (and for
 every seed): the replicates behind the findings' intervals.
+
+A fine-tuning task without class labels (extractive QA) has none of that: the run reads the
+fine-tuned model through other tasks' labels (``cross_task``, at the top layer) and the
+out-of-domain comparison only, and the result says why the rest is undefined
+(``GeometryResult.no_labels``).
 """
 
 from __future__ import annotations
@@ -83,12 +88,13 @@ class _Extractor:
     def __init__(self, cfg: GeometryConfig, runs: dict, verbose: bool):
         self.cfg, self.runs, self.verbose = cfg, runs, verbose
 
-    def __call__(self, task: str, which: str, state: State, n: int | None = None):
-        spec = self.cfg.activation_spec(task, which, n)
+    def __call__(self, task: str, which: str, state: State, n: int | None = None,
+                 pooling: str | None = None):
+        spec = self.cfg.activation_spec(task, which, n, pooling)
         source = self.cfg.model if state.weights == "orig" else self.runs[state.seed]
-        model, tok = acts.encoder_and_tokenizer(source, step=state.step,
-                                                for_words=spec.pooling in ("word", "pair"),
-                                                device=self.cfg.resolved_device())
+        model, tok = acts.encoder_and_tokenizer(  # pre-split words, whatever the pooling
+            source, step=state.step, for_words=spec.task_spec.kind in acts.WORD_KINDS,
+            device=self.cfg.resolved_device())
         return acts.load_or_extract(spec, model, tok, progress=self.verbose)  # spec.task_spec
 
 
@@ -241,6 +247,8 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     t0 = time.time()
     log = progress.logger(verbose)
     ft = [finetune.load_or_train(c, verbose=verbose) for c in cfg.finetune_configs()]
+    if not cfg.has_labels():
+        return _without_labels(cfg, ft, verbose, log, t0)
     steps = cfg.steps()
     states = trace(cfg.model, ft[0].config.seed, steps)  # orig, step-S..., ft
     pair = orig, ftd = states[0], states[-1]
@@ -266,7 +274,9 @@ def run_geometry(cfg: GeometryConfig, *, verbose: bool = True) -> GeometryResult
     ood_out = {}
     if cfg.out_of_domain:
         log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
-        ood_out = _out_of_domain(cfg, pair, extract, raw_test, n_layers)
+        in_domain = ((raw_test[ftd], raw_test[orig]) if cfg.ood_pooling() == cfg.pooling
+                     else _in_domain_sentences(cfg, pair, extract))
+        ood_out = _out_of_domain(cfg, pair, extract, in_domain, n_layers)
 
     return GeometryResult(
         config=cfg, layers=layers, steps=tuple(steps), states=tuple(st.key for st in states),
@@ -330,20 +340,33 @@ def _cross_task(cfg, spec_b: TaskSpec, pair: tuple[State, State], extract, geo, 
     return out
 
 
-def _out_of_domain(cfg, pair: tuple[State, State], extract, raw_test, n_layers) -> dict:
-    """Per layer FT-vs-ORIG similarity (CKA, RSA) on in-domain test rows and on each
-    out-of-domain set, n_ood sentences each; bootstrap effect over the top third."""
+def _in_domain_sentences(cfg, pair: tuple[State, State], extract) -> tuple:
+    """(FT, ORIG) representations of the fine-tuning task's test rows pooled as the
+    out-of-domain sets are (``ood_pooling``: a parser's sentences, a QA model's question
+    windows), n_ood rows."""
     orig, ftd = pair
-    sets = {cfg.task: (raw_test[ftd], raw_test[orig])}
+    return tuple(extract(cfg.task, "test", st, n=cfg.n_ood, pooling=cfg.ood_pooling())
+                 for st in (ftd, orig))
+
+
+def _out_of_domain(cfg, pair: tuple[State, State], extract, in_domain: tuple,
+                   n_layers) -> dict:
+    """Per layer FT-vs-ORIG similarity (CKA, RSA) on in-domain test rows (``in_domain``:
+    their FT and ORIG representations) and on each out-of-domain set, n_ood sentences each,
+    every set pooled by ``cfg.ood_pooling()``; bootstrap effect over the top third."""
+    orig, ftd = pair
+    sets = {cfg.task: in_domain}
+    pooling = cfg.ood_pooling()
     for t in cfg.out_of_domain:
-        sets[t] = (extract(t, "test", ftd, n=cfg.n_ood), extract(t, "test", orig, n=cfg.n_ood))
+        sets[t] = (extract(t, "test", ftd, n=cfg.n_ood, pooling=pooling),
+                   extract(t, "test", orig, n=cfg.n_ood, pooling=pooling))
     n = min(cfg.n_ood, *(f.states.shape[1] for f, _ in sets.values()))
     arrays = {}
     for i, (k, (f, o)) in enumerate(sets.items()):
         rows = np.sort(np.random.default_rng(cfg.seed + i).permutation(f.states.shape[1])[:n])
         arrays[k] = (np.asarray(f.states)[:, rows], np.asarray(o.states)[:, rows])
     top = list(thirds(n_layers)[1])  # the top third of the blocks, as in study 02
-    out = {"n": n, "top_layers": top, "sets": list(sets),
+    out = {"n": n, "top_layers": top, "sets": list(sets), "pooling": pooling,
            "diagonal": {m: {k: ood.diagonal(f, o, m, cfg.seed).tolist()
                             for k, (f, o) in arrays.items()} for m in ood.MEASURES},
            "effects": {}}
@@ -351,3 +374,45 @@ def _out_of_domain(cfg, pair: tuple[State, State], extract, raw_test, n_layers) 
         out["effects"][m] = ood.ood_effect({k: (f[top], o[top]) for k, (f, o) in arrays.items()},
                                            cfg.task, m, n_boot=cfg.n_boot, seed=cfg.seed)
     return out
+
+
+def _without_labels(cfg: GeometryConfig, ft: list, verbose: bool, log, t0: float
+                    ) -> GeometryResult:
+    """A fine-tuning task without class labels (``config.LABEL_FREE_KINDS``): the cross-task
+    labels at the top layer and the out-of-domain comparison, read off the fine-tuned model;
+    no in-domain layer is analysed (``layers`` (), states ORIG and FT), and ``no_labels``
+    says why."""
+    kind = cfg.task_spec.kind
+    parts = " and ".join(p for p, on in (("other tasks' labels (cross_task)", cfg.cross_task),
+                                         ("the out-of-domain comparison", cfg.out_of_domain))
+                         if on)
+    why = (f"task {cfg.task!r} is {kind}: it has no class labels, so DirectProbe, the MLP "
+           f"probes, the checkpoint trace and their findings are undefined on its own rows; "
+           f"the {cfg.task}-fine-tuned model is read through {parts}")
+    pair = orig, ftd = State.orig(cfg.model), State.ft(cfg.model, ft[0].config.seed)
+    specs = {t: cfg.spec_of(t) for t in cfg.other_tasks()}
+    extract = _Extractor(cfg, {r.config.seed: r for r in ft}, verbose)
+    keys, in_domain = {}, None
+    if cfg.out_of_domain:
+        in_domain = _in_domain_sentences(cfg, pair, extract)
+        keys = {"ood:ft": in_domain[0].key, "ood:orig": in_domain[1].key}
+        n_layers = in_domain[0].n_layers
+    else:
+        n_layers = extract(cfg.cross_task[0], "train", orig).n_layers
+    top = resolve_layers(cfg.layers, n_layers, "layers")[-1]
+    cross = _cross_tasks(cfg, specs, pair, extract, _Geometry(cfg), top, log)
+    ood_out = {}
+    if cfg.out_of_domain:
+        log(f"[geometry] out-of-domain change: {cfg.task} vs {', '.join(cfg.out_of_domain)}")
+        ood_out = _out_of_domain(cfg, pair, extract, in_domain, n_layers)
+    none = {orig.key: (), ftd.key: ()}
+    return GeometryResult(
+        config=cfg, layers=(), steps=(), states=(orig.key, ftd.key), label_names=(),
+        n_layers=n_layers, n_points={"train": 0, "test": 0}, geometry=dict(none),
+        test_geometry=dict(none), sim_to_orig=np.empty((2, 0)),
+        train_test={orig.key: np.empty(0), ftd.key: np.empty(0)},
+        probe={orig.key: np.empty((0, 3)), ftd.key: np.empty((0, 3))},
+        fold_geometry=dict(none), fold_test_geometry=dict(none), cross_task=cross,
+        out_of_domain=ood_out, no_labels=why, activation_keys=keys,
+        finetune_runs=finetune_runs(ft, baseline=False), seconds=round(time.time() - t0, 1),
+        device=devices.device_record(cfg.resolved_device(), cfg.dtype))

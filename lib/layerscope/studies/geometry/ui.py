@@ -9,10 +9,10 @@ import dataclasses
 
 import ipywidgets as widgets
 
-from ...tasks import get_task
+from ...tasks import TOKEN_KINDS, get_task
 from ...ui import View, common_controls, explorer, layer_control
 from ..base import verdict_summary
-from .config import GeometryConfig
+from .config import LABEL_FREE_KINDS, OUT_OF_DOMAIN_SETS, GeometryConfig
 from .run import run_geometry
 
 VIEWS = (("label distances over steps (Fig. 2)", "distances"),
@@ -32,16 +32,22 @@ def geometry_controls(default: GeometryConfig, n_layers: int,
 
 
 def config_for(default: GeometryConfig, *, task: str, model: str, seed: int) -> GeometryConfig:
-    """``default`` with the widget values (tagging tasks read per word, token_pair tasks per
-    pair, sentence tasks by CLS); cross-task and out-of-domain sets that the new task rules
-    out are dropped."""
-    token = {"tagging": "word", "token_pair": "pair"}.get(get_task(task).kind)
+    """``default`` with the widget values (tagging and parsing tasks read per word, token_pair
+    tasks per pair, QA tasks by the context mean, sentence tasks by CLS); cross-task and
+    out-of-domain sets that the new task rules out are dropped (a QA task keeps or gets
+    Merchant et al.'s out-of-domain sets: it has no labels of its own)."""
+    kind = get_task(task).kind
+    token = {"tagging": "word", "token_pair": "pair", "dependency_parsing": "word",
+             "extractive_qa": "context"}.get(kind)
     pooling = token or (default.pooling if default.pooling in ("cls", "mean") else "cls")
     seeds = (seed, *[s for s in default.seeds[1:] if s != seed])
-    ood = () if token else tuple(t for t in default.out_of_domain if t != task)
+    ood = () if kind in TOKEN_KINDS else tuple(t for t in default.out_of_domain if t != task)
+    if kind in LABEL_FREE_KINDS and not ood and not default.cross_task:
+        ood = tuple(t for t in OUT_OF_DOMAIN_SETS if t != task)
+    steps = None if kind in LABEL_FREE_KINDS else default.checkpoint_steps  # no trace there
     return dataclasses.replace(default, task=task, model=model, seeds=seeds, pooling=pooling,
                                cross_task=tuple(t for t in default.cross_task if t != task),
-                               out_of_domain=ood)
+                               out_of_domain=ood, checkpoint_steps=steps)
 
 
 def geometry_explorer(default: GeometryConfig, *, n_layers: int = 6,
@@ -51,6 +57,9 @@ def geometry_explorer(default: GeometryConfig, *, n_layers: int = 6,
     def render(task, model, seed, layer, checkpoint, view):
         result = run_geometry(config_for(default, task=task, model=model, seed=seed),
                               verbose=False)
+        if result.no_labels:  # no in-domain geometry: the main figure and the findings
+            return View(result.figure(), verdict_summary(result.findings()),
+                        result.no_labels + "\n\n" + result.verdict())
         layer = min(layer, result.n_layers)
         state = checkpoint if checkpoint in result.states else "ft"
         g = result.geometry[state][result.column(layer)]
