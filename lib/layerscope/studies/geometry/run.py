@@ -409,7 +409,8 @@ def _without_labels(cfg: GeometryConfig, ft: list, verbose: bool, log, t0: float
     return GeometryResult(
         config=cfg, layers=(), steps=(), states=(orig.key, ftd.key), label_names=(),
         n_layers=n_layers, n_points={"train": 0, "test": 0}, geometry=dict(none),
-        test_geometry=dict(none), sim_to_orig=np.empty((2, 0)),
+        test_geometry=dict(none), sim_to_orig=np.empty((2, 0)), spatial_why=(why,),
+        probe_why=(why,),
         train_test={orig.key: np.empty(0), ftd.key: np.empty(0)},
         probe={orig.key: np.empty((0, 3)), ftd.key: np.empty((0, 3))},
         fold_geometry=dict(none), fold_test_geometry=dict(none), cross_task=cross,
