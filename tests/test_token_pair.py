@@ -302,7 +302,8 @@ def test_geometry_on_tiny_dep_end_to_end(tuned):
     assert result.cross_task["tiny-pos"]["n_points"] > 0
     assert set(result.findings())
     with pytest.raises(ConfigError, match="token_pair.*pooling='pair'"):
-        geo.GeometryConfig(task="tiny-dep", model="tiny-bert", preset="smoke")
+        geo.GeometryConfig(task="tiny-dep", model="tiny-bert", preset="smoke", pooling="cls")
+    assert geo.GeometryConfig(task="tiny-dep", model="tiny-bert", preset="smoke").pooling == "pair"
     with pytest.raises(ConfigError, match="out_of_domain.*leave out_of_domain empty"):
         geo.GeometryConfig(task="tiny-dep", model="tiny-bert", preset="smoke", pooling="pair",
                            out_of_domain=("tiny-sentiment",))
