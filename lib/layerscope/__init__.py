@@ -68,6 +68,7 @@ _export(".studies.similarity", "SimilarityConfig", "run_similarity")
 _export(".studies.truncation", "TruncationConfig", "run_truncation")
 _export(".studies.skipping", "SkippingConfig", "run_skipping")
 _export(".studies.geometry", "GeometryConfig", "run_geometry")
+_export(".studies.tasks", "TasksConfig", "run_tasks")
 _export(".errors", "LayerscopeError", "ConfigError", "UndefinedError")
 
 __all__ = ["__version__", *_LAZY]

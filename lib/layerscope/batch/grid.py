@@ -301,6 +301,7 @@ NOTEBOOK_CONFIGS = {
     "03_truncation": "layerscope.studies.truncation:TruncationConfig",
     "04_skipping": "layerscope.studies.skipping:SkippingConfig",
     "05_geometry": "layerscope.studies.geometry:GeometryConfig",
+    "06_tasks": "layerscope.studies.tasks:TasksConfig",
 }
 
 
