@@ -47,6 +47,9 @@ from .qa.windows import QAWindows, make_windows
 from .tasks import TaskSpec
 
 _CUT = "_cut_words", "_cut_pairs", "_cut"  # per-row counts carried through ``map``
+# kinds whose tokenizer reads pre-split words (``models.load_tokenizer(for_words=True)``:
+# RoBERTa-style tokenizers need add_prefix_space then)
+WORD_KINDS = ("tagging", "token_pair", "dependency_parsing")
 
 
 def subset(ds: datasets.Dataset, max_examples: int | None, seed: int = 0) -> datasets.Dataset:

@@ -17,12 +17,11 @@ import torch
 import transformers as tr
 
 from .. import cache, models
-from ..encoding import collator_for
+from ..encoding import WORD_KINDS, collator_for
 from ..errors import ConfigError, MissingHeadError
 from ..tasks import TaskSpec
 from .config import FinetuneConfig, checkpoint_key
 from .data import (
-    WORD_KINDS,
     eval_batch_size,
     evaluation,
     label_names,

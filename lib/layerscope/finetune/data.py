@@ -25,9 +25,6 @@ from ..tasks import TOKEN_KINDS, TaskSpec, load_split
 from . import parsing, qa
 from .config import FinetuneConfig
 
-# kinds whose tokenizer reads pre-split words (``models.load_tokenizer(for_words=True)``)
-WORD_KINDS = TOKEN_KINDS + ("dependency_parsing",)
-
 
 def train_dataset(cfg: FinetuneConfig, task: TaskSpec, tokenizer):
     """The encoded training split (``max_train_examples``: a seeded subset)."""

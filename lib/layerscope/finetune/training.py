@@ -24,11 +24,10 @@ from safetensors.numpy import load_file
 
 from .. import cache, devices, models, progress, surgery
 from ..adapters import EncoderAdapter
-from ..encoding import collator_for
+from ..encoding import WORD_KINDS, collator_for
 from .checkpoint import load_checkpoint, resumable_checkpoint
 from .config import FinetuneConfig, cache_key
 from .data import (
-    WORD_KINDS,
     eval_batch_size,
     evaluation,
     label_names,
