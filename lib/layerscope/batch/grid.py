@@ -208,7 +208,7 @@ def check_folder_name(name: str, what: str, source: Path) -> str:
 
 # parameters that name tasks: a value that is a path (a data file, a saved dataset folder or a
 # task card) is read relative to the grid file, like notebooks_dir and path
-TASK_PARAMS = ("task", "cross_task", "out_of_domain")
+TASK_PARAMS = ("task", "cross_task", "out_of_domain", "tasks", "probe")
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".conllu", ".conllulex",
                  ".yaml", ".yml")
 
