@@ -22,20 +22,17 @@ dependent's first sub-word; -1 = a padding pair); labels [B, P] (-100 = padding)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import transformers as tr
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.utils import ModelOutput
 
 from ..errors import ConfigError
+from .encoder_head import EncoderHeadModel
 
 ARCHITECTURE = "TokenPairClassifier"  # config.architectures of a saved model
-WEIGHTS = "model.safetensors"
 
 
 @dataclass
@@ -49,7 +46,7 @@ class TokenPairOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-class TokenPairClassifier(nn.Module):
+class TokenPairClassifier(EncoderHeadModel):
     """Encoder + linear head on the two words' concatenated first-sub-word states.
 
     Args:
@@ -58,27 +55,21 @@ class TokenPairClassifier(nn.Module):
             ``config`` (``from_pretrained`` then loads its weights).
     """
 
-    # the loss is a mean over the batch's labelled pairs: the Trainer must scale it for
-    # gradient accumulation itself (it skips that for models whose forward takes **kwargs)
-    accepts_loss_kwargs = False
+    ARCHITECTURE = ARCHITECTURE
+    HEAD_PREFIX = "classifier."
+    HEAD_NAME = "token-pair head"
 
     def __init__(self, config: tr.PretrainedConfig, encoder: nn.Module | None = None):
-        super().__init__()
         if not getattr(config, "num_labels", 0) or config.num_labels < 2:
             raise ConfigError(f"TokenPairClassifier needs num_labels >= 2 (got "
                               f"{getattr(config, 'num_labels', None)!r}): one class per relation")
-        self.config = config
-        self.base_model = encoder if encoder is not None else tr.AutoModel.from_config(config)
+        super().__init__(config, encoder)
         self.dropout = nn.Dropout(getattr(config, "hidden_dropout_prob", None) or 0.1)
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
         # as transformers initialises its classifier heads (BERT's _init_weights)
         std = getattr(config, "initializer_range", 0.02)
         nn.init.normal_(self.classifier.weight, mean=0.0, std=std)
         nn.init.zeros_(self.classifier.bias)
-
-    @property
-    def num_labels(self) -> int:
-        return self.config.num_labels
 
     def pair_head(self, hidden: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
         """The head alone on any hidden-state sequence: hidden [B, T, H], pair_index [B, P, 2]
@@ -98,13 +89,7 @@ class TokenPairClassifier(nn.Module):
         if pair_index is None:
             raise ValueError("TokenPairClassifier needs pair_index [B, P, 2] (encoding."
                              "encode_split of a token_pair task gives it)")
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:  # DistilBERT, MPNet, ModernBERT take none
-            inputs["token_type_ids"] = token_type_ids
-        for k in ("inputs_embeds", "output_attentions"):
-            if kw.get(k) is not None:
-                inputs[k] = kw[k]
-        out = self.base_model(**inputs, output_hidden_states=output_hidden_states)
+        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, **kw)
         logits = self.pair_head(out.last_hidden_state, pair_index)
         loss = None
         if labels is not None:
@@ -116,55 +101,3 @@ class TokenPairClassifier(nn.Module):
         return TokenPairOutput(loss=loss, logits=logits,
                                hidden_states=out.hidden_states if output_hidden_states else None,
                                attentions=getattr(out, "attentions", None))
-
-    # --- saving and loading ------------------------------------------------------------------
-
-    def save_pretrained(self, folder, state_dict: dict | None = None, **_) -> None:
-        """``config.json`` (architectures = ["TokenPairClassifier"]) and ``model.safetensors``
-        (this module's state dict) in ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config.architectures = [ARCHITECTURE]
-        self.config.save_pretrained(str(folder))
-        state = state_dict if state_dict is not None else self.state_dict()
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
-                  str(folder / WEIGHTS), metadata={"format": "pt"})
-
-    @classmethod
-    def from_pretrained(cls, folder, *, output_loading_info: bool = False, **config_kwargs):
-        """The model saved in ``folder`` by ``save_pretrained``.
-
-        A folder holding a bare encoder (or another task model) loads its encoder weights with
-        a fresh head, and ``output_loading_info=True`` lists the head's weights as missing (so
-        ``finetune.load_checkpoint`` refuses a checkpoint without a trained pair head).
-        """
-        folder = Path(folder)
-        config = tr.AutoConfig.from_pretrained(str(folder), **config_kwargs)
-        weights = folder / WEIGHTS
-        state = load_file(str(weights)) if weights.is_file() else None
-        with torch.random.fork_rng(devices=[]):  # a load never moves the global RNG
-            if state is not None and any(k.startswith("base_model.") for k in state):
-                model = cls(config)
-                missing, unexpected = model.load_state_dict(state, strict=False)
-            else:  # not saved by this class: the encoder's own loader, a fresh head
-                encoder = tr.AutoModel.from_pretrained(str(folder), config=config)
-                model = cls(encoder.config, encoder)
-                missing, unexpected = ["classifier.weight", "classifier.bias"], []
-        missing = list(missing)
-        if not output_loading_info and missing:
-            raise ConfigError(f"{folder}: no trained token-pair head ({', '.join(missing[:4])} "
-                              f"missing; saved as {getattr(config, 'architectures', None)}); "
-                              "fine-tune it with layerscope, or save a TokenPairClassifier")
-        model.eval()
-        if output_loading_info:
-            return model, {"missing_keys": missing, "unexpected_keys": list(unexpected)}
-        return model
-
-
-def is_pair_model_folder(folder) -> bool:
-    """Whether ``folder/config.json`` names a saved ``TokenPairClassifier``."""
-    try:
-        config = json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return ARCHITECTURE in (config.get("architectures") or [])

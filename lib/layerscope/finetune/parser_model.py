@@ -33,14 +33,11 @@ under head h (row 0, ROOT as a dependent, is 0).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import transformers as tr
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.utils import ModelOutput
 
@@ -48,9 +45,9 @@ from ..devices import to_numpy
 from ..errors import ConfigError
 from ..parsing.biaffine import ARC_SIZE, DROPOUT, LABEL_SIZE, BiaffineParser, ParserScores
 from ..parsing.mst import decode as decode_trees
+from .encoder_head import EncoderHeadModel
 
 ARCHITECTURE = "BiaffineParserModel"  # config.architectures of a saved model
-WEIGHTS = "model.safetensors"
 HEAD_PREFIX = "parser."
 
 
@@ -94,7 +91,7 @@ def decode_outputs(arc_scores: torch.Tensor, label_scores: torch.Tensor, *,
     return heads, labels
 
 
-class BiaffineParserModel(nn.Module):
+class BiaffineParserModel(EncoderHeadModel):
     """Encoder + biaffine arc and label scorer over the words' first sub-word states.
 
     Args:
@@ -103,12 +100,11 @@ class BiaffineParserModel(nn.Module):
             ``config`` (``from_pretrained`` then loads its weights).
     """
 
-    # the loss is a mean over the batch's words: the Trainer must scale it for gradient
-    # accumulation itself (it skips that for models whose forward takes **kwargs)
-    accepts_loss_kwargs = False
+    ARCHITECTURE = ARCHITECTURE
+    HEAD_PREFIX = HEAD_PREFIX
+    HEAD_NAME = "parser"
 
     def __init__(self, config: tr.PretrainedConfig, encoder: nn.Module | None = None):
-        super().__init__()
         if not getattr(config, "num_labels", 0) or config.num_labels < 1:
             raise ConfigError(f"BiaffineParserModel needs num_labels >= 1 (got "
                               f"{getattr(config, 'num_labels', None)!r}): one per relation")
@@ -116,16 +112,11 @@ class BiaffineParserModel(nn.Module):
                              ("parser_dropout", DROPOUT)):
             if getattr(config, key, None) is None:
                 setattr(config, key, default)
-        self.config = config
-        self.base_model = encoder if encoder is not None else tr.AutoModel.from_config(config)
+        super().__init__(config, encoder)
         self.parser = BiaffineParser(config.hidden_size, config.num_labels,
                                      arc_size=config.parser_arc_size,
                                      label_size=config.parser_label_size,
                                      dropout=config.parser_dropout)
-
-    @property
-    def num_labels(self) -> int:
-        return self.config.num_labels
 
     def parse_head(self, hidden: torch.Tensor, word_index: torch.Tensor) -> ParserScores:
         """The head alone on any hidden-state sequence: hidden [B, T, H], word_index [B, W]
@@ -144,13 +135,7 @@ class BiaffineParserModel(nn.Module):
         if word_index is None:
             raise ConfigError("BiaffineParserModel needs word_index [B, W] (encoding."
                               "encode_split of a dependency_parsing task gives it)")
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:  # DistilBERT, MPNet, ModernBERT take none
-            inputs["token_type_ids"] = token_type_ids
-        for k in ("inputs_embeds", "output_attentions"):
-            if kw.get(k) is not None:
-                inputs[k] = kw[k]
-        out = self.base_model(**inputs, output_hidden_states=output_hidden_states)
+        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, **kw)
         scores = self.parse_head(out.last_hidden_state, word_index)
         loss = None
         if heads is not None and deprels is not None:
@@ -166,56 +151,3 @@ class BiaffineParserModel(nn.Module):
         """Heads [B, W] and labels [B, W] (int64 numpy, -1 at padding) of ``parse_head``'s
         scores: one tree per sentence, one word under ROOT (``BiaffineParser.decode``)."""
         return self.parser.decode(scores, algorithm=algorithm, single_root=True)
-
-    # --- saving and loading ------------------------------------------------------------------
-
-    def save_pretrained(self, folder, state_dict: dict | None = None, **_) -> None:
-        """``config.json`` (architectures = ["BiaffineParserModel"]) and ``model.safetensors``
-        (this module's state dict) in ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config.architectures = [ARCHITECTURE]
-        self.config.save_pretrained(str(folder))
-        state = state_dict if state_dict is not None else self.state_dict()
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
-                  str(folder / WEIGHTS), metadata={"format": "pt"})
-
-    @classmethod
-    def from_pretrained(cls, folder, *, output_loading_info: bool = False, **config_kwargs):
-        """The model saved in ``folder`` by ``save_pretrained``.
-
-        A folder holding a bare encoder (or another task model) loads its encoder weights with
-        a fresh head, and ``output_loading_info=True`` lists the head's weights as missing (so
-        ``finetune.load_checkpoint`` refuses a checkpoint without a trained parser).
-        """
-        folder = Path(folder)
-        config = tr.AutoConfig.from_pretrained(str(folder), **config_kwargs)
-        weights = folder / WEIGHTS
-        state = load_file(str(weights)) if weights.is_file() else None
-        with torch.random.fork_rng(devices=[]):  # a load never moves the global RNG
-            if state is not None and any(k.startswith("base_model.") for k in state):
-                model = cls(config)
-                missing, unexpected = model.load_state_dict(state, strict=False)
-            else:  # not saved by this class: the encoder's own loader, a fresh head
-                encoder = tr.AutoModel.from_pretrained(str(folder), config=config)
-                model = cls(encoder.config, encoder)
-                missing = [k for k in model.state_dict() if k.startswith(HEAD_PREFIX)]
-                unexpected = []
-        missing = list(missing)
-        if not output_loading_info and missing:
-            raise ConfigError(f"{folder}: no trained parser ({', '.join(missing[:4])} missing; "
-                              f"saved as {getattr(config, 'architectures', None)}); fine-tune "
-                              "it with layerscope, or save a BiaffineParserModel")
-        model.eval()
-        if output_loading_info:
-            return model, {"missing_keys": missing, "unexpected_keys": list(unexpected)}
-        return model
-
-
-def is_parser_model_folder(folder) -> bool:
-    """Whether ``folder/config.json`` names a saved ``BiaffineParserModel``."""
-    try:
-        config = json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return ARCHITECTURE in (config.get("architectures") or [])
