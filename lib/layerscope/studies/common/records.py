@@ -40,6 +40,21 @@ def reference_rows(result) -> np.ndarray:
     return result.rows if r is None else r
 
 
+class ScoredUnits:
+    """Mixin of the head-on-states results (03, 04): the units they score, read off their
+    ``rows``, ``groups`` and ``reference_rows`` fields."""
+
+    @property
+    def unit_groups(self) -> np.ndarray:
+        """[U] the example (position in ``rows``) of each scored unit."""
+        return unit_groups(self)
+
+    @property
+    def unit_reference_rows(self) -> np.ndarray:
+        """[U] each unit's row in ``finetune.predictions`` (the notebook's parity check)."""
+        return reference_rows(self)
+
+
 def evaluated(result) -> str:
     """What the result was scored on, for titles: "64 validation examples", "40 validation
     sentences (219 words)", "40 validation questions"."""

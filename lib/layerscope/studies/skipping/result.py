@@ -20,7 +20,7 @@ from . import plots as splots
 
 
 @dataclass(frozen=True)
-class SkippingResult(StudyResult):
+class SkippingResult(records.ScoredUnits, StudyResult):
     """Everything one ``run_skipping`` call measured.
 
     Attributes:
@@ -64,16 +64,6 @@ class SkippingResult(StudyResult):
     device: dict = field(default_factory=dict)  # where it ran: devices.device_record
     groups: np.ndarray | None = None
     reference_rows: np.ndarray | None = None
-
-    @property
-    def unit_groups(self) -> np.ndarray:
-        """[U] the example (position in ``rows``) of each scored unit."""
-        return records.unit_groups(self)
-
-    @property
-    def unit_reference_rows(self) -> np.ndarray:
-        """[U] each unit's row in ``finetune.predictions`` (the notebook's parity check)."""
-        return records.reference_rows(self)
 
     def _predict(self, logits: np.ndarray) -> np.ndarray:
         return metrics.predictions_from_logits(self.config.task_spec, logits)

@@ -22,7 +22,7 @@ from . import plots as tplots
 
 
 @dataclass(frozen=True)
-class TruncationResult(StudyResult):
+class TruncationResult(records.ScoredUnits, StudyResult):
     """Everything one ``run_truncation`` call measured.
 
     Attributes:
@@ -77,16 +77,6 @@ class TruncationResult(StudyResult):
     device: dict = field(default_factory=dict)  # where it ran: devices.device_record
     groups: np.ndarray | None = None
     reference_rows: np.ndarray | None = None
-
-    @property
-    def unit_groups(self) -> np.ndarray:
-        """[U] the example (position in ``rows``) of each scored unit."""
-        return records.unit_groups(self)
-
-    @property
-    def unit_reference_rows(self) -> np.ndarray:
-        """[U] each unit's row in ``finetune.predictions`` (the notebook's parity check)."""
-        return records.reference_rows(self)
 
     def layers(self, line: str) -> list[int]:
         """Layers where ``line`` is defined (all seeds)."""
