@@ -186,6 +186,11 @@ def pair_positions(word_ids: list[int | None], pairs, labels, complete: list[boo
     return index, kept
 
 
+def _say(line: str, say=None) -> None:
+    """One line of what encoding lost: to ``say`` (a callable), else stderr."""
+    (say or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
+
+
 def report_cut(task: TaskSpec, max_length: int, n_cut: int, n: int, words: int,
                pairs: int, *, say=None) -> str | None:
     """One warning line (stderr) when ``n_cut`` of ``n`` sentences were cut by
@@ -198,7 +203,7 @@ def report_cut(task: TaskSpec, max_length: int, n_cut: int, n: int, words: int,
     line = (f"[encoding] warning: task {task.name!r}: {n_cut} of {n} examples are longer "
             f"than max_length={max_length} tokens and were cut ({lost}); raise max_length "
             f"to keep them")
-    (say or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
+    _say(line, say)
     return line
 
 
@@ -296,7 +301,7 @@ def qa_dataset(task: TaskSpec, windows: QAWindows, max_length: int, *,
                 f"have their first answer in no window of max_length={max_length}"
                 f" tokens (an answer longer than a window's context); their windows train on "
                 f"the CLS target, as the standard recipe does; raise max_length to keep them")
-        (say or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
+        _say(line, say)
     return datasets.Dataset.from_dict(cols)
 
 
@@ -374,7 +379,7 @@ def encode_parsing(task: TaskSpec, ds: datasets.Dataset, tokenizer, max_length: 
                 f"are longer than max_length={max_length} tokens: {n_shortened} lost their last "
                 f"{n_words} word(s) in all (no kept word's head among them), {n_dropped} were "
                 f"dropped (a kept word's head was cut); raise max_length to keep them")
-        (say or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
+        _say(line, say)
     if not cols["sentence_index"]:
         raise ConfigError(f"task {task.name!r}: every one of the {len(tokens)} sentences was "
                           f"dropped by max_length={max_length}; raise max_length")
