@@ -28,7 +28,7 @@ def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
     """{claim id: {claim, numbers, interval, verdict}} for one fine-tuned model."""
     task = result.config.task_spec
     pred = finetune.predictions(result)
-    if task.kind in STRUCTURED_KINDS:
+    if task.kind in metrics.STRUCTURED_KINDS:  # scored over spans and trees
         out = {"beats_baseline": _structured_beats_baseline(result, pred, n_boot, seed)}
     else:
         out = {"beats_baseline": _beats_baseline(result, pred, n_boot, seed)}
@@ -48,9 +48,6 @@ def finetune_findings(result: finetune.FinetuneResult, *, n_boot: int = 500,
                                             "mean loss, first minus last third",
                                             f"95% t interval over {k}+{k} logged steps"))
     return out
-
-
-STRUCTURED_KINDS = ("extractive_qa", "dependency_parsing")  # scored over spans and trees
 
 
 def _beats_baseline(result, pred, n_boot: int, seed: int) -> dict:
