@@ -181,6 +181,14 @@ UD_DEPRELS = ("acl", "advcl", "advmod", "amod", "appos", "aux", "case", "cc", "c
               "xcomp")
 
 
+def _universal(rel: str, where: str) -> str:
+    universal = str(rel).split(":")[0]
+    if universal not in UD_DEPRELS + ("root",):
+        raise ConfigError(f"{where}: relation {rel!r} is not a Universal Dependencies v2 "
+                          f"relation ({', '.join(UD_DEPRELS)}, root); is this a UD treebank?")
+    return universal
+
+
 UD_PARSE_LABELS = ("root", *UD_DEPRELS)  # dependency parsing labels every arc, root's too
 
 
@@ -191,23 +199,11 @@ def _ud_dep(r: dict) -> dict:
     for dep, (head, rel) in enumerate(zip(r["head"], r["deprel"], strict=True)):
         if head in (None, "None", "_") or int(head) == 0:
             continue
-        universal = str(rel).split(":")[0]
-        if universal not in UD_DEPRELS:
-            raise ConfigError(f"UD row {r.get('idx', '?')!r}, word {dep + 1} "
-                              f"({r['tokens'][dep]!r}): relation {rel!r} is not a Universal "
-                              f"Dependencies v2 relation ({', '.join(UD_DEPRELS)}); is this a "
-                              "UD treebank?")
+        universal = _universal(rel, f"UD row {r.get('idx', '?')!r}, word {dep + 1} "
+                                    f"({r['tokens'][dep]!r})")
         pairs.append([int(head) - 1, dep])
         labels.append(UD_DEPRELS.index(universal))
     return {"tokens": list(r["tokens"]), "pairs": pairs, "pair_labels": labels}
-
-
-def _universal(rel: str, where: str) -> str:
-    universal = str(rel).split(":")[0]
-    if universal not in UD_DEPRELS + ("root",):
-        raise ConfigError(f"{where}: relation {rel!r} is not a Universal Dependencies v2 "
-                          f"relation ({', '.join(UD_DEPRELS)}, root); is this a UD treebank?")
-    return universal
 
 
 def _ud_parse(r: dict) -> dict:
