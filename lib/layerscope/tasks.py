@@ -182,6 +182,7 @@ UD_DEPRELS = ("acl", "advcl", "advmod", "amod", "appos", "aux", "case", "cc", "c
 
 
 def _universal(rel: str, where: str) -> str:
+    """A UD relation as its universal part (nmod:poss -> nmod); anything else is named."""
     universal = str(rel).split(":")[0]
     if universal not in UD_DEPRELS + ("root",):
         raise ConfigError(f"{where}: relation {rel!r} is not a Universal Dependencies v2 "
