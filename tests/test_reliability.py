@@ -33,6 +33,15 @@ def _fresh_home(tmp_path: Path) -> Path:
     return home
 
 
+def _default_sigint() -> None:
+    """Popen's preexec_fn for the Ctrl-C tests: a process started from a background job of a
+    non-interactive shell inherits SIGINT ignored (POSIX), and Python then never raises
+    KeyboardInterrupt; the command under test must see Ctrl-C as a terminal user's would."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "LAYERSCOPE_HOME": str(home), "OMP_NUM_THREADS": "1",
             "OMP_WAIT_POLICY": "passive", "PYTHONPATH": str(REPO / "lib")}
@@ -420,7 +429,7 @@ def test_ctrl_c_during_finetune_is_one_line_and_keeps_the_checkpoint(tmp_path):
     cmd = [sys.executable, "-m", "layerscope.cli", "finetune", "--task", "tiny-sentiment",
            "--model", "tiny-bert", "--preset", "smoke", "--max-steps", "3000"]
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while not list(home.glob("cache/finetune/*/checkpoints/checkpoint-*/trainer_state.json")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
@@ -457,7 +466,7 @@ def test_an_interrupted_sweep_says_interrupted_and_writes_no_failed_marker(tmp_p
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "layerscope.cli", "sweep", str(grid),
                              "--out", str(out)], env=_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while not list(out.glob("echo/*.log")) or "Executing" not in next(
             out.glob("echo/*.log")).read_text():
