@@ -31,19 +31,20 @@ from .errors import ConfigError, MissingHeadError
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the encoder reads
 # what a head may read besides the states (passed through unflattened): a token-pair model's
 # pair positions [B, P, 2]; the labels ([B] / [B, T] / [B, P]) say which tokens or pairs are
-# scored (studies.common.task_heads)
-HEAD_KEYS = ("labels", "pair_index")
+# scored (studies.common.task_heads); a parser's word positions [B, W] (-1 = padding word)
+HEAD_KEYS = ("labels", "pair_index", "word_index")
 
 
 class HeadInputs(NamedTuple):
     """What a head reads besides a hidden-state sequence: the rows' attention mask [N, T]
     (N = B, or B*C for multiple choice), the number of choices (None unless multiple choice)
-    and the batch's ``labels`` and ``pair_index`` as given (or None)."""
+    and the batch's ``labels``, ``pair_index`` and ``word_index`` as given (or None)."""
 
     attention_mask: torch.Tensor | None
     n_choices: int | None
     labels: torch.Tensor | None
     pair_index: torch.Tensor | None
+    word_index: torch.Tensor | None = None
 
 
 # head(adapter, hidden [N, T, H], inputs) -> logits for one batch: what the kernels apply to
@@ -105,7 +106,7 @@ def _prepare(model: nn.Module, batch: Mapping, *, need_head: bool = True
     flat = {k: (batch[k].reshape(-1, batch[k].shape[-1]) if batch.get(k) is not None else None)
             for k in BATCH_KEYS}
     return ad, flat, HeadInputs(flat["attention_mask"], n_choices, batch.get("labels"),
-                                batch.get("pair_index"))
+                                batch.get("pair_index"), batch.get("word_index"))
 
 
 def model_head(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs) -> torch.Tensor:

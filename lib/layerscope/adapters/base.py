@@ -49,11 +49,12 @@ Layout = tuple[nn.Module, str, nn.ModuleList, dict[str, int]]
 # the task heads an adapter can evaluate on any layer's states (DESIGN §6: "the head for layer
 # k is the task kind's business"): sequence (pooled first token), token (every token), multiple
 # choice (one pooled state per choice), token_pair (the two words' states, concatenated)
-HEAD_KINDS = ("sequence", "token", "multiple_choice", "token_pair")
+HEAD_KINDS = ("sequence", "token", "multiple_choice", "token_pair", "span", "parser")
 # task kind (tasks.KINDS) -> the head kind its task model has
 TASK_HEAD_KINDS = {"classification": "sequence", "pair": "sequence", "regression": "sequence",
                    "multiple_choice": "multiple_choice", "tagging": "token",
-                   "token_pair": "token_pair"}
+                   "token_pair": "token_pair", "extractive_qa": "span",
+                   "dependency_parsing": "parser"}
 
 
 def head_kind_of(task_kind: str) -> str:
@@ -108,8 +109,9 @@ class EncoderAdapter:
 
     @property
     def has_head(self) -> bool:
-        """Whether the wrapped model is a task model (has a classifier head)."""
-        return hasattr(self.model, "classifier")
+        """Whether the wrapped model is a task model: a classifier head, a QA model's
+        ``qa_outputs`` (start/end logits) or a parser's biaffine ``parser``."""
+        return any(hasattr(self.model, a) for a in ("classifier", "qa_outputs", "parser"))
 
     # --- pieces ---------------------------------------------------------------------------
 
@@ -185,10 +187,17 @@ class EncoderAdapter:
     def model_head_kind(self) -> str:
         """Which head the wrapped task model has (``HEAD_KINDS``), from its class: a
         ``...ForTokenClassification`` (token), ``...ForMultipleChoice``, a model with a
-        ``pair_head`` (``finetune.pair_model.TokenPairClassifier``: token_pair), else sequence."""
+        ``pair_head`` (``finetune.pair_model.TokenPairClassifier``: token_pair), a
+        ``...ForQuestionAnswering`` (span: start/end logits per token), a model with a
+        ``parse_head`` (``finetune.parser_model.BiaffineParserModel``: parser), else
+        sequence."""
         name = type(self.model).__name__
         if callable(getattr(self.model, "pair_head", None)):
             return "token_pair"
+        if callable(getattr(self.model, "parse_head", None)):
+            return "parser"
+        if name.endswith("ForQuestionAnswering"):
+            return "span"
         if name.endswith("ForTokenClassification"):
             return "token"
         if name.endswith("ForMultipleChoice"):
@@ -206,7 +215,9 @@ class EncoderAdapter:
 
         Sequence classification / regression / multiple choice: [B, num_labels] (multiple
         choice: [B*C, 1], reshape to [B, C]); token classification: [B, T, num_labels]; token
-        pair: [B, P, num_labels] (padding pairs give zeros).
+        pair: [B, P, num_labels] (padding pairs give zeros); span (extractive QA): [B, T, 2]
+        start and end logits. A parser's head needs each word's position and gives scores,
+        not one tensor: ``parser_scores``.
         """
         name = type(self.model).__name__
         if not self.has_head:
@@ -223,7 +234,26 @@ class EncoderAdapter:
                 raise ConfigError(f"{name} is a token-pair model: its head needs pair_index "
                                   f"[B, P, 2] (the batch's token positions of each pair)")
             return self.model.pair_head(hidden, pair_index)
+        if kind == "parser":
+            raise ConfigError(f"{name} is a parser: its head reads each word's position; use "
+                              f"parser_scores(hidden, word_index)")
+        if kind == "span":
+            return self.span_head(hidden)
         return self.task_head(kind, hidden, attention_mask)
+
+    def span_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """ForQuestionAnswering on final states: ``qa_outputs`` on every token, [B, T, 2]
+        (start logits [..., 0], end logits [..., 1]; BERT, RoBERTa, ALBERT, ELECTRA,
+        DistilBERT, MPNet, DeBERTa: one linear layer, dropout aside)."""
+        return self.model.qa_outputs(hidden)
+
+    def parser_scores(self, hidden: torch.Tensor, word_index: torch.Tensor):
+        """A ``BiaffineParserModel``'s biaffine head on a hidden-state sequence [B, T, H]
+        (``final_states`` applied here): ``parsing.biaffine.ParserScores`` of the words at
+        ``word_index`` [B, W] (-1 = padding word), ROOT the first token's state."""
+        if self.model_head_kind != "parser":
+            raise ConfigError(f"{type(self.model).__name__} is not a parser (no parse_head)")
+        return self.model.parse_head(self.final_states(hidden), word_index)
 
     def task_head(self, kind: str, hidden: torch.Tensor,
                   attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -76,7 +76,7 @@ class DebertaAdapter(EncoderAdapter):
 
     family = "DeBERTa"
     # transformers has no DebertaForMultipleChoice; the token-pair model is any encoder's
-    head_kinds = ("sequence", "token", "token_pair")
+    head_kinds = ("sequence", "token", "token_pair", "span", "parser")
 
     def __init__(self, model: nn.Module):
         super().__init__(model)
@@ -155,7 +155,7 @@ class DebertaV2Adapter(DebertaAdapter):
     relative embeddings, and the optional convolution that belongs to block 1."""
 
     family = "DeBERTa-v2"
-    head_kinds = ("sequence", "token", "multiple_choice", "token_pair")
+    head_kinds = ("sequence", "token", "multiple_choice", "token_pair", "span", "parser")
 
     def run_block(self, i: int, hidden: torch.Tensor, ctx: DebertaContext) -> torch.Tensor:
         out = super().run_block(i, hidden, ctx)

@@ -125,6 +125,12 @@ class ModernBertAdapter(EncoderAdapter):
         pooled = self.pool(hidden, attention_mask, choices=kind == "multiple_choice")
         return m.classifier(m.drop(m.head(pooled)))
 
+    def span_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """ModernBertForQuestionAnswering: the prediction head (dense + activation + norm),
+        dropout, then ``qa_outputs``: [B, T, 2]."""
+        m = self.model
+        return m.qa_outputs(m.drop(m.head(hidden)))
+
     def token_classifier(self) -> nn.Linear:
         raise UnsupportedModelError(
             f"{type(self.model).__name__}: the ModernBERT token head is dense + activation + "

@@ -36,6 +36,7 @@ from ... import metrics
 from ...errors import ConfigError
 from ...measures.intervals import bootstrap_indices, percentile_interval
 from ...tasks import TaskSpec
+from .structured import RATIOS, STATS
 
 SUM_METRICS = ("accuracy", "mse", "f1", "mcc", "macro_f1")
 
@@ -180,3 +181,59 @@ class Scorer:
                 f"{self.group_name} resampled)")
         return (f"{confidence:.0%} {'paired ' if paired else ''}bootstrap over {over}, "
                 f"{self.n_boot} resamples")
+
+
+class RatioScorer:
+    """``Scorer``'s interface for the structured kinds (``structured``): a metric that is a
+    ratio of sums of per-unit statistics, 100 Σ num / Σ den (QA: F1 and EM, one question per
+    unit, den = 1; parsing: UAS and LAS, one sentence per unit, den = its scored words), on
+    all units and on B shared bootstrap resamples of the units (questions or sentences), so
+    a sentence's words are resampled together and differences of rows are paired.
+
+    Args:
+        task: the task; ``metric``: one of its metrics (None: its primary metric).
+        n_units: questions or sentences; unit_name: "questions" / "sentences".
+    """
+
+    def __init__(self, task: TaskSpec, n_units: int, *, n_boot: int = 200, seed: int = 0,
+                 metric: str | None = None, unit_name: str = "units"):
+        self.metric = metric or task.primary_metric
+        if self.metric not in task.metrics or self.metric not in RATIOS:
+            raise ConfigError(f"metric {self.metric!r} is not one of task {task.name!r}'s "
+                              f"metrics {task.metrics}")
+        self.higher, self.sign = True, 1.0
+        self.task, self.n, self.n_boot, self.unit_name = task, int(n_units), int(n_boot), \
+            unit_name
+        num, den = RATIOS[self.metric]
+        names = STATS[task.kind]
+        self.num, self.den = names.index(num), None if den is None else names.index(den)
+        self.idx = bootstrap_indices(self.n, self.n_boot, seed)
+        w = np.zeros((self.n_boot + 1, self.n))
+        w[0] = 1.0
+        for b, ix in enumerate(self.idx):
+            w[b + 1] = np.bincount(ix, minlength=self.n)
+        self.weights = w
+
+    def table(self, stats) -> np.ndarray:
+        """stats [R, S, n, q] (or [S, n, q], or [n, q]) -> [R, 1 + B]: the metric in percent
+        on all units (column 0) and on each resample, the mean over the S seeds. A resample
+        whose denominator is 0 (every drawn sentence is all punctuation) is NaN."""
+        x = np.asarray(stats, dtype=np.float64)
+        x = x.reshape((1,) * (4 - x.ndim) + x.shape) if x.ndim < 4 else x
+        if x.shape[2] != self.n:
+            raise ConfigError(f"statistics of {x.shape[2]} units for {self.n}")
+        num = np.einsum("bn,rsn->rsb", self.weights, x[..., self.num])
+        den = (self.weights.sum(1)[None, None] if self.den is None else
+               np.einsum("bn,rsn->rsb", self.weights, x[..., self.den]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(den > 0, 100.0 * num / np.where(den > 0, den, 1), np.nan)
+        return value.mean(1)
+
+    def interval(self, column: np.ndarray, confidence: float = 0.95) -> tuple[float, float,
+                                                                             float]:
+        lo, hi = percentile_interval(column[1:], confidence)  # NaN resamples dropped
+        return float(column[0]), lo, hi
+
+    def method(self, confidence: float = 0.95, paired: bool = True) -> str:
+        return (f"{confidence:.0%} {'paired ' if paired else ''}bootstrap over {self.n} "
+                f"{self.unit_name}, {self.n_boot} resamples")

@@ -19,6 +19,13 @@ tagging            word        the token head on every token, kept at the first 
 token_pair         pair        the pair model's ``pair_head`` on the first sub-words of the
                                head and dependent words (Zhou & Srikumar 2022's DEP):
                                [P_b, C]
+extractive_qa      question    ``qa_outputs`` on every token of each window: start and end
+                               logits [N_b, T_b, 2]; a question takes its best span over
+                               its windows (``structured``: EM/F1 per question)
+dependency_parsing sentence    the biaffine arc and label scorer on the words' first
+                               sub-words (ROOT: the first token's state), decoded to one
+                               tree per sentence: [B, W_b, 2] (head, relation; -1 padding)
+                               (``structured``: UAS/LAS counts per sentence)
 =================  ==========  ============================================================
 
 Units come in batch-row order and, within a row, in token (or pair) order: the row-major
@@ -45,6 +52,7 @@ import torch
 
 from ...adapters import EncoderAdapter
 from ...errors import ConfigError
+from ...finetune.parser_model import all_label_scores, decode_outputs
 from ...surgery_kernels import HeadInputs, model_head
 from ...tasks import TaskSpec
 
@@ -89,6 +97,23 @@ def pair_logits(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs) ->
     return model_head(ad, hidden, inputs)[_scored(inputs, "token_pair")]
 
 
+def qa_logits(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs) -> torch.Tensor:
+    """Extractive QA: start and end logits of every token of each window, [N_b, T_b, 2]."""
+    return ad.span_head(ad.final_states(hidden))
+
+
+def parse_trees(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs) -> torch.Tensor:
+    """Dependency parsing: the parser's biaffine scores on the words' states decoded as the
+    model's own predictions decode them (``parser_model.decode_outputs``: Chu-Liu/Edmonds,
+    one word under ROOT, each relation the argmax at the chosen head): [B, W_b, 2] long."""
+    if inputs.word_index is None:
+        raise ConfigError("a dependency_parsing batch needs 'word_index' [B, W] (each word's "
+                          "first sub-word position; -1 = padding word)")
+    scores = ad.parser_scores(hidden, inputs.word_index.to(hidden.device))
+    heads, rels = decode_outputs(scores.arc, all_label_scores(ad.model.parser, scores))
+    return torch.as_tensor(np.stack([heads, rels], -1), device=hidden.device)
+
+
 # --- features: what TUNED/TUNEDORIG heads read ----------------------------------------------
 
 def first_token_features(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs
@@ -118,6 +143,27 @@ def pair_features(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs
     index = inputs.pair_index.to(h.device)[keep]  # [P, 2] token positions
     rows = torch.arange(h.shape[0], device=h.device)[:, None].expand(keep.shape)[keep]
     return torch.cat([h[rows, index[:, 0]], h[rows, index[:, 1]]], dim=-1)
+
+
+def token_features(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs
+                   ) -> torch.Tensor:
+    """Extractive QA: every token's state after ``final_states``, [N_b, T_b, H]: what
+    ``qa_outputs`` reads."""
+    return ad.final_states(hidden)
+
+
+def root_and_word_features(ad: EncoderAdapter, hidden: torch.Tensor, inputs: HeadInputs
+                           ) -> torch.Tensor:
+    """Dependency parsing: [B, 1 + W_b, H], the first token's state (the parser's ROOT)
+    then each word's first sub-word state (zero at padding words), after ``final_states``:
+    what the biaffine head reads."""
+    if inputs.word_index is None:
+        raise ConfigError("a dependency_parsing batch needs 'word_index' [B, W]")
+    h = ad.final_states(hidden)
+    index = inputs.word_index.to(h.device)
+    words = torch.gather(h, 1, index.clamp(min=0)[..., None].expand(-1, -1, h.shape[-1]))
+    words = words * (index >= 0)[..., None]
+    return torch.cat([h[:, :1], words], 1)
 
 
 # --- per kind ------------------------------------------------------------------------------
@@ -166,6 +212,11 @@ HEADS: dict[str, KindHead] = {
                         group="sentences"),
     "token_pair": KindHead("token_pair", pair_logits, pair_features, "pair", "pairs",
                            group="sentences"),
+    # scored through per-unit statistics, not logits per unit (``structured``)
+    "extractive_qa": KindHead("extractive_qa", qa_logits, token_features, "question",
+                              "questions"),
+    "dependency_parsing": KindHead("dependency_parsing", parse_trees, root_and_word_features,
+                                   "sentence", "sentences"),
 }
 
 

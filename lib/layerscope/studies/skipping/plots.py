@@ -16,6 +16,8 @@ from ...errors import ConfigError
 from ...plots.curves import viridis
 from ...surgery import check_skip
 from ..common import records
+from ..common.structured import unit_scores
+from ..common.task_heads import for_task
 
 
 def check_span(result, first: int, last: int) -> tuple[int, int]:
@@ -96,6 +98,18 @@ def span_figure(result, first: int, last: int) -> go.Figure:
     score = result.score(i, j)
     title = (f"Blocks {i}..{j} skipped ({result.metric} {score:.4f}) vs the full model "
              f"({result.full['value']:.4f})")
+    if result.structured:  # QA / parsing: each question's (sentence's) own score
+        full, span = (unit_scores(task, result.metric, x) for x in (full, span))
+        units = for_task(task).units
+        fig = go.Figure([go.Scatter(x=full.ravel().tolist(), y=span.ravel().tolist(),
+                                    mode="markers", marker=dict(size=5, opacity=0.4),
+                                    name=units),
+                         go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="equal",
+                                    line=dict(dash="dot", color="#888"))])
+        fig.update_layout(title=title, xaxis_title=f"{result.metric} per {units[:-1]}, full "
+                          f"model (%)", yaxis_title=f"with blocks {i}..{j} skipped (%)",
+                          template="plotly_white")
+        return fig
     if task.kind == "regression":
         lo, hi = float(min(full.min(), span.min())), float(max(full.max(), span.max()))
         fig = go.Figure([go.Scatter(x=full.ravel().tolist(), y=span.ravel().tolist(),

@@ -14,7 +14,7 @@ import numpy as np
 from ... import metrics, plots
 from .. import results
 from ..base import StudyResult
-from ..common import records
+from ..common import records, structured
 from . import findings as fnd
 from . import plots as splots
 
@@ -34,6 +34,9 @@ class SkippingResult(records.ScoredUnits, StudyResult):
         spans: the R spans (i, j), first and last skipped block inclusive
             (``surgery_kernels.spans(L)``: every span but (1, L)).
         span_logits: [S, R, U, C] per seed; full_logits: [S, U, C], nothing skipped.
+            Extractive QA and dependency parsing (units: questions, sentences): per-unit
+            statistics [.., U, q] instead (``studies.common.structured.STATS``), and
+            ``labels`` holds each unit's position in ``finetune.predictions``.
         span_scores, span_bands: [R] metric (mean over seeds) and [R] [low, high] intervals.
         full, baseline: {value, band} (+ baseline prediction).
         by_length: per span length {length, mean_drop, low, high, min_drop, max_drop}.
@@ -65,7 +68,14 @@ class SkippingResult(records.ScoredUnits, StudyResult):
     groups: np.ndarray | None = None
     reference_rows: np.ndarray | None = None
 
+    @property
+    def structured(self) -> bool:
+        """Extractive QA or dependency parsing: the logits fields hold per-unit statistics."""
+        return structured.is_structured(self.config.task_spec)
+
     def _predict(self, logits: np.ndarray) -> np.ndarray:
+        if self.structured:  # already per-unit statistics [..., U, q]
+            return np.asarray(logits, dtype=np.float64)
         return metrics.predictions_from_logits(self.config.task_spec, logits)
 
     def full_predictions(self) -> np.ndarray:

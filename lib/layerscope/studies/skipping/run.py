@@ -31,9 +31,9 @@ from ... import adapters, finetune, metrics, models, progress
 from ...errors import ConfigError
 from ...tasks import TOKEN_KINDS
 from ..base import StudyConfig, seed_configs
-from ..common import evaluation, task_heads
+from ..common import evaluation, structured, task_heads
 from ..common.records import finetune_runs
-from ..common.scoring import Scorer
+from ..common.scoring import RatioScorer, Scorer
 from .findings import effect_intervals
 from .result import SkippingResult
 
@@ -104,9 +104,63 @@ def _seed_logits(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, log
     return spans, np.stack(span_logits), np.stack(full), parity, n_layers, first
 
 
-def scorer_for(cfg, task, es: evaluation.EvalSet) -> Scorer:
+def _structured_seed_stats(cfg: SkippingConfig, task, ft: list, rows: np.ndarray, log
+                           ) -> tuple[list, np.ndarray, np.ndarray, list, int, Units]:
+    """``_seed_logits`` for extractive QA and parsing (``studies.common.structured``): per-unit
+    statistics (spans [S, R, n, q], the model as is [S, n, q]) of the best span per question
+    or the tree per sentence, the parity of the model as is with each run's predictions, L,
+    and the units (their rows, reference rows and the baseline's statistics)."""
+    spans, span_stats, full, parity, units = None, [], [], [], None
+    for res in ft:
+        model, tok = acts.encoder_and_tokenizer(res, device=cfg.resolved_device())
+        ss = structured.structured_set(task, cfg.split, rows, tok, cfg.resolved_max_length())
+        ref = finetune.predictions(res, cfg.split)
+        ref_rows = structured.reference_rows(ss, ref)
+        if units is not None and not np.array_equal(units.reference_rows, ref_rows):
+            raise RuntimeError(f"seed {res.config.seed} scores other units than seed "
+                               f"{ft[0].config.seed} (its tokenizer encodes them otherwise)")
+        units = units or Units(ss.rows, ref_rows, structured.baseline_stats(ss, ref.baseline),
+                               ss.n)
+        log(f"[skipping] seed {res.config.seed}: the model as is, then every span")
+        f = structured.full_outputs(model, ss)
+        out = structured.span_outputs(model, ss)
+        spans = spans or list(out)
+        parity.append(structured.parity(ss, res.config.seed, f, ref))
+        full.append(ss.stats(f))
+        span_stats.append(np.stack([ss.stats(out[k]) for k in spans]))
+    n_layers = int(model.config.num_hidden_layers)
+    return spans, np.stack(span_stats), np.stack(full), parity, n_layers, units
+
+
+@dataclass(frozen=True)
+class Units:
+    """QA questions or parsing sentences scored by 04: split ``rows`` [n], their positions in
+    ``finetune.predictions`` (``reference_rows`` [n], also the result's ``labels``: no class
+    per unit), the baseline's statistics [n, q] and ``n``."""
+
+    rows: np.ndarray
+    reference_rows: np.ndarray
+    baseline: np.ndarray
+    n: int
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.reference_rows
+
+    @property
+    def n_units(self) -> int:
+        return self.n
+
+    groups = None
+
+
+def scorer_for(cfg, task, es) -> Scorer | RatioScorer:
     """The task's scorer on the units of ``es``: token tasks resample whole sentences (the
-    words of one sentence are not independent), every other kind resamples examples."""
+    words of one sentence are not independent); QA and parsing score per-unit statistics of
+    questions or sentences (``RatioScorer``); every other kind resamples examples."""
+    if structured.is_structured(task):
+        return RatioScorer(task, es.n, n_boot=cfg.n_boot, seed=cfg.seed,
+                           unit_name=task_heads.for_task(task).units)
     if task.kind not in TOKEN_KINDS:
         return Scorer(task, es.labels, n_boot=cfg.n_boot, seed=cfg.seed)
     return Scorer(task, es.labels, n_boot=cfg.n_boot, seed=cfg.seed, groups=es.groups,
@@ -121,14 +175,19 @@ def _scored_result(cfg: SkippingConfig, task, ft: list, es: evaluation.EvalSet,
     the statistics' seconds)."""
     t1 = time.time()
     scorer = scorer_for(cfg, task, es)
-    span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, U]
-    full_t = scorer.table(metrics.predictions_from_logits(task, full))[0]
-    span_t = scorer.table(np.moveaxis(span_p, 1, 0))  # [R, 1 + B]
+    # the baseline: train majority/mean; QA and parsing: the run's rule (first words, chain)
     baseline = finetune.predictions(ft[0], cfg.split).baseline
-    base_t = scorer.table(np.full((len(ft), es.n_units), baseline))[0]
+    if structured.is_structured(task):  # per-unit statistics: [S, R, n, q], [S, n, q]
+        span_p, full_p, base_t = span_logits, full, scorer.table(es.baseline)[0]
+    else:
+        span_p = metrics.predictions_from_logits(task, span_logits)  # [S, R, U]
+        full_p = metrics.predictions_from_logits(task, full)
+        base_t = scorer.table(np.full((len(ft), es.n_units), baseline))[0]
+    full_t = scorer.table(full_p)[0]
+    span_t = scorer.table(np.moveaxis(span_p, 1, 0))  # [R, 1 + B]
     effects = effect_intervals(spans, span_t, full_t, sign=scorer.sign, n_layers=n_layers,
-                               tolerance=cfg.tolerance, method=scorer.method(),
-                               metric=scorer.metric)
+                               tolerance=cfg.tolerance * structured.metric_scale(task),
+                               method=scorer.method(), metric=scorer.metric)
     times["statistics"] = time.time() - t1
     return SkippingResult(
         config=cfg, n_layers=n_layers, metric=scorer.metric, higher_is_better=scorer.higher,
@@ -143,7 +202,8 @@ def _scored_result(cfg: SkippingConfig, task, ft: list, es: evaluation.EvalSet,
         finetune_runs=finetune_runs(ft, baseline=False),
         timings={k: round(v, 1) for k, v in times.items()},
         groups=es.groups if task.kind in TOKEN_KINDS else None,
-        reference_rows=es.reference_rows if task.kind in TOKEN_KINDS else None)
+        reference_rows=(es.reference_rows if task.kind in TOKEN_KINDS
+                        or structured.is_structured(task) else None))
 
 
 def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult:
@@ -159,7 +219,9 @@ def run_skipping(cfg: SkippingConfig, *, verbose: bool = True) -> SkippingResult
     times["finetune"] = time.time() - t0
     rows = acts.task_inputs(cfg.spec())[2]
     t1 = time.time()
-    spans, span_logits, full, parity, n_layers, es = _seed_logits(cfg, task, ft, rows, log)
+    seed_outputs = (_structured_seed_stats if structured.is_structured(task) else
+                    _seed_logits)
+    spans, span_logits, full, parity, n_layers, es = seed_outputs(cfg, task, ft, rows, log)
     times["spans"] = time.time() - t1
     progress.phase("skipping: statistics (bootstrap over examples)")
     result = _scored_result(cfg, task, ft, es, spans, span_logits, full, parity, n_layers,

@@ -77,7 +77,11 @@ class Lines:
     undefined), the head fits per line, the UNTUNED-vs-predictions parity per seed, the
     activation keys (sequence tasks), the FT–FT blocks (first seed, ``mark_blocks``), and the
     evaluation units: gold ``labels`` [U], ``groups`` [U] (example of each unit) and
-    ``reference_rows`` [U] (rows of ``finetune.predictions``)."""
+    ``reference_rows`` [U] (rows of ``finetune.predictions``); ``unit_rows``: the units'
+    split rows where they differ from the asked rows (parsing: sentences ``max_length``
+    dropped). Extractive QA and parsing: ``logits[line]`` holds per-unit statistics
+    [S, L+1, n, q] (``studies.common.structured.STATS``) and ``labels`` each unit's
+    position in ``finetune.predictions`` (no class per unit)."""
 
     logits: dict[str, np.ndarray]
     fits: dict[str, list[dict]] = field(default_factory=lambda: {"tuned": [], "tunedorig": []})
@@ -87,6 +91,8 @@ class Lines:
     labels: np.ndarray | None = None
     groups: np.ndarray | None = None
     reference_rows: np.ndarray | None = None
+    unit_rows: np.ndarray | None = None
+    baseline_stats: np.ndarray | None = None  # QA and parsing: the baseline's [n, q]
 
 
 def empty_lines(n_seeds: int, n_layers: int, n_units: int, n_classes: int, **kw) -> Lines:

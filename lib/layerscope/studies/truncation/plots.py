@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from ... import plots
 from ...errors import ConfigError
 from ..common import records
+from ..common.structured import unit_scores
+from ..common.task_heads import for_task
 
 COLOURS = {"untuned": "rgb(44,160,44)", "tuned": "rgb(31,119,180)",
            "tunedorig": "rgb(230,171,2)", "full": "rgb(20,20,20)",
@@ -75,6 +77,8 @@ def layer_figure(result, layer: int) -> go.Figure:
     k = check_layer(result, layer)
     task = result.config.task_spec
     title = f"Layer {k} of {result.n_layers}: {result.config.model} on {result.config.task}"
+    if result.structured:  # QA / parsing: each question's F1 or sentence's UAS/LAS
+        return _unit_score_figure(result, k, title)
     if task.kind == "regression":
         fig = go.Figure(go.Histogram(x=result.labels.tolist(), name="gold", opacity=0.5,
                                      marker_color="#777"))
@@ -103,3 +107,23 @@ def layer_figure(result, layer: int) -> go.Figure:
              for kk, why in d.items() if kk == k]
     return plots.panels_figure(panels, title=title, metric="fraction of gold row",
                                notes=notes, zmin=0.0, zmax=1.0)
+
+
+def _unit_score_figure(result, k: int, title: str) -> go.Figure:
+    """Extractive QA / parsing at one layer: the distribution over questions (sentences) of
+    each unit's own score under each line (QA: F1; parsing: the share of its scored words
+    with the right head, and relation for LAS), seeds pooled."""
+    task = result.config.task_spec
+    fig = go.Figure()
+    for line, name in NAMES.items():
+        if k not in result.layers(line):
+            continue
+        per_unit = unit_scores(task, result.metric, result.predictions(line)[:, k])  # [S, n]
+        fig.add_trace(go.Histogram(x=per_unit[np.isfinite(per_unit)].tolist(),
+                                   name=f"{name} {result.scores[line][k]:.1f}", opacity=0.5,
+                                   marker_color=COLOURS[line], xbins={"start": 0, "end": 100,
+                                                                      "size": 10}))
+    unit = for_task(task).units
+    fig.update_layout(barmode="overlay", title=title, xaxis_title=f"{result.metric} per "
+                      f"{unit[:-1]} (%)", yaxis_title=unit, template="plotly_white")
+    return fig

@@ -16,7 +16,7 @@ import numpy as np
 from ... import metrics, plots
 from .. import results
 from ..base import StudyResult
-from ..common import records
+from ..common import records, structured
 from . import findings as fnd
 from . import plots as tplots
 
@@ -35,7 +35,11 @@ class TruncationResult(records.ScoredUnits, StudyResult):
             ``finetune.predictions`` (both None: one unit per example, ``rows``).
         logits: line ("untuned", "tuned", "tunedorig") -> [S, L+1, U, C] float32 per seed and
             layer (multiple choice: C choices); NaN rows where a layer is undefined (reason in
-            ``undefined``).
+            ``undefined``). Extractive QA and dependency parsing (units: questions,
+            sentences): per-unit statistics [S, L+1, U, q] instead (``studies.common.
+            structured.STATS``: em, f1; scored words, right heads, right heads and
+            relations), and ``labels`` holds each unit's position in
+            ``finetune.predictions`` (there is no class per unit).
         scores: line -> [L+1] metric (mean over seeds; NaN undefined); bands: line -> [L+1]
             [low, high] 95% bootstrap intervals.
         layer_metrics: line -> [L+1] {metric: value} for every metric of the task.
@@ -83,9 +87,17 @@ class TruncationResult(records.ScoredUnits, StudyResult):
         return [k for k in range(self.n_layers + 1)
                 if np.isfinite(self.logits[line][:, k]).all()]
 
+    @property
+    def structured(self) -> bool:
+        """Extractive QA or dependency parsing: ``logits`` hold per-unit statistics."""
+        return structured.is_structured(self.config.task_spec)
+
     def predictions(self, line: str) -> np.ndarray:
-        """[S, L+1, U] class ids (regression: scores); undefined layers hold NaN."""
+        """[S, L+1, U] class ids (regression: scores); undefined layers hold NaN. Extractive
+        QA and parsing: the per-unit statistics [S, L+1, U, q] (``structured.STATS``)."""
         lg = self.logits[line]
+        if self.structured:
+            return lg.astype(np.float64)
         p = metrics.predictions_from_logits(self.config.task_spec, np.nan_to_num(lg))
         p = p.astype(np.float64)
         p[~np.isfinite(lg).all(-1)] = np.nan

@@ -41,10 +41,10 @@ from ... import adapters, finetune, metrics, models, progress
 from ...errors import ConfigError
 from ...tasks import TOKEN_KINDS
 from ..base import StudyConfig, seed_configs
-from ..common import evaluation, task_heads
+from ..common import evaluation, structured, task_heads
 from ..common.records import finetune_runs
-from ..common.scoring import Scorer
-from . import heads, units
+from ..common.scoring import RatioScorer, Scorer
+from . import heads, structured_lines, units
 from .findings import effect_intervals
 from .lines import LINES, Clock, Lines, defined_layers, empty_lines, ft_blocks, retrain
 from .result import TruncationResult
@@ -157,11 +157,20 @@ def _ablations(cfg: TruncationConfig, rows: np.ndarray, n_layers: int,
             log(f"[truncation] ablation {kind}={k}")
             runs = [finetune.load_or_train(c, verbose=verbose)
                     for c in cfg.finetune_configs(**{kind: k})]
-            preds = np.stack([finetune.predictions(r, cfg.split).predictions[rows]
+            preds = np.stack([_unit_predictions(cfg.task_spec,
+                                                finetune.predictions(r, cfg.split), rows)
                               for r in runs])
             out.append({"kind": kind, "k": k, "x": n_layers - k if kind == "drop_top" else k,
                         "keys": [r.path.name for r in runs], "predictions": preds})
     return out
+
+
+def _unit_predictions(task, reference, rows: np.ndarray) -> np.ndarray:
+    """A run's predictions of the units at ``rows`` of ``finetune.predictions``: classes or
+    scores [n], or for QA and parsing their per-unit statistics [n, q] (``structured``)."""
+    if structured.is_structured(task):
+        return structured.reference_stats(task, reference)[rows]
+    return reference.predictions[rows]
 
 
 def _untuned_features(cfg: TruncationConfig, specs: tuple, verbose: bool
@@ -237,10 +246,14 @@ def _undefined(logits: dict[str, np.ndarray], no_heads: str | None = None,
 
 
 def scorer_for(cfg, task, labels: np.ndarray, groups: np.ndarray | None, n_rows: int,
-               metric: str | None = None) -> Scorer:
+               metric: str | None = None) -> Scorer | RatioScorer:
     """The task's scorer on the units' ``labels``: token tasks resample whole sentences
     (``groups``: the sentence of each unit), so the intervals respect the dependence between
-    the words of one sentence; every other kind resamples examples."""
+    the words of one sentence; QA and parsing score per-unit statistics (questions,
+    sentences: ``RatioScorer``); every other kind resamples examples."""
+    if structured.is_structured(task):
+        return RatioScorer(task, len(labels), n_boot=cfg.n_boot, seed=cfg.seed, metric=metric,
+                           unit_name=task_heads.for_task(task).units)
     if task.kind not in TOKEN_KINDS:
         return Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed, metric=metric)
     return Scorer(task, labels, n_boot=cfg.n_boot, seed=cfg.seed, metric=metric, groups=groups,
@@ -255,19 +268,24 @@ def _scored_result(cfg: TruncationConfig, task, ft: list, out: Lines, rows: np.n
     logits, L = out.logits, next(iter(out.logits.values())).shape[1] - 1
     labels = out.labels
     n = len(labels)
-    pred = {k: metrics.predictions_from_logits(task, np.nan_to_num(v))
-            for k, v in logits.items()}  # [S, L+1, n]
     scorer = scorer_for(cfg, task, labels, out.groups, len(rows))
-    baseline_value = finetune.predictions(ft[0], cfg.split).baseline  # train majority/mean
+    # the baseline: train majority/mean; QA and parsing: the run's rule (first words, chain)
+    baseline_value = finetune.predictions(ft[0], cfg.split).baseline
+    if structured.is_structured(task):  # per-unit statistics [S, L+1, n, q]
+        pred = dict(logits)
+        base = scorer.table(out.baseline_stats)[0]
+    else:
+        pred = {k: metrics.predictions_from_logits(task, np.nan_to_num(v))
+                for k, v in logits.items()}  # [S, L+1, n]
+        base = scorer.table(np.full((len(ft), n), baseline_value))[0]
     tables = {}
     for line in LINES:
         t = scorer.table(np.moveaxis(pred[line], 1, 0))  # [L+1, 1 + B]
         t[list(undefined[line])] = np.nan
         tables[line] = t
-    base = scorer.table(np.full((len(ft), n), baseline_value))[0]
     effects = effect_intervals(tables, base, sign=scorer.sign, n_layers=L,
-                               tolerance=cfg.tolerance, method=scorer.method(),
-                               metric=scorer.metric)
+                               tolerance=cfg.tolerance * structured.metric_scale(task),
+                               method=scorer.method(), metric=scorer.metric)
     for a in ablations:
         t = scorer.table(a["predictions"])[0]
         a.update(value=float(t[0]), band=list(scorer.interval(t)[1:]),
@@ -317,7 +335,7 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     # is not of that form (ModernBERT: final norm and a LayerNorm inside) runs UNTUNED only,
     # and its two other lines are undefined, saying why
     form = ("first-token dense + activation + linear" if kind in ("sequence", "multiple_choice")
-            else "linear")
+            else "biaffine" if kind == "parser" else "linear")
     no_heads = None if family.has_tuned_head(kind) else (
         f"TUNED/TUNEDORIG are undefined for {family.family}: its {kind} head is not a {form} "
         f"head that can be retrained on layer k's features")
@@ -327,6 +345,10 @@ def run_truncation(cfg: TruncationConfig, *, verbose: bool = True) -> Truncation
     if task.kind in evaluation.SEQUENCE_KINDS:
         out, rows = _sequence_run(cfg, task, ft, clock, log, verbose, no_heads)
         undefined = _undefined(out.logits, no_heads)
+    elif structured.is_structured(task):
+        out, rows = _structured_run(cfg, ft, clock, log, no_heads)
+        undefined = _undefined(out.logits, no_heads, f"the head's input is the same for every "
+                                                     f"{task_heads.for_task(task).unit}")
     else:
         rows, train_rows = units.unit_rows(cfg)
         orig = None
@@ -365,8 +387,28 @@ def _sequence_run(cfg: TruncationConfig, task, ft: list, clock: Clock, log, verb
     return out, rows
 
 
+def _structured_run(cfg: TruncationConfig, ft: list, clock: Clock, log, no_heads: str | None
+                    ) -> tuple[Lines, np.ndarray]:
+    """Every seed's lines of a QA or parsing task (``structured_lines``) -> (lines, the
+    units' split rows)."""
+    rows, train_rows = units.unit_rows(cfg)
+    orig = None
+    if no_heads is None:
+        log("[truncation] untuned encoder features")
+        orig = structured_lines.untuned_features(cfg, rows, train_rows)
+        clock.lap("features")
+    out = None
+    for s, res in enumerate(ft):
+        out = structured_lines.seed_lines(cfg, s, res, rows, train_rows, orig, out, clock, log,
+                                          len(ft), no_heads)
+    return out, out.unit_rows
+
+
 def _metrics(task, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Every metric of the task, mean over seeds (preds [S, n])."""
+    """Every metric of the task, mean over seeds (preds [S, n]; QA and parsing: per-unit
+    statistics [S, n, q])."""
+    if structured.is_structured(task):
+        return structured.unit_metrics(task, preds)
     per = [metrics.compute(task, p, labels) for p in np.atleast_2d(preds)]
     return {m: float(np.mean([d[m] for d in per])) for m in per[0]
             if isinstance(per[0][m], float)}
