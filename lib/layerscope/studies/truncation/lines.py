@@ -95,7 +95,9 @@ class Lines:
     baseline_stats: np.ndarray | None = None  # QA and parsing: the baseline's [n, q]
 
 
-def empty_lines(n_seeds: int, n_layers: int, n_units: int, n_classes: int, **kw) -> Lines:
-    """All-NaN logits [S, L+1, U, C] for each line."""
+def empty_lines(n_seeds: int, n_layers: int, n_units: int, n_classes: int, *,
+                dtype=np.float32, **kw) -> Lines:
+    """All-NaN logits [S, L+1, U, C] for each line (``dtype`` float64 for the per-unit
+    statistics of QA and parsing: an F1 of 1/3 kept exactly as the predictions hold it)."""
     return Lines(logits={k: np.full((n_seeds, n_layers + 1, n_units, n_classes), np.nan,
-                                    dtype=np.float32) for k in LINES}, **kw)
+                                    dtype=dtype) for k in LINES}, **kw)

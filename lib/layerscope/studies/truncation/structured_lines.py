@@ -108,8 +108,8 @@ def seed_lines(cfg, s: int, res, rows: np.ndarray, train_rows: np.ndarray, orig:
     ref_rows = structured.reference_rows(val, ref)
     if out is None:
         q = len(structured.STATS[task.kind])
-        out = empty_lines(n_seeds, L, val.n, q, labels=ref_rows, groups=None,
-                          reference_rows=ref_rows)
+        out = empty_lines(n_seeds, L, val.n, q, dtype=np.float64, labels=ref_rows,
+                          groups=None, reference_rows=ref_rows)
         out.unit_rows = val.rows  # parsing: the sentences max_length kept
         out.baseline_stats = structured.baseline_stats(val, ref.baseline)
     if not np.array_equal(out.reference_rows, ref_rows):
