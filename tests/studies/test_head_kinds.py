@@ -284,7 +284,10 @@ def test_check_task_names_the_kinds_with_a_head():
     assert evaluation.check_task("tiny-dep", "skipping").kind == "token_pair"
     import dataclasses
 
-    other = dataclasses.replace(get_task("tiny-pos"), kind="extractive_qa", name="squadish")
-    with pytest.raises(ConfigError, match="'extractive_qa' task; the skipping study .* "
-                                          "multiple_choice, tagging, token_pair"):
+    from layerscope.tasks import KINDS
+
+    assert set(task_heads.HEADS) == set(KINDS)  # every kind has a head on layer k's states
+    other = dataclasses.replace(get_task("tiny-pos"), kind="clustering", name="clusterish")
+    with pytest.raises(ConfigError, match="'clustering' task; the skipping study .* "
+                                          "token_pair, extractive_qa, dependency_parsing"):
         evaluation.check_task(other, "skipping")
