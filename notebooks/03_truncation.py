@@ -36,10 +36,13 @@
 # (context + choice, one score per choice, accuracy over choices); a tagging task's first
 # sub-word of each labelled word; a token-pair task's two words (head and dependent,
 # concatenated). Token tasks are scored per word (pair), and their intervals resample whole
-# sentences.
+# sentences. Extractive QA (Merchant et al. 2020's SQuAD): the QA head on every token of each
+# window, each question's best span over its windows, EM/F1; dependency parsing: the biaffine
+# parser on the words' states, one tree per sentence, UAS/LAS; their intervals resample
+# questions or sentences.
 
 # %% tags=["parameters"]
-task: str = "movies"  # a task of any kind with a head (sentence, multiple choice, tagging, token pair): `python -m layerscope.cli tasks` lists them
+task: str = "movies"  # a task of any kind (sentence, multiple choice, tagging, token pair, extractive QA, parsing): `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each line is the mean over them
@@ -64,6 +67,7 @@ interactive: bool = True  # False for papermill / nbval runs: skips the widget c
 import numpy as np
 
 from layerscope import finetune
+from layerscope.studies.common.structured import reference_stats
 from layerscope.studies.truncation import TruncationConfig, run_truncation, save_truncated_model
 
 cfg = TruncationConfig(task=task, model=model, preset=preset, seeds=seeds, finetuned=finetuned,
@@ -80,7 +84,9 @@ print("seconds by step:", result.timings)
 # Shapes follow the layer convention; every undefined layer has a reason and no defined layer
 # holds a NaN; UNTUNED at layer *L* (the head on the last hidden state) is the fine-tuned model
 # itself: it reproduces the cached predictions of notebook 01 on the same examples (units:
-# examples, questions, words or word pairs, each at its row of those predictions).
+# examples, questions, words or word pairs, each at its row of those predictions; QA and
+# parsing: each question's EM/F1 and each sentence's scored words, right heads and right
+# relations, which their lines hold in place of logits).
 
 # %%
 L, n = result.n_layers, len(result.labels)  # n scored units
@@ -93,6 +99,9 @@ for line, logits in result.logits.items():
     assert all(np.isfinite(result.scores[line][k]) for k in defined), line
 for s, fc in enumerate(cfg.finetune_configs()):
     ref = finetune.predictions(finetune.load_or_train(fc, verbose=False), cfg.split)
+    if result.structured:  # the same answers and trees: the same per-unit statistics
+        assert np.array_equal(result.logits["untuned"][s, L], reference_stats(cfg.task_spec, ref)[rows]), s
+        continue
     assert np.allclose(result.logits["untuned"][s, L], ref.logits[rows], atol=1e-4), s
     assert np.allclose(result.predictions("untuned")[s, L], ref.predictions[rows]), s
 print({line: sorted(why.items()) for line, why in result.undefined.items() if why})
@@ -137,7 +146,8 @@ for claim, f in findings.items():
 # %% [markdown]
 # ## The shallowest model that keeps its performance, in detail
 # Per line, the confusion matrix at that depth (rows: gold label; regression: the distribution
-# of predicted scores).
+# of predicted scores; QA and parsing: the distribution of each question's F1 or each
+# sentence's LAS).
 
 # %%
 result.layer_figure(max(1, result.smallest_depth))

@@ -27,10 +27,11 @@
 # all spans that end there. Every task kind is scored through its own head on the final state:
 # a sentence task's first token, each choice's pooled state (multiple choice: accuracy over
 # choices), each labelled word (tagging), each word pair (token pairs; token tasks' intervals
-# resample whole sentences).
+# resample whole sentences), each question's best span over its windows (extractive QA: EM/F1)
+# or each sentence's tree from the biaffine parser (dependency parsing: UAS/LAS).
 
 # %% tags=["parameters"]
-task: str = "movies"  # a task of any kind with a head (sentence, multiple choice, tagging, token pair): `python -m layerscope.cli tasks` lists them
+task: str = "movies"  # a task of any kind (sentence, multiple choice, tagging, token pair, extractive QA, parsing): `python -m layerscope.cli tasks` lists them
 model: str = "minilm-l6"  # a model name, hub id ("org/name") or local directory
 preset: str = "demo"  # fine-tuning preset: demo | phang2021 | zhou2022 | smoke
 seeds: list = [0]  # fine-tuning seeds; each cell is the mean over them
@@ -47,6 +48,7 @@ interactive: bool = True  # False for papermill / nbval runs: skips the widget c
 import numpy as np
 
 from layerscope import finetune
+from layerscope.studies.common.structured import reference_stats
 from layerscope.studies.skipping import SkippingConfig, run_skipping
 from layerscope.surgery_kernels import spans
 
@@ -74,6 +76,9 @@ assert m.shape == (L, L) and np.isnan(m[np.tril_indices(L, -1)]).all() and np.is
 assert np.isfinite(m).sum() == len(result.spans)
 for s, fc in enumerate(cfg.finetune_configs()):
     ref = finetune.predictions(finetune.load_or_train(fc, verbose=False), cfg.split)
+    if result.structured:  # QA / parsing: the same answers and trees, per-unit statistics
+        assert np.array_equal(result.full_logits[s], reference_stats(cfg.task_spec, ref)[rows]), s
+        continue
     assert np.allclose(result.full_logits[s], ref.logits[rows], atol=1e-4), s
     assert np.allclose(result.full_predictions()[s], ref.predictions[rows]), s
 

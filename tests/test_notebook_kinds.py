@@ -1,4 +1,5 @@
-"""Notebooks 03 and 04 on the task kinds beyond sentence tasks (issue 17 §4): each parameter set
+"""Notebooks 03 and 04 on the task kinds beyond sentence tasks (issue 17 §4; extractive QA and
+dependency parsing, issue 18): each parameter set
 ``tests/notebooks/<notebook>.<task>.yaml`` is prepared with papermill and executed by
 ``pytest --nbval-lax`` (the in-cell asserts are the checks: shapes, every undefined layer with
 a reason, and exact parity of UNTUNED at L / nothing skipped with ``finetune.predictions`` unit
@@ -18,16 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = sorted((ROOT / "tests" / "notebooks").glob("0[34]_*.*.yaml"))
 
 
-def test_the_parameter_sets_cover_both_new_kinds_in_both_notebooks():
-    """03 and 04 on tagging and multiple choice (03 on multiple choice: its own smoke set)."""
+def test_the_parameter_sets_cover_the_new_kinds_in_both_notebooks():
+    """03 and 04 on tagging, multiple choice (03: its own smoke set), extractive QA and
+    dependency parsing."""
     names = {p.name for p in SETS}
     assert names == {"03_truncation.tiny-pos.yaml", "04_skipping.tiny-pos.yaml",
-                     "04_skipping.tiny-choice.yaml"}, names
+                     "04_skipping.tiny-choice.yaml"} | {
+        f"{nb}.{t}.yaml" for nb in ("03_truncation", "04_skipping")
+        for t in ("tiny-squad", "tiny-parse")}, names
     assert "task: tiny-choice" in (ROOT / "tests" / "notebooks" / "03_truncation.yaml").read_text()
 
 
 @pytest.mark.slow
-def test_notebooks_03_and_04_run_on_tagging_and_multiple_choice(tmp_path: Path):
+def test_notebooks_03_and_04_run_on_every_kind(tmp_path: Path):
     prepared = []
     for params in SETS:
         stem, task = params.name.split(".")[:2]
