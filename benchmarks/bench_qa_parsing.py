@@ -13,7 +13,11 @@ each of the two kinds, tiny and small models. Measured in one run, on the same e
   its windows, ``qa.windows.best_spans``, vectorised; parsing: the biaffine scores and one
   Chu-Liu/Edmonds tree per sentence) against one example at a time through the same steps;
 * the parts: QA's span search vectorised against explicit loops over (start, end) on the
-  same logits, and parsing's tree decoding alone (its share of the all-layer time).
+  same logits, and parsing's tree decoding alone (its share of the all-layer time);
+* **study 03's own UNTUNED pass** (``studies.common.structured``: ``untuned_outputs`` on
+  length-sorted batches of 32, then every layer's per-question EM/F1 or per-sentence
+  UAS/LAS counts), per 1,000 questions or sentences, against the same code with batches of
+  one; both must give the same statistics (asserted).
 
 Examples: tiny-squad's questions with their context followed by other contexts (about
 ``--context-words`` words, so long contexts give several windows of ``--max-length`` tokens,
@@ -45,6 +49,7 @@ from layerscope import encoding, models  # noqa: E402
 from layerscope.encoding import BOOKKEEPING  # noqa: E402
 from layerscope.parsing.mst import decode as decode_trees  # noqa: E402
 from layerscope.qa.windows import best_spans  # noqa: E402
+from layerscope.studies.common import structured  # noqa: E402
 from layerscope.tasks import get_task, load_split  # noqa: E402
 
 QA, PARSE = get_task("tiny-squad"), get_task("tiny-parse")
@@ -179,6 +184,18 @@ def loop_spans(windows, start, end, m: int, max_len: int = 30) -> None:
                 best = max(best, start[i, s] + end[i, e])
 
 
+def study_pass(model, task, rows, tok, max_length: int, size: int) -> tuple[float,
+                                                                            np.ndarray]:
+    """(seconds, statistics [L+1, n, q]) of study 03's UNTUNED pass on ``rows`` in batches of
+    ``size`` windows or sentences, every layer scored."""
+    ss = structured.structured_set(task, "benchmark", np.arange(len(rows)), tok, max_length,
+                                   batch_size=size, data=rows)
+    t0 = time.perf_counter()
+    out = structured.untuned_outputs(model, ss)
+    stats = np.stack([ss.stats(x) for x in out])
+    return time.perf_counter() - t0, stats
+
+
 # --------------------------------------------------------------------------- main
 def run(name: str, args) -> list[tuple]:
     out = []
@@ -217,6 +234,7 @@ def run(name: str, args) -> list[tuple]:
             loops = (time.perf_counter() - t0) * len(windows) / m
             out.append((task.kind, name, f"span search ({n_layers} layers), per 1,000 windows",
                         s * per, loops * per * n_layers))
+            data = rows
         else:
             f, d = parse_all_layers(model, collate, items, 32)
             one_f = one_d = 0.0
@@ -228,6 +246,18 @@ def run(name: str, args) -> list[tuple]:
                         f * per, one_f * 1000 / n_naive))
             out.append((task.kind, name, "all layers: tree decoding, per 1,000 sentences",
                         d * per, one_d * 1000 / n_naive))
+            data = parse_rows(args.n)
+        n_study = min(len(data), args.naive_n)
+        fast_s, fast_stats = study_pass(model, task, data, tok, args.max_length, 32)
+        sub = data.select(range(n_study))
+        slow_s, slow_stats = study_pass(model, task, sub, tok, args.max_length, 1)
+        # the same units (padding moves a logit by float rounding only): the same scores
+        if not np.array_equal(fast_stats[:, :n_study], slow_stats):
+            raise AssertionError(f"{task.name}: batched and one-at-a-time study passes "
+                                 f"disagree")
+        unit = "questions" if task is QA else "sentences"
+        out.append((task.kind, name, f"study 03 UNTUNED pass, every layer scored, per 1,000 "
+                    f"{unit}", fast_s * 1000 / len(data), slow_s * 1000 / n_study))
     return out
 
 

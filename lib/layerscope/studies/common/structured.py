@@ -36,6 +36,7 @@ from torch import nn
 
 from ... import devices, metrics, surgery, surgery_kernels
 from ...encoding import collator_for, encode_split, qa_dataset, qa_windows
+from ...errors import ConfigError
 from ...finetune import qa as finetune_qa
 from ...finetune.parser_model import decode_outputs
 from ...progress import counted
@@ -176,14 +177,18 @@ class StructuredSet:
 
 
 def structured_set(task: TaskSpec, split: str, rows: np.ndarray, tokenizer, max_length: int,
-                   *, batch_size: int = 32) -> StructuredSet:
+                   *, batch_size: int = 32, data=None) -> StructuredSet:
     """Encode ``rows`` of ``split`` as fine-tuning's evaluation does (QA: windows of
     ``max_length`` tokens with the recipe's stride; parsing: sentences, the words
     ``max_length`` cuts said and their sentences kept or dropped as there), in length-sorted
     batches of ``batch_size`` windows or sentences (32: the extraction sweet spot on 2 CPU
-    cores, ``activations.extract``)."""
+    cores, ``activations.extract``). ``data``: those rows themselves (a ``datasets.Dataset``
+    in the task's columns) instead of reading them from the split."""
     rows = np.asarray(rows, dtype=np.int64)
-    data = load_split(task, split).select([int(r) for r in rows])
+    if data is None:
+        data = load_split(task, split).select([int(r) for r in rows])
+    elif len(data) != len(rows):
+        raise ConfigError(f"{len(data)} rows of data for {len(rows)} row indices")
     collate = collator_for(task, tokenizer)
     if task.kind == "extractive_qa":
         windows = qa_windows(data, tokenizer, max_length)
