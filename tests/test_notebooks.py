@@ -1,24 +1,32 @@
 """Notebook tests: every notebook runs top to bottom with smoke parameters, and is tidy.
 
-Each ``notebooks/NN_name.ipynb`` is prepared with ``papermill --prepare-only -f
-tests/notebooks/NN_name.yaml`` (tiny model, fixture task, interactive=False) and then executed
-by ``pytest --nbval-lax``: the in-cell asserts are the checks (stripped notebooks have no stored
-outputs to compare).
+Each ``notebooks/NN_name.ipynb`` is prepared with papermill's ``prepare_only`` and the
+parameters of ``tests/notebooks/NN_name.yaml`` (tiny model, fixture task, interactive=False)
+and then executed by ``pytest --nbval-lax``: the in-cell asserts are the checks (stripped
+notebooks have no stored outputs to compare). The runs are one nbval process per notebook, two
+at a time (a kernel is one busy core: imports, tiny models), started once per module for the
+tests selected; each test reads its own notebook's outcome.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SMOKE = ROOT / "tests" / "notebooks"
+# notebooks 02 and 04 on a checkpoint fine-tuned elsewhere (the study whose record they save)
+ELSEWHERE = [("02_similarity", "similarity"), ("04_skipping", "skipping")]
+PARALLEL = 2  # nbval processes at once; each kernel gets cores // PARALLEL torch threads
 
 
 def test_every_notebook_has_smoke_parameters():
@@ -46,46 +54,86 @@ def test_notebook_is_stripped_and_paired(nb: Path):
     assert a == b, f"{nb.name} and {paired.name} differ: run jupytext --sync {paired}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_with_smoke_parameters(nb: Path, tmp_path: Path):
-    """papermill --prepare-only with smoke parameters, then nbval-lax on the prepared copy."""
-    prepared = tmp_path / nb.name
-    subprocess.run([sys.executable, "-m", "papermill", "--prepare-only", "-f",
-                    str(SMOKE / f"{nb.stem}.yaml"), str(nb), str(prepared)],
-                   check=True, capture_output=True, cwd=ROOT)
-    proc = subprocess.run(
+def _smoke_params(stem: str) -> dict:
+    return yaml.safe_load((SMOKE / f"{stem}.yaml").read_text())
+
+
+def _elsewhere_params(stem: str, checkpoint: Path, out: Path) -> dict:
+    """The smoke parameters with ``finetuned=[checkpoint]`` instead of training."""
+    params = _smoke_params(stem)
+    params.update(finetuned=[str(checkpoint)], seeds=[0], max_steps=0, out_dir=str(out))
+    if "checkpoint_steps" in params:  # drift needs training snapshots: refused with checkpoints
+        params["checkpoint_steps"] = []
+    return params
+
+
+def _nbval(prepared: Path, threads: int) -> subprocess.CompletedProcess:
+    """nbval-lax on one prepared notebook, in its folder; torch threads told not to spin, as
+    two kernels share the cores."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "OMP_WAIT_POLICY": "passive"}
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
          "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", str(prepared)],
-        capture_output=True, text=True, cwd=tmp_path)
+        capture_output=True, text=True, cwd=prepared.parent, env=env)
+
+
+@pytest.fixture(scope="module")
+def nbval_runs(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, dict]]:
+    """{run: (its nbval process, its parameters)} for the runs whose tests this session selected:
+    a smoke run by its notebook's stem, a fine-tuned-elsewhere run as ``elsewhere-<stem>``.
+    Each is prepared in a folder of its own (its cwd: relative paths in the smoke parameters
+    land there) and executed by its own nbval process, PARALLEL at a time."""
+    import shutil
+
+    import papermill
+
+    from layerscope.batch.runner import available_cores, threads_per_run
+
+    runs: dict[str, tuple[Path, dict]] = {}
+    for item in request.session.items:
+        if item.module is not request.module or "nbval_runs" not in item.fixturenames:
+            continue
+        if item.originalname == "test_notebook_runs_with_smoke_parameters":
+            stem = item.callspec.params["nb"].stem
+            runs[stem] = (ROOT / "notebooks" / f"{stem}.ipynb", _smoke_params(stem))
+        else:
+            stem = item.callspec.params["stem"]
+            folder = tmp_path_factory.mktemp(f"elsewhere-{stem}")
+            checkpoint = folder / "my-fine-tune"
+            shutil.copytree(request.getfixturevalue("tiny_sentiment_ft").model_dir, checkpoint)
+            runs[f"elsewhere-{stem}"] = (ROOT / "notebooks" / f"{stem}.ipynb",
+                                         _elsewhere_params(stem, checkpoint, folder / "out"))
+    prepared = {}
+    for run, (nb, params) in runs.items():
+        prepared[run] = tmp_path_factory.mktemp(run) / nb.name
+        papermill.execute_notebook(str(nb), str(prepared[run]), parameters=params,
+                                   prepare_only=True, progress_bar=False)
+    parallel = max(1, min(PARALLEL, available_cores()))
+    threads = threads_per_run(parallel)
+    # the smoke runs first, elsewhere ones last (they are shorter: no fine-tuning), so that
+    # the two processes end at about the same time
+    order = sorted(prepared, key=lambda r: (r.startswith("elsewhere-"), r))
+    with ThreadPoolExecutor(parallel) as pool:
+        procs = dict(zip(order, pool.map(lambda r: _nbval(prepared[r], threads), order),
+                         strict=True))
+    return {run: (procs[run], runs[run][1]) for run in prepared}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_with_smoke_parameters(nb: Path, nbval_runs):
+    """Prepared with the smoke parameters, then nbval-lax on the prepared copy."""
+    proc, _ = nbval_runs[nb.stem]
     assert proc.returncode == 0, f"{nb.name} failed under nbval:\n{proc.stdout[-6000:]}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stem,study", [("02_similarity", "similarity"),
-                                        ("04_skipping", "skipping")])
-def test_notebook_runs_on_a_model_fine_tuned_elsewhere(stem, study, tiny_sentiment_ft,
-                                                      tmp_path: Path):
+@pytest.mark.parametrize("stem,study", ELSEWHERE)
+def test_notebook_runs_on_a_model_fine_tuned_elsewhere(stem, study, nbval_runs):
     """``finetuned=[folder]`` instead of training: the notebook's asserts (in 04, parity with
     ``finetune.predictions`` through ``cfg.finetune_configs()``) hold for the checkpoint."""
-    import shutil
-
-    import yaml
-
-    folder = tmp_path / "my-fine-tune"
-    shutil.copytree(tiny_sentiment_ft.model_dir, folder)
-    params = yaml.safe_load((SMOKE / f"{stem}.yaml").read_text())
-    params.update(finetuned=[str(folder)], seeds=[0], max_steps=0, out_dir=str(tmp_path / "out"))
-    if "checkpoint_steps" in params:  # drift needs training snapshots: refused with checkpoints
-        params["checkpoint_steps"] = []
-    prepared = tmp_path / f"{stem}.ipynb"
-    subprocess.run([sys.executable, "-m", "papermill", "--prepare-only", "-y",
-                    yaml.safe_dump(params), str(ROOT / "notebooks" / f"{stem}.ipynb"),
-                    str(prepared)], check=True, capture_output=True, cwd=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-         "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", str(prepared)],
-        capture_output=True, text=True, cwd=tmp_path)
+    proc, params = nbval_runs[f"elsewhere-{stem}"]
     assert proc.returncode == 0, f"{stem} failed under nbval:\n{proc.stdout[-6000:]}"
-    record = json.loads((tmp_path / "out" / f"{study}.json").read_text())["record"]
-    assert record["finetuned"] == str(folder)
+    record = json.loads((Path(params["out_dir"]) / f"{study}.json").read_text())["record"]
+    assert record["finetuned"] == params["finetuned"][0]  # the copied checkpoint's folder
