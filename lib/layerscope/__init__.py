@@ -25,7 +25,8 @@ The public API, all at the top level (``import layerscope as ls``)::
 * Studies (the notebooks' one call each; results have ``figure()``, ``findings()``,
   ``verdict()``, ``save()``): ``run_similarity`` / ``SimilarityConfig``, ``run_truncation`` /
   ``TruncationConfig``, ``run_skipping`` / ``SkippingConfig``, ``run_geometry`` /
-  ``GeometryConfig``.
+  ``GeometryConfig``, ``run_tasks`` / ``TasksConfig`` (several tasks side by side, Merchant
+  et al. 2020).
 * Errors: ``LayerscopeError`` (every error raised on purpose), ``ConfigError``,
   ``UndefinedError``.
 

@@ -15,6 +15,7 @@ from layerscope.errors import ConfigError
 from layerscope.measures import structural_probe as sp
 from layerscope.measures.cka import linear_cka
 from layerscope.measures.intervals import bootstrap_indices
+from layerscope.studies import results
 from layerscope.studies.base import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
@@ -327,6 +328,9 @@ def test_saved_files_read_back(tiny, tmp_path):
                                                                 "finetune_runs")})
     back = TasksResult.read(tmp_path)
     assert back.check() == [] and back.verdict() == tiny.verdict()
+    # the generic reader (the gallery's) rebuilds the study's own class, not a RecordOnly
+    generic = results.read(files["json"])
+    assert isinstance(generic, TasksResult) and generic.to_dict() == tiny.to_dict()
     assert back.to_dict() == tiny.to_dict() and back.to_record() == tiny.to_record()
     for comp in ("cka", "excess", "rsa", "uuas", "dspr"):
         assert back.figure(comp, "tiny-parse").data

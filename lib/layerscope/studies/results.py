@@ -36,6 +36,7 @@ STUDIES = {
     "truncation": "layerscope.studies.truncation.result:TruncationResult",
     "skipping": "layerscope.studies.skipping.result:SkippingResult",
     "geometry": "layerscope.studies.geometry.result:GeometryResult",
+    "tasks": "layerscope.studies.tasks.result:TasksResult",
 }
 
 
