@@ -51,7 +51,9 @@ class TasksConfig(StudyConfig):
         n_probe: probe sentences (a seeded subset of the probe task's validation split): the
             unit of every bootstrap here.
         n_probe_train: sentences of the probe task's train split the structural probe is
-            fitted on (the last fifth of them decide its early stop).
+            fitted on (the last fifth of them decide its early stop). 2,000 (all of
+            brown-parse's): on minilm-l6 layer 3, 400 gave UUAS 0.51 (the linear baseline's),
+            2,000 gave 0.63.
         threshold, margin: a layer counts as *reconfigured* by a task when its change from
             ORIG (1 - linear CKA of the same layer, the mean over seeds) exceeds the seeds'
             change (1 - CKA(FT[1], FT[2]); ``threshold="seeds"``) by more than ``margin``, or
@@ -77,7 +79,7 @@ class TasksConfig(StudyConfig):
     seeds: tuple[int, ...] = (0, 1)
     max_length: int | None = 128
     n_probe: int = 200
-    n_probe_train: int = 400
+    n_probe_train: int = 2000
     threshold: str = "seeds"
     margin: float = 0.0
     confidence: float = 0.95

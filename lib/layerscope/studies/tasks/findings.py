@@ -23,7 +23,9 @@ model and task (paired), and every verdict follows the rule of ``studies.base``.
 * ``no_forgetting.<task>``: fine-tuning on the task keeps the syntax ORIG's states encode ("does
   not lead to catastrophic forgetting of linguistic phenomena"): the structural probe's best-
   layer UUAS of FT minus ORIG's, against -``forgetting_margin`` (the best layer chosen on each
-  resample, ``syntax.best_layer_uuas``). Measured after every task, not only parsing.
+  resample, ``syntax.best_layer_uuas``). Measured after every task, not only parsing. The
+  probes are fitted once, on the training sentences: the interval covers the sampling of the
+  probe sentences they are scored on, not the probes' training.
 
 A claim without the tasks it compares (no parsing task, no other task, no structural probe) is
 UNDEFINED with the reason.
@@ -138,7 +140,10 @@ def _count_difference(result, parse: str, others: list[str], tables: dict, claim
     numbers = {"parsing_task": parse, "against": others,
                **{f"plugin_count.{t}": tables[t]["plugin_count"] for t in (parse, *others)},
                **{f"n_reconfigured.{t}": tables[t]["n_reconfigured"] for t in (parse, *others)},
-               **{f"lowest_reconfigured.{t}": tables[t]["lowest"] for t in (parse, *others)}}
+               **{f"lowest_reconfigured.{t}": tables[t]["lowest"] for t in (parse, *others)},
+               # how much, not only how many: the mean change from ORIG over the layers
+               **{f"mean_change.{t}": float(np.mean(tables[t]["change"]))
+                  for t in (parse, *others)}}
     summary = "; ".join(f"{t}: {tables[t]['plugin_count']:.0f} layers with a positive excess, "
                         f"{tables[t]['n_reconfigured']} by the interval rule (lowest "
                         f"{tables[t]['lowest']})" for t in (parse, *others))

@@ -10,6 +10,7 @@ probe's UUAS per layer, ORIG in black and each task's FT, with the linear baseli
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -186,5 +187,6 @@ def png(result, path: str | Path, comparison: str | None = None,
         ax.set_ylabel(kw["y_title"])
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=6, ncol=1)
-    fig.suptitle(result.title() + "\n" + " ".join(result.notes()), fontsize=8)
+    notes = textwrap.fill(" ".join(result.notes()), width=90 * len(panels))
+    fig.suptitle(result.title() + "\n" + notes, fontsize=8)
     return plots.layers.save_png(fig, path)
