@@ -161,10 +161,13 @@ def test_models_lists_the_families(capsys):
     out = capsys.readouterr().out
     for family in ("DistilBERT", "DeBERTa-v2", "ModernBERT", "MPNet"):
         assert family in out
-    assert "ModernBERT  modernbert" in out and "truncation UNTUNED only" in out
-    assert "heads sequence, token, multiple_choice, token_pair" in out  # every head kind
+    # ModernBERT's parser and pair heads retrain; its LayerNorm'd dense heads do not
+    assert "ModernBERT  modernbert" in out and ("truncation UNTUNED only for: sequence, token, "
+                                                "multiple_choice, span)") in out
+    every = "heads sequence, token, multiple_choice, token_pair, span, parser\n"
+    assert "BERT        bert                             all studies; " + every in out
     assert "DeBERTa     deberta " in out and "DeBERTa     deberta                          all " \
-        "studies; heads sequence, token, token_pair\n" in out  # v1: no multiple-choice model
+        "studies; heads sequence, token, token_pair, span, parser\n" in out  # v1: no multiple-choice model
     assert "hidden-state studies only (add an adapter: adapters/base.py)" in out
 
 

@@ -96,7 +96,7 @@ def _cmd_models(args) -> int:
         else:  # heads: what truncation/skipping evaluate; tuned: what TUNED/TUNEDORIG retrain
             untuned = [h for h in row["heads"] if h not in row["tuned_head_kinds"]]
             what = f"all studies; heads {', '.join(row['heads'])}" + (
-                f" (TUNED/TUNEDORIG not for: {', '.join(untuned)}; truncation UNTUNED only)"
+                f" (truncation UNTUNED only for: {', '.join(untuned)})"
                 if untuned else "")
         print(f"  {row['family']:11s} {', '.join(row['model_types']):32s} {what}")
     return 0

@@ -223,7 +223,7 @@ def test_families_say_which_heads_they_evaluate_and_retrain():
     assert set(by_type["bert"]["tuned_head_kinds"]) == kinds == set(by_type["roberta"]["heads"])
     assert "multiple_choice" not in by_type["deberta"]["heads"]  # no DebertaForMultipleChoice
     assert set(by_type["deberta-v2"]["heads"]) == kinds
-    assert by_type["modernbert"]["tuned_head_kinds"] == ("token_pair",)
+    assert by_type["modernbert"]["tuned_head_kinds"] == ("token_pair", "parser")
     assert adapters.head_kind_of("tagging") == "token"
     with pytest.raises(UnsupportedModelError, match=r"the DeBERTa adapter \(model_type "
                                                     r"'deberta'\) has no multiple_choice head"):

@@ -12,6 +12,7 @@ import pytest
 from layerscope import activations as acts
 from layerscope import finetune, surgery, surgery_kernels
 from layerscope.finetune import FinetuneConfig
+from layerscope.models import TINY_ARCHS
 from layerscope.studies import results
 from layerscope.studies import skipping as skip
 from layerscope.studies import truncation as trunc
@@ -166,3 +167,28 @@ def test_truncation_and_skipping_run_end_to_end_and_read_back(task, tmp_path):
         back = results.read(res.save(tmp_path / res.study)["json"])
         assert np.array_equal(back.unit_reference_rows, res.unit_reference_rows)
         assert back.findings() == res.findings() and back.check() == []
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_every_family_heads_reproduce_the_model_on_qa_and_parsing(arch):
+    """Each family's QA head (``EncoderAdapter.span_head``: ``qa_outputs``, ModernBERT's
+    prediction head + ``classifier``) and parser on layer k: row L is the task model's own
+    forward and row 2 the model cut to 2 blocks (``surgery.truncated``), on an untrained task
+    model (no fine-tuning needed for the identity), padded batches of several lengths."""
+    from layerscope import models
+
+    for task in TASKS:
+        spec = get_task(task)
+        model = models.load_for_task(f"tiny-{arch}", spec).eval()
+        tok = models.load_tokenizer(f"tiny-{arch}", for_words=task == "tiny-parse")
+        ss = structured.structured_set(spec, "validation", np.arange(12), tok, 64, batch_size=5)
+        u = structured.untuned_outputs(model, ss)
+        with surgery.truncated(model, 2):
+            two = structured.full_outputs(model, ss)
+        for got, want in ((u[-1], structured.full_outputs(model, ss)), (u[2], two)):
+            if ss.kind == "extractive_qa":
+                real = np.isfinite(want)
+                assert np.array_equal(real, np.isfinite(got))
+                np.testing.assert_allclose(got[real], want[real], atol=1e-5)
+            else:
+                assert np.array_equal(got, want), arch

@@ -79,7 +79,8 @@ class ModernBertAdapter(EncoderAdapter):
     family = "ModernBERT"
     # the sequence, choice and token heads hold a LayerNorm (ModernBertPredictionHead): not a
     # form the TUNED trainer retrains; the token-pair head is one linear layer on final states
-    tuned_head_kinds = ("token_pair",)
+    # the parser's biaffine head reads the final states as in every family (TUNED retrains it)
+    tuned_head_kinds = ("token_pair", "parser")
 
     def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
               ) -> torch.Tensor:
@@ -127,9 +128,9 @@ class ModernBertAdapter(EncoderAdapter):
 
     def span_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """ModernBertForQuestionAnswering: the prediction head (dense + activation + norm),
-        dropout, then ``qa_outputs``: [B, T, 2]."""
+        dropout, then its ``classifier`` (H -> 2; no ``qa_outputs`` in this family): [B, T, 2]."""
         m = self.model
-        return m.qa_outputs(m.drop(m.head(hidden)))
+        return m.classifier(m.drop(m.head(hidden)))
 
     def token_classifier(self) -> nn.Linear:
         raise UnsupportedModelError(

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...devices import to_numpy
 from ...errors import ConfigError
 from ...parsing.biaffine import BiaffineParser
 from .heads import HeadTraining
@@ -328,7 +329,7 @@ def apply_qa_heads(heads: list[nn.Linear], x, lengths) -> tuple[np.ndarray, np.n
         w, b = head.weight.detach().float().cpu(), head.bias.detach().float().cpu()
         with torch.no_grad():
             logits = F.linear(xk, w, b).masked_fill(~real[..., None], float("-inf"))
-        start[k], end[k] = logits[..., 0].numpy(), logits[..., 1].numpy()
+        start[k], end[k] = to_numpy(logits[..., 0]), to_numpy(logits[..., 1])
     return start, end
 
 
