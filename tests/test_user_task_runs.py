@@ -2,9 +2,10 @@
 and a CoNLL-U file written here run notebooks 02 (similarity) and 05 (geometry) end to end
 from the command line (`layerscope sweep GRID`, whose runs are papermill executions of the
 notebooks with the path as their ``task`` parameter; the silver DEP task runs in notebook 05
-in the same sweep). Tiny models and a few fine-tuning steps: the numbers mean nothing, the
-plumbing is what is checked (each run finished, its result names the file, the
-cache holds its entries by content)."""
+in the same sweep), and a DEP task card runs notebook 05 through papermill directly. Tiny
+models and a few fine-tuning steps: the numbers mean nothing, the plumbing is what is
+checked (each run finished, its result names the file, the cache holds its entries by
+content)."""
 
 from __future__ import annotations
 
