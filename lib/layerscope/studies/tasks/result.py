@@ -139,13 +139,13 @@ class TasksResult(StudyResult):
         c, out = self.config, []
         if self.dropped.get("sentences_cut"):
             out.append(f"{self.dropped['sentences_cut']} probe sentences were left out: "
-                       f"max_length={c.resolved_max_length()} cut them (raise max_length)")
+                       f"max_length={c.resolved_max_length()} cut them (raise max_length).")
         if c.task_spec.source == "offline" and c.probe == "brown-parse":
             out.append("brown-parse trees are SILVER parses (spaCy en_core_web_sm, ClearNLP "
-                       "labels), not Universal Dependencies")
+                       "labels), not Universal Dependencies.")
         if c.model == "minilm-l6":
             out.append("ORIG for minilm-l6 is all-MiniLM-L6-v2, a sentence-embedding "
-                       "fine-tune, not a raw masked-LM checkpoint")
+                       "fine-tune, not a raw masked-LM checkpoint.")
         out.append("Layer 0 = embedding output; layer i = output of block i.")
         return out
 
