@@ -4,16 +4,18 @@ dependency parsing, issue 18): each parameter set
 ``pytest --nbval-lax`` (the in-cell asserts are the checks: shapes, every undefined layer with
 a reason, and exact parity of UNTUNED at L / nothing skipped with ``finetune.predictions`` unit
 by unit). ``03_truncation.yaml`` itself runs on the multiple-choice fixture
-(tests/test_notebooks.py); all sets here run in one nbval session (one kernel start each).
+(tests/test_notebooks.py); each set is prepared in-process and run by an nbval process of its
+own, two at a time.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from nbval_process import nbval
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = sorted((ROOT / "tests" / "notebooks").glob("0[34]_*.*.yaml"))
@@ -32,16 +34,24 @@ def test_the_parameter_sets_cover_the_new_kinds_in_both_notebooks():
 
 @pytest.mark.slow
 def test_notebooks_03_and_04_run_on_every_kind(tmp_path: Path):
+    import papermill
+    import yaml
+
+    from layerscope.batch.runner import available_cores, threads_per_run
+
     prepared = []
     for params in SETS:
         stem, task = params.name.split(".")[:2]
-        out = tmp_path / f"{stem}-{task}.ipynb"
-        subprocess.run([sys.executable, "-m", "papermill", "--prepare-only", "-f", str(params),
-                        str(ROOT / "notebooks" / f"{stem}.ipynb"), str(out)],
-                       check=True, capture_output=True, cwd=ROOT)
-        prepared.append(str(out))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-         "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", *prepared],
-        capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, f"nbval failed:\n{proc.stdout[-6000:]}"
+        folder = tmp_path / f"{stem}-{task}"  # its own cwd: relative paths land there
+        folder.mkdir()
+        prepared.append(folder / f"{stem}.ipynb")
+        papermill.execute_notebook(str(ROOT / "notebooks" / f"{stem}.ipynb"), str(prepared[-1]),
+                                   parameters=yaml.safe_load(params.read_text()),
+                                   prepare_only=True, progress_bar=False)
+    parallel = max(1, min(2, available_cores()))
+    with ThreadPoolExecutor(parallel) as pool:
+        procs = list(pool.map(lambda p: nbval(p, threads_per_run(parallel)), prepared))
+    failed = [f"{p.parent.name}:\n{proc.stdout[-4000:]}" for p, proc in zip(prepared, procs,
+                                                                           strict=True)
+              if proc.returncode != 0]
+    assert not failed, "nbval failed:\n" + "\n".join(failed)

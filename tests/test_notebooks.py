@@ -11,15 +11,15 @@ tests selected; each test reads its own notebook's outcome.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
 import pytest
 import yaml
+
+from nbval_process import nbval
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -67,17 +67,6 @@ def _elsewhere_params(stem: str, checkpoint: Path, out: Path) -> dict:
     return params
 
 
-def _nbval(prepared: Path, threads: int) -> subprocess.CompletedProcess:
-    """nbval-lax on one prepared notebook, in its folder; torch threads told not to spin, as
-    two kernels share the cores."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "OMP_WAIT_POLICY": "passive"}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-         "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", str(prepared)],
-        capture_output=True, text=True, cwd=prepared.parent, env=env)
-
-
 @pytest.fixture(scope="module")
 def nbval_runs(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, dict]]:
     """{run: (its nbval process, its parameters)} for the runs whose tests this session selected:
@@ -115,7 +104,7 @@ def nbval_runs(request, tmp_path_factory) -> dict[str, tuple[subprocess.Complete
     # the two processes end at about the same time
     order = sorted(prepared, key=lambda r: (r.startswith("elsewhere-"), r))
     with ThreadPoolExecutor(parallel) as pool:
-        procs = dict(zip(order, pool.map(lambda r: _nbval(prepared[r], threads), order),
+        procs = dict(zip(order, pool.map(lambda r: nbval(prepared[r], threads), order),
                          strict=True))
     return {run: (procs[run], runs[run][1]) for run in prepared}
 
