@@ -128,7 +128,7 @@ def bench_extraction(name, task, device, cfg, dtypes) -> dict:
     model, tok = acts.encoder_and_tokenizer(name)
     model = model.to(device)
     texts, _ = _texts(task, "train", cfg["n_extract"])
-    limit = min(cfg["max_length"], acts.model_max_length(model, tok))
+    limit = min(cfg["max_length"], models.model_max_length(model, tok))
     lengths = [len(x) for x in tok(texts, truncation=True, max_length=limit)["input_ids"]]
     batch_size = devices.batch_size_for(device, 32)
     out = {"n_examples": len(texts), "tokens": int(sum(lengths)), "batch_size": batch_size,

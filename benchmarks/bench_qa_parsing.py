@@ -46,7 +46,6 @@ tr.logging.disable_progress_bar()
 datasets.disable_progress_bars()
 
 from layerscope import encoding, models  # noqa: E402
-from layerscope.activations import model_max_length  # noqa: E402
 from layerscope.encoding import BOOKKEEPING  # noqa: E402
 from layerscope.parsing.mst import decode as decode_trees  # noqa: E402
 from layerscope.qa.windows import best_spans  # noqa: E402
@@ -206,7 +205,7 @@ def run(name: str, args) -> list[tuple]:
         torch.manual_seed(0)
         model = models.load_for_task(name, task)
         # tiny-bert's position table has 64 rows: each model gets at most what it takes
-        max_length = min(args.max_length, model_max_length(model, tok))
+        max_length = min(args.max_length, models.model_max_length(model, tok))
         if task is QA:
             rows = qa_rows(args.n, args.context_words)
             windows = encoding.qa_windows(rows, tok, max_length)

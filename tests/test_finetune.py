@@ -208,3 +208,41 @@ def test_result_is_an_encoder_source(tiny_sentiment_ft):
     assert not model.training and model.state_dict().keys() == want.keys()
     assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
     assert tok.vocab == tr.AutoTokenizer.from_pretrained(str(tiny_sentiment_ft.model_dir)).vocab
+
+
+def test_inputs_longer_than_the_position_table_are_refused_naming_max_length(tmp_path,
+                                                                             monkeypatch):
+    """tiny-bert has 64 positions; the zhou2022 preset encodes up to 128 tokens. A sentence of
+    120 words is refused before training (no cache folder), naming the preset, max_length,
+    the model's limit and the presets that fit, not torch's shape error."""
+    from layerscope.errors import ConfigError
+    from layerscope.tasks import TaskSpec
+
+    monkeypatch.setenv("LAYERSCOPE_HOME", str(tmp_path / "home"))
+    rows = [{"text": f"a short review number {i}", "label": i % 2} for i in range(40)]
+    rows[3]["text"] = " ".join(["good"] * 120)
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = FinetuneConfig(task=TaskSpec.from_file(data), model="tiny-bert", preset="zhou2022",
+                         max_steps=1)
+    with pytest.raises(ConfigError, match=r"preset 'zhou2022' encodes max_length=128\), but "
+                       r"tiny-bert takes at most 64 .*at most 64 \(demo, smoke\)"):
+        load_or_train(cfg, verbose=False)
+    assert not list((tmp_path / "home").glob("cache/finetune/*"))
+
+
+def test_short_inputs_train_under_a_longer_max_length():
+    """max_length above the position table refuses nothing while every input fits."""
+    import datasets
+
+    from layerscope import models
+
+    cfg = FinetuneConfig(task="tiny-sentiment", model="tiny-bert", preset="zhou2022")
+    model = models.load_for_task("tiny-bert", cfg.task_spec)
+    tok = models.load_tokenizer("tiny-bert")
+    assert models.model_max_length(model, tok) == 64
+    fits = datasets.Dataset.from_dict({"input_ids": [[1] * 64, [1] * 3]})
+    training.check_inputs_fit(cfg, model, tok, fits, fits)  # nothing raised
+    with pytest.raises(Exception, match="inputs of up to 65 tokens"):
+        training.check_inputs_fit(cfg, model, tok, fits,
+                                  datasets.Dataset.from_dict({"input_ids": [[1] * 65]}))

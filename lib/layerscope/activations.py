@@ -569,17 +569,6 @@ def _batch_tensors(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def model_max_length(model: torch.nn.Module, tokenizer) -> int:
-    """Longest input the model takes (position table size; RoBERTa offsets positions by
-    pad_token_id + 1), capped by the tokenizer's own limit."""
-    cfg = model.config
-    limit = getattr(cfg, "max_position_embeddings", 10**9)
-    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
-        limit -= (cfg.pad_token_id or 0) + 1
-    tok_limit = getattr(tokenizer, "model_max_length", None) or 10**9
-    return int(min(limit, tok_limit if tok_limit < 10**6 else 10**9))
-
-
 def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str = "cls",
             dtype: str = "float32", max_length: int = 128, batch_size: int = 32,
             pair_offset: int = 1, progress: bool = True, word_vector: str = "mean",
@@ -594,7 +583,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
             (pre-split; required by ``word``/``pair`` pooling) or ``QAExample``s (extractive
             QA, windowed as fine-tuning windows them; required by ``context``/``answer``).
         pooling, max_length, pair_offset, word_vector: see ``ActivationSpec``; ``max_length``
-            is capped at what the model takes (``model_max_length``); for QA it is the
+            is capped at what the model takes (``models.model_max_length``); for QA it is the
             windows' length (stride ``encoding.qa_stride`` of it).
         pairs: per example, its (head, dependent) word pairs: ``pair`` pooling then gives one
             row per pair whose two words are complete (a token_pair task) instead of offset
@@ -633,7 +622,7 @@ def extract(model: torch.nn.Module, tokenizer, examples: list, *, pooling: str =
         if per is not None and len(per) != len(examples):
             raise ValueError(f"{name}: {len(per)} lists for {len(examples)} examples")
     base = getattr(model, "base_model", model)
-    limit = min(max_length, model_max_length(base, tokenizer))
+    limit = min(max_length, models.model_max_length(base, tokenizer))
     if qa:
         items, rows, counts = _qa_items(tokenizer, examples, limit, pooling)
     else:

@@ -422,3 +422,14 @@ def tiny_model_dir(arch: str) -> Path:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return out
+
+
+def model_max_length(model: torch.nn.Module, tokenizer) -> int:
+    """Longest input the model takes (position table size; RoBERTa offsets positions by
+    pad_token_id + 1), capped by the tokenizer's own limit."""
+    cfg = model.config
+    limit = getattr(cfg, "max_position_embeddings", 10**9)
+    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (cfg.pad_token_id or 0) + 1
+    tok_limit = getattr(tokenizer, "model_max_length", None) or 10**9
+    return int(min(limit, tok_limit if tok_limit < 10**6 else 10**9))

@@ -25,8 +25,9 @@ from safetensors.numpy import load_file
 from .. import cache, devices, models, progress, surgery
 from ..adapters import EncoderAdapter
 from ..encoding import WORD_KINDS, collator_for
+from ..errors import ConfigError
 from .checkpoint import load_checkpoint, resumable_checkpoint
-from .config import FinetuneConfig, cache_key
+from .config import PRESETS, FinetuneConfig, cache_key
 from .data import (
     eval_batch_size,
     evaluation,
@@ -214,6 +215,24 @@ class _Snapshots(tr.TrainerCallback):
             self._save(model, state.global_step)
 
 
+def check_inputs_fit(cfg: FinetuneConfig, model, tokenizer, *encoded) -> None:
+    """Refuse, before training, inputs longer than the model's position table: the preset's
+    ``max_length`` cuts inputs, but a model with fewer positions (tiny-bert: 64) would fail
+    deep inside its embeddings with a shape error that names neither."""
+    max_length, limit = cfg.hyperparameters()["max_length"], models.model_max_length(model,
+                                                                                     tokenizer)
+    if max_length <= limit:  # the common case: nothing to read
+        return
+    longest = max((len(x) for ds in encoded for x in ds["input_ids"]), default=0)
+    if longest > limit:
+        fits = [n for n, p in PRESETS.items() if p.max_length <= limit]
+        raise ConfigError(
+            f"{cfg.task}: inputs of up to {longest} tokens (preset {cfg.preset!r} encodes "
+            f"max_length={max_length}), but {cfg.model} takes at most {limit} (its position "
+            f"table); choose a preset whose max_length is at most {limit} "
+            f"({', '.join(fits) or 'none fits'}) or a model with more positions")
+
+
 def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) -> FinetuneResult:
     """Fine-tune into ``folder`` (resuming from its checkpoints if any). See load_or_train."""
     task = cfg.task_spec
@@ -226,6 +245,7 @@ def train(cfg: FinetuneConfig, folder: Path, *, callbacks=None, verbose=True) ->
     train_ds = train_dataset(cfg, task, tokenizer)
     ev = evaluation(cfg, task, tokenizer)
     eval_ds = ev.dataset
+    check_inputs_fit(cfg, model, tokenizer, train_ds, eval_ds)
     # the entry folder only now: a model or task that cannot load (no hub) leaves no folder
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_dir = folder / "checkpoints"
