@@ -210,8 +210,8 @@ def run(name: str, args) -> list[tuple]:
             rows = qa_rows(args.n, args.context_words)
             windows = encoding.qa_windows(rows, tok, max_length)
             ds = encoding.qa_dataset(task, windows, max_length)
-            unit = (f"windows of {max_length} tokens ({len(ds) / len(rows):.1f} per "
-                    "question)")
+            unit = (f"windows of {max_length} tokens, stride {encoding.qa_stride(max_length)} "
+                    f"({len(ds) / len(rows):.1f} per question)")
         else:
             ds = encoding.encode_split(task, parse_rows(args.n), tok, max_length)
             unit = f"sentences ({np.mean([len(w) for w in ds['word_index']]):.0f} words)"
@@ -282,7 +282,7 @@ def main() -> None:
         args.max_length, args.context_words, args.batch_size = 32, 40, 8
     args.models = args.models or "tiny-bert,minilm-l6"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; max_length "
-          f"{args.max_length} or the model's limit (QA stride max_length // 4), batch "
+          f"{args.max_length} or the model's limit, batch "
           f"{args.batch_size}, {args.n} examples per kind, naive on {args.naive_n}\n")
     print("| kind | model | what | batched s | naive s | naive / batched |")
     print("|---|---|---|---:|---:|---:|")

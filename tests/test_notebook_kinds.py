@@ -10,12 +10,12 @@ own, two at a time.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
-from nbval_process import nbval
+from nbval_process import nbval_all, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = sorted((ROOT / "tests" / "notebooks").glob("0[34]_*.*.yaml"))
@@ -34,24 +34,14 @@ def test_the_parameter_sets_cover_the_new_kinds_in_both_notebooks():
 
 @pytest.mark.slow
 def test_notebooks_03_and_04_run_on_every_kind(tmp_path: Path):
-    import papermill
-    import yaml
-
-    from layerscope.batch.runner import available_cores, threads_per_run
-
     prepared = []
     for params in SETS:
         stem, task = params.name.split(".")[:2]
         folder = tmp_path / f"{stem}-{task}"  # its own cwd: relative paths land there
         folder.mkdir()
-        prepared.append(folder / f"{stem}.ipynb")
-        papermill.execute_notebook(str(ROOT / "notebooks" / f"{stem}.ipynb"), str(prepared[-1]),
-                                   parameters=yaml.safe_load(params.read_text()),
-                                   prepare_only=True, progress_bar=False)
-    parallel = max(1, min(2, available_cores()))
-    with ThreadPoolExecutor(parallel) as pool:
-        procs = list(pool.map(lambda p: nbval(p, threads_per_run(parallel)), prepared))
-    failed = [f"{p.parent.name}:\n{proc.stdout[-4000:]}" for p, proc in zip(prepared, procs,
-                                                                           strict=True)
+        prepared.append(prepare(ROOT / "notebooks" / f"{stem}.ipynb", folder / f"{stem}.ipynb",
+                                yaml.safe_load(params.read_text())))
+    failed = [f"{p.parent.name}:\n{proc.stdout[-4000:]}"
+              for p, proc in zip(prepared, nbval_all(prepared), strict=True)
               if proc.returncode != 0]
     assert not failed, "nbval failed:\n" + "\n".join(failed)

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
 import pytest
 import yaml
 
-from nbval_process import nbval
+from nbval_process import nbval_all, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SMOKE = ROOT / "tests" / "notebooks"
 # notebooks 02 and 04 on a checkpoint fine-tuned elsewhere (the study whose record they save)
 ELSEWHERE = [("02_similarity", "similarity"), ("04_skipping", "skipping")]
-PARALLEL = 2  # nbval processes at once; each kernel gets cores // PARALLEL torch threads
 
 
 def test_every_notebook_has_smoke_parameters():
@@ -72,12 +70,8 @@ def nbval_runs(request, tmp_path_factory) -> dict[str, tuple[subprocess.Complete
     """{run: (its nbval process, its parameters)} for the runs whose tests this session selected:
     a smoke run by its notebook's stem, a fine-tuned-elsewhere run as ``elsewhere-<stem>``.
     Each is prepared in a folder of its own (its cwd: relative paths in the smoke parameters
-    land there) and executed by its own nbval process, PARALLEL at a time."""
+    land there) and executed by its own nbval process, two at a time (nbval_process.nbval_all)."""
     import shutil
-
-    import papermill
-
-    from layerscope.batch.runner import available_cores, threads_per_run
 
     runs: dict[str, tuple[Path, dict]] = {}
     for item in request.session.items:
@@ -93,19 +87,12 @@ def nbval_runs(request, tmp_path_factory) -> dict[str, tuple[subprocess.Complete
             shutil.copytree(request.getfixturevalue("tiny_sentiment_ft").model_dir, checkpoint)
             runs[f"elsewhere-{stem}"] = (ROOT / "notebooks" / f"{stem}.ipynb",
                                          _elsewhere_params(stem, checkpoint, folder / "out"))
-    prepared = {}
-    for run, (nb, params) in runs.items():
-        prepared[run] = tmp_path_factory.mktemp(run) / nb.name
-        papermill.execute_notebook(str(nb), str(prepared[run]), parameters=params,
-                                   prepare_only=True, progress_bar=False)
-    parallel = max(1, min(PARALLEL, available_cores()))
-    threads = threads_per_run(parallel)
+    prepared = {run: prepare(nb, tmp_path_factory.mktemp(run) / nb.name, params)
+                for run, (nb, params) in runs.items()}
     # the smoke runs first, elsewhere ones last (they are shorter: no fine-tuning), so that
     # the two processes end at about the same time
     order = sorted(prepared, key=lambda r: (r.startswith("elsewhere-"), r))
-    with ThreadPoolExecutor(parallel) as pool:
-        procs = dict(zip(order, pool.map(lambda r: nbval(prepared[r], threads), order),
-                         strict=True))
+    procs = dict(zip(order, nbval_all([prepared[r] for r in order]), strict=True))
     return {run: (procs[run], runs[run][1]) for run in prepared}
 
 
